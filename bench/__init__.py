@@ -1,0 +1,1 @@
+"""quotaguard benchmarks: `nox -s bench` (or `python -m bench`)."""

@@ -1,0 +1,102 @@
+"""quotaguard: reject over-budget quantum work before it is sent.
+
+The public surface is re-exported here; everything else is internal.
+"""
+
+from typing import TYPE_CHECKING
+
+from quotaguard.braket.work import BraketTask
+from quotaguard.engine import (
+    Budget,
+    BudgetState,
+    CalendarMonth,
+    Charge,
+    Decision,
+    FixedWindow,
+    NoWindow,
+    Reservation,
+    ReservationState,
+    RollingDays,
+    Unit,
+    Violation,
+)
+from quotaguard.errors import (
+    AuthenticationError,
+    BadRequest,
+    BudgetExceeded,
+    BudgetUnavailable,
+    Conflict,
+    DeviceUnavailable,
+    InvalidInput,
+    MalformedPayload,
+    NotFound,
+    PermissionDenied,
+    ProviderError,
+    ProviderUnavailable,
+    QuotaGuardError,
+    ReservationNotFound,
+    ServiceQuotaExceeded,
+    Throttled,
+    UnknownBudget,
+    UsageExceedsLimit,
+)
+from quotaguard.guard import BudgetGuard, Submission
+from quotaguard.ibm.work import IBMJob, IBMSession
+from quotaguard.ledger import Ledger, MemoryLedger, SQLiteLedger
+
+if TYPE_CHECKING:
+    from quotaguard.ledger.redis import RedisLedger
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequest",
+    "BraketTask",
+    "Budget",
+    "BudgetExceeded",
+    "BudgetGuard",
+    "BudgetState",
+    "BudgetUnavailable",
+    "CalendarMonth",
+    "Charge",
+    "Conflict",
+    "Decision",
+    "DeviceUnavailable",
+    "FixedWindow",
+    "IBMJob",
+    "IBMSession",
+    "InvalidInput",
+    "Ledger",
+    "MalformedPayload",
+    "MemoryLedger",
+    "NoWindow",
+    "NotFound",
+    "PermissionDenied",
+    "ProviderError",
+    "ProviderUnavailable",
+    "QuotaGuardError",
+    "RedisLedger",
+    "Reservation",
+    "ReservationNotFound",
+    "ReservationState",
+    "RollingDays",
+    "SQLiteLedger",
+    "ServiceQuotaExceeded",
+    "Submission",
+    "Throttled",
+    "Unit",
+    "UnknownBudget",
+    "UsageExceedsLimit",
+    "Violation",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> object:
+    # RedisLedger needs the optional ``redis`` package: import it only when asked for.
+    if name == "RedisLedger":
+        from quotaguard.ledger.redis import RedisLedger
+
+        return RedisLedger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

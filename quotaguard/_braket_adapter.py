@@ -1,0 +1,166 @@
+"""The guard's Braket side: spending limits cached per device, estimates, task settlement."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from quotaguard._cache import CachedState
+from quotaguard.braket import rules
+from quotaguard.braket.pricing import PriceTable, UnknownPrice
+from quotaguard.braket.work import BraketTask
+from quotaguard.engine.amounts import Unit
+from quotaguard.engine.model import Estimate, Violation
+from quotaguard.errors import BudgetUnavailable
+from quotaguard.ledger.base import Ledger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from quotaguard.braket.client import BraketClient
+    from quotaguard.braket.models import SpendingLimit
+
+__all__ = ["BraketAdapter"]
+
+log = logging.getLogger("quotaguard.guard")
+
+
+class BraketAdapter:
+    provider = "braket"
+    unit = Unit.USD
+
+    def __init__(
+        self,
+        client: BraketClient | None,
+        *,
+        prices: PriceTable | None,
+        ledger: Ledger,
+        clock: Callable[[], datetime],
+        ttl: timedelta,
+        max_staleness: timedelta,
+    ) -> None:
+        self.client = client
+        self.prices = prices or PriceTable.default()
+        self.ledger = ledger
+        self.clock = clock
+        self.ttl = ttl
+        self.max_staleness = max_staleness
+        self._limits: dict[str, CachedState[SpendingLimit | None]] = {}
+        self._warned: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"BraketAdapter(devices={sorted(self._limits)})"
+
+    def handles(self, work: object) -> bool:
+        return isinstance(work, BraketTask)
+
+    def _cache(self, device_arn: str) -> CachedState[SpendingLimit | None]:
+        cache = self._limits.get(device_arn)
+        if cache is None:
+            cache = CachedState(
+                rules.budget_key(device_arn),
+                lambda: self._fetch(device_arn),
+                ttl=self.ttl,
+                max_staleness=self.max_staleness,
+                clock=self.clock,
+            )
+            self._limits[device_arn] = cache
+        return cache
+
+    async def _bound_holds(self, key: str) -> dict[str, Decimal]:
+        """Held amounts of reservations whose task Braket already accepted (queued spend)."""
+        return {
+            r.id: r.amount_for(key)
+            for r in await self.ledger.outstanding()
+            if r.external_id is not None and any(c.budget == key for c in r.charges)
+        }
+
+    async def _fetch(self, device_arn: str) -> SpendingLimit | None:
+        assert self.client is not None
+        key = rules.budget_key(device_arn)
+        before = await self._bound_holds(key)
+        at = self.clock()
+        limit = await self.client.spending_limit_for(device_arn)
+        if limit is None:
+            return None
+        await self.record(limit, at=at, before=before)
+        return limit
+
+    async def record(
+        self, limit: SpendingLimit, *, at: datetime, before: Mapping[str, Decimal] | None = None
+    ) -> None:
+        """Make the limit a budget and report Braket's spend to the ledger.
+
+        Braket's queued spend already includes tasks we hold reservations for; those holds
+        still count locally, so they are taken out of the report, but only those bound
+        before the fetch and still held after it: the sum never undercounts.
+        """
+        budget, reported = rules.limit_budget(limit), rules.reported_used(limit)
+        await self.ledger.put_budget(budget)
+        if before:
+            after = await self._bound_holds(budget.key)
+            overlap = sum((before[r] for r in before.keys() & after.keys()), Decimal(0))
+            reported = max(limit.total_spend, reported - overlap)
+        await self.ledger.record_report(budget.key, reported, at=at)
+
+    async def estimate(self, work: BraketTask, *, now: datetime, fail_open: bool) -> Estimate:
+        limit: SpendingLimit | None = None
+        if self.client is not None and work.is_qpu:
+            try:
+                limit = await self._cache(work.device_arn).get()
+            except BudgetUnavailable:
+                if not fail_open:
+                    raise
+                # Admit, but keep charging the limit we last knew: the ledger still holds
+                # its budget, so local reservations keep counting against it.
+                limit = self._cache(work.device_arn).last
+                key = rules.budget_key(work.device_arn)
+                if key not in self._warned:
+                    self._warned.add(key)
+                    log.warning("%s: spending limit unavailable; admitting (fail_mode=open)", key)
+        return rules.estimate(work, prices=self.prices, limit=limit, now=now)
+
+    def explain(self, work: Any, violations: Sequence[Violation]) -> tuple[Violation, ...]:
+        return tuple(violations)
+
+    def external_id(self, work: object, result: object) -> str | None:
+        if isinstance(result, str):
+            return result if self.owns(result) else None
+        if isinstance(result, Mapping):
+            arn = result.get("quantumTaskArn")
+            return arn if isinstance(arn, str) else None
+        arn = getattr(result, "id", None)  # braket.aws.AwsQuantumTask
+        return arn if isinstance(arn, str) and self.owns(arn) else None
+
+    def owns(self, external_id: str) -> bool:
+        return external_id.startswith("arn:aws:braket:") and ":quantum-task/" in external_id
+
+    async def actual(self, external_id: str, reserved: Decimal) -> Decimal | None:
+        if self.client is None:
+            return None
+        task = await self.client.get_quantum_task(external_id)
+        if task.status == "COMPLETED":
+            duration = None
+            if task.created_at is not None and task.ended_at is not None:
+                duration = task.ended_at - task.created_at  # simulators bill by the minute
+            try:
+                return self.prices.estimate(task.device_arn, task.shots, duration=duration)
+            except UnknownPrice:
+                return reserved  # priced by the caller's override when it was admitted
+        if task.status in ("FAILED", "CANCELLED"):
+            return Decimal(0)
+        return None
+
+    async def sync(self) -> None:
+        if self.client is None:
+            return
+        at = self.clock()
+        async for limit in self.client.search_spending_limits():
+            await self.record(limit, at=at)
+            self._cache(limit.device_arn).set(limit)
+
+    async def aclose(self) -> None:
+        return None

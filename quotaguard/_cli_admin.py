@@ -1,0 +1,264 @@
+"""Provider administration: Braket spending limits, the IBM instance limit, the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import click
+from rich.table import Table
+
+__all__ = ["emulator", "ibm_limit", "limits"]
+
+
+def _cli() -> Any:
+    from quotaguard import cli  # late: cli imports this module while it is being built
+
+    return cli
+
+
+@click.group()
+def limits() -> None:
+    """Amazon Braket spending limits (per device)."""
+
+
+@limits.command("list")
+@click.option("--device", "devices", multiple=True, help="Only these device ARNs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def limits_list(ctx: click.Context, devices: tuple[str, ...], as_json: bool) -> None:
+    """List spending limits: limit, total, queued, remaining, window."""
+    cli = _cli()
+
+    async def body() -> list[Any]:
+        async with cli.braket_client(cli.settings_of(ctx), required=True) as braket:
+            return [lim async for lim in braket.search_spending_limits(list(devices) or None)]
+
+    rows = limit_rows(cli.run_async(body)())
+    if as_json:
+        cli.print_json({"spending_limits": rows})
+        return
+    print_limits(rows)
+
+
+def limit_rows(limits: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "arn": lim.spending_limit_arn,
+            "device": lim.device_arn,
+            "limit": lim.spending_limit,
+            "total": lim.total_spend,
+            "queued": lim.queued_spend,
+            "remaining": lim.remaining,
+            "start": lim.time_period.start_at if lim.time_period else None,
+            "end": lim.time_period.end_at if lim.time_period else None,
+        }
+        for lim in limits
+    ]
+
+
+def print_limits(rows: list[dict[str, Any]]) -> None:
+    cli = _cli()
+    from rich import box
+
+    table = Table(title="Braket spending limits", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("device", "limit", "total", "queued", "remaining", "window", ""):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        window = f"{r['start']:%Y-%m-%d}→{r['end']:%Y-%m-%d}" if r["start"] else "always"
+        table.add_row(
+            cli.short_key(str(r["device"]), 30),
+            f"${r['limit']}",
+            f"${r['total']}",
+            f"${r['queued']}",
+            f"${r['remaining']}",
+            window,
+            cli.bar(r["total"] + r["queued"], r["limit"]),
+        )
+    cli.out.print(table if rows else "no spending limits")
+
+
+def _when(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=flag) from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter("give a timezone, e.g. 2026-12-01T00:00:00+00:00", param_hint=flag)
+    return parsed
+
+
+@limits.command("set")
+@click.argument("device")
+@click.argument("amount")
+@click.option("--start", help="Window start (ISO 8601 with timezone).")
+@click.option("--end", help="Window end (ISO 8601 with timezone).")
+@click.pass_context
+def limits_set(
+    ctx: click.Context, device: str, amount: str, start: str | None, end: str | None
+) -> None:
+    """Create or update DEVICE's spending limit to AMOUNT USD."""
+    cli = _cli()
+    from quotaguard.braket.models import TimePeriod
+
+    begin, finish = _when(start, "--start"), _when(end, "--end")
+    if (begin is None) != (finish is None):
+        raise click.UsageError("give both --start and --end, or neither")
+
+    async def body() -> str:
+        period = TimePeriod(begin, finish) if begin and finish else None
+        async with cli.braket_client(cli.settings_of(ctx), required=True) as braket:
+            current = await braket.spending_limit_for(device)
+            if current is None:
+                await braket.create_spending_limit(device, amount, time_period=period)
+                return "created"
+            await braket.update_spending_limit(
+                current.spending_limit_arn, amount=amount, time_period=period, current=current
+            )
+            return "updated"
+
+    verb = cli.run_async(body)()
+    cli.out.print(f"{verb} spending limit for {device}: ${Decimal(amount)}")
+
+
+@limits.command("delete")
+@click.argument("device")
+@click.pass_context
+def limits_delete(ctx: click.Context, device: str) -> None:
+    """Delete DEVICE's spending limit."""
+    cli = _cli()
+
+    async def body() -> bool:
+        async with cli.braket_client(cli.settings_of(ctx), required=True) as braket:
+            current = await braket.spending_limit_for(device)
+            if current is None:
+                return False
+            await braket.delete_spending_limit(current.spending_limit_arn)
+            return True
+
+    if not cli.run_async(body)():
+        cli.fail(f"no spending limit for {device}")
+    cli.out.print(f"deleted spending limit for {device}")
+
+
+@click.group("ibm-limit")
+def ibm_limit() -> None:
+    """The IBM Qiskit Runtime instance limit (seconds)."""
+
+
+@ibm_limit.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def ibm_limit_show(ctx: click.Context, as_json: bool) -> None:
+    """Instance usage: consumed, limit, period, plan."""
+    cli = _cli()
+
+    async def body() -> Any:
+        async with cli.ibm_client(cli.settings_of(ctx), required=True) as ibm:
+            return ibm.service_crn, await ibm.get_usage()
+
+    crn, usage = cli.run_async(body)()
+    row = usage_row(crn, usage)
+    if as_json:
+        cli.print_json(row)
+        return
+    print_usage(row)
+
+
+def usage_row(crn: str, usage: Any) -> dict[str, Any]:
+    period = usage.usage_period
+    return {
+        "service_crn": crn,
+        "plan_id": usage.plan_id,
+        "consumed_seconds": usage.usage_consumed_seconds,
+        "limit_seconds": usage.usage_limit_seconds,
+        "limit_reached": usage.usage_limit_reached,
+        "period_start": period.start_time if period else None,
+        "period_end": period.end_time if period else None,
+    }
+
+
+def print_usage(row: dict[str, Any]) -> None:
+    cli = _cli()
+    limit = row["limit_seconds"]
+    cli.out.print(f"IBM instance {row['service_crn']} (plan {row['plan_id']})", soft_wrap=True)
+    used = f"{row['consumed_seconds']} s"
+    shown = f"{used} of {limit} s" if limit is not None else f"{used}, no limit"
+    line = f"  used {shown}"
+    if limit:
+        line += "  " + cli.bar(Decimal(row["consumed_seconds"]), Decimal(limit))
+    cli.out.print(line)
+    if row["period_start"]:
+        cli.out.print(
+            f"  period {row['period_start']:%Y-%m-%d %H:%M} → "
+            f"{row['period_end']:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+@ibm_limit.command("set")
+@click.argument("seconds", type=click.IntRange(1, 2**31 - 1))
+@click.pass_context
+def ibm_limit_set(ctx: click.Context, seconds: int) -> None:
+    """Set the instance limit to SECONDS."""
+    cli = _cli()
+
+    async def body() -> None:
+        async with cli.ibm_client(cli.settings_of(ctx), required=True) as ibm:
+            await ibm.update_instance_configuration(seconds)
+
+    cli.run_async(body)()
+    cli.out.print(f"instance limit set to {seconds} s")
+
+
+@ibm_limit.command("clear")
+@click.pass_context
+def ibm_limit_clear(ctx: click.Context) -> None:
+    """Remove the instance limit."""
+    cli = _cli()
+
+    async def body() -> None:
+        async with cli.ibm_client(cli.settings_of(ctx), required=True) as ibm:
+            await ibm.update_instance_configuration(None)
+
+    cli.run_async(body)()
+    cli.out.print("instance limit cleared")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@click.option(
+    "--seed/--no-seed",
+    default=True,
+    show_default=True,
+    help="Seed the demo instance, device and spending limit.",
+)
+def emulator(host: str, port: int, seed: bool) -> None:
+    """Serve both emulated services until interrupted."""
+    cli = _cli()
+    from quotaguard.testing import Emulator
+    from quotaguard.testing.seed import seed_demo
+
+    async def body() -> None:
+        async with Emulator(host=host, port=port) as emu:
+            lines = [f"quotaguard emulator on {emu.url} (Ctrl-C to stop)"]
+            if seed:
+                demo = seed_demo(emu)
+                lines += [
+                    "",
+                    "# point clients at it:",
+                    *(f"export {k}={v}" for k, v in demo.environment(emu.url).items()),
+                ]
+            cli.out.print("\n".join(lines), markup=False, soft_wrap=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+
+    cli.run_async(body)()

@@ -1,0 +1,236 @@
+"""The one aiohttp boundary: sessions, timeouts, bounded retries, transport-error mapping.
+
+Everything above this module deals in :class:`Response` values and quotaguard errors; only
+here do aiohttp's types and exceptions appear. ``CancelledError`` is never swallowed. No
+header value is ever logged or put into an error message (they carry credentials).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import attrs
+
+from quotaguard._aio import AsyncClosing
+from quotaguard.errors import InvalidInput, ProviderUnavailable
+
+__all__ = ["HTTPClient", "Response", "RetryPolicy", "check_endpoint", "is_loopback"]
+
+log = logging.getLogger("quotaguard.http")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Bounded retries with full-jitter exponential backoff, honouring ``Retry-After``."""
+
+    attempts: int = 4
+    base: float = 0.2
+    cap: float = 5.0
+    max_retry_after: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        return rng.uniform(0, min(self.cap, self.base * 2**attempt))
+
+
+@attrs.frozen
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(url: object, field: str = "base_url") -> str:
+    """HTTPS only, except on loopback (the emulator). Credentials never travel in clear."""
+    if not isinstance(url, str) or not url:
+        raise InvalidInput(field, "must be a non-empty URL string")
+    try:
+        parts = urlsplit(url)
+        userinfo = parts.username or parts.password
+    except ValueError:
+        raise InvalidInput(field, "is not a valid URL") from None
+    if userinfo:  # checked first: no message below may echo a URL that carries a secret
+        raise InvalidInput(field, "credentials must not be embedded in the URL")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(field, f"{url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise InvalidInput(
+            field, f"{url!r} is not HTTPS; plain HTTP is allowed only on loopback (the emulator)"
+        )
+    return url.rstrip("/")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return (when - now).total_seconds()
+
+
+class HTTPClient(AsyncClosing):
+    """A reused ``ClientSession`` (or the caller's, which it never closes)."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        if timeout <= 0:
+            raise InvalidInput("timeout", f"must be positive, got {timeout}")
+        self.provider = provider
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"HTTPClient(provider={self.provider!r}, timeout={self._timeout})"
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or (self._owns_session and self._session.closed):
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                connector=aiohttp.TCPConnector(limit=100),
+            )
+            self._owns_session = True
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._owns_session and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def _once(
+        self, method: str, url: str, headers: Mapping[str, str] | None, data: Any, timeout: float
+    ) -> Response:
+        session = self._get_session()
+        try:
+            async with session.request(
+                method,
+                url,
+                headers=headers,
+                data=data,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                return Response(resp.status, dict(resp.headers), body, url)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError as exc:
+            raise ProviderUnavailable(
+                f"{method} {url} timed out after {timeout:g}s", provider=self.provider
+            ) from exc
+        except aiohttp.ClientError as exc:
+            # str(exc) of aiohttp errors names host and reason only, never headers.
+            raise ProviderUnavailable(
+                f"{method} {url} failed: {type(exc).__name__}: {exc}", provider=self.provider
+            ) from exc
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | str | Mapping[str, str] | None = None,
+        idempotent: bool,
+        timeout: float | None = None,
+        safe_statuses: Collection[int] = (),
+    ) -> Response:
+        """Send, retrying 429/5xx/connection errors only when ``idempotent``.
+
+        A non-idempotent request is sent once, except that ``safe_statuses`` (e.g. ``{429}``,
+        a refusal before the server acted) may still be retried. After the last attempt, a
+        retryable *status* is returned for the caller to map; a transport failure raises
+        :class:`ProviderUnavailable`. The URL must pass :func:`check_endpoint`.
+        """
+        check_endpoint(url, "url")
+        if timeout is not None and timeout <= 0:
+            raise InvalidInput("timeout", f"must be positive, got {timeout}")
+        total = timeout or self._timeout
+        retry_on = RETRY_STATUSES if idempotent else RETRY_STATUSES & frozenset(safe_statuses)
+        attempts = self.retry.attempts if (idempotent or retry_on) else 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await self._once(method, url, headers, data, total)
+            except ProviderUnavailable:
+                if last or not idempotent:
+                    raise
+                delay = self.retry.delay(attempt, None, self._rng)
+                log.debug(
+                    "%s %s: transport error, retry %d in %.2fs", method, url, attempt + 1, delay
+                )
+                await self._sleep(delay)
+                continue
+            log.debug("%s %s -> %d", method, url, response.status)
+            if response.status not in retry_on or last:
+                return response
+            retry_after = _retry_after(response.headers, self._clock())
+            delay = self.retry.delay(attempt, retry_after, self._rng)
+            log.debug(
+                "%s %s: HTTP %d, retry %d in %.2fs",
+                method,
+                url,
+                response.status,
+                attempt + 1,
+                delay,
+            )
+            await self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover

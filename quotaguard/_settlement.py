@@ -1,0 +1,159 @@
+"""Settling admitted work at its actual cost, and the watcher that does it as jobs end.
+
+``Settlement`` is the half of ``BudgetGuard`` that runs after ``submit`` returned; the guard
+inherits it and sets the attributes declared here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from quotaguard._guard_types import Adapter, Submission
+from quotaguard.engine.amounts import Unit, as_amount
+from quotaguard.engine.model import Charge, Reservation, ReservationState
+from quotaguard.errors import BudgetUnavailable, InvalidInput, QuotaGuardError, ReservationNotFound
+from quotaguard.ledger.base import Ledger
+
+__all__ = ["Settlement"]
+
+log = logging.getLogger("quotaguard.guard")
+
+
+class Settlement:
+    """``settle``, ``watch`` and ``watch_once`` over the guard's ledger and adapters."""
+
+    ledger: Ledger
+    adapters: list[Adapter]
+    clock: Callable[[], datetime]
+    lease: timedelta
+    ibm_price_per_second: Decimal | None
+    _watcher: asyncio.Task[None] | None
+
+    def _convert(self, amount: Decimal, have: Unit, want: Unit, field: str, key: str) -> Decimal:
+        """``amount`` in ``have`` as ``want``; also prices user budgets at submit time."""
+        if have is want:
+            return amount
+        if have is Unit.SECONDS and want is Unit.USD and self.ibm_price_per_second is not None:
+            return amount * self.ibm_price_per_second
+        raise InvalidInput(
+            field,
+            f"budget {key!r} counts {want.value} but this work is measured in {have.value}; "
+            "pass ibm_price_per_second=Decimal(...) to BudgetGuard to convert IBM seconds to USD",
+        )
+
+    async def _resolve(self, target: Submission | Reservation | str) -> Reservation:
+        if isinstance(target, Submission) and not target.id:
+            return target.reservation  # unmetered work: nothing was held
+        if isinstance(target, (Submission, Reservation)):
+            rid = target.id
+            return await self.ledger.get(rid)
+        if not isinstance(target, str) or not target:
+            raise InvalidInput("submission", "pass a Submission, a reservation id or a job id/ARN")
+        try:
+            return await self.ledger.get(target)
+        except ReservationNotFound:
+            found = await self.ledger.find_external(target)
+            if found is None:
+                raise
+            return found
+
+    async def settle(
+        self, target: Submission | Reservation | str, actual: Decimal | None = None
+    ) -> Reservation:
+        """Commit the actual cost and release the rest, exactly once.
+
+        ``actual`` is in the provider's unit (IBM seconds, Braket USD); without it the
+        provider is asked. Work that has not finished yet is returned still held.
+        """
+        reservation = await self._resolve(target)
+        if not reservation.id or reservation.state in (
+            ReservationState.COMMITTED,
+            ReservationState.RELEASED,
+        ):
+            return reservation
+        # HELD, or EXPIRED: a lapsed lease freed the hold, but the work ran; record its cost.
+        provider_unit: Unit | None = None
+        if actual is None:
+            if reservation.external_id is None:
+                raise InvalidInput(
+                    "actual", "this submission has no job id; pass actual= to settle it"
+                )
+            adapter = self._adapter_by_external(reservation.external_id)
+            # Every charge in the provider's unit carries the same estimate (the provider
+            # budget and any user budget in that unit).
+            reserved = max(
+                (c.amount for c in reservation.charges if c.unit is adapter.unit),
+                default=Decimal(0),
+            )
+            actual = await adapter.actual(reservation.external_id, reserved)
+            if actual is None:
+                return reservation
+            provider_unit = adapter.unit
+        else:
+            actual = as_amount(actual, "actual")
+            if reservation.external_id is not None:
+                with contextlib.suppress(InvalidInput):
+                    provider_unit = self._adapter_by_external(reservation.external_id).unit
+        charges = self._actual_charges(reservation, actual, provider_unit)
+        return await self.ledger.commit(reservation.id, charges, now=self.clock())
+
+    def _adapter_by_external(self, external_id: str) -> Adapter:
+        for adapter in self.adapters:
+            if adapter.owns(external_id):
+                return adapter
+        raise InvalidInput("external_id", f"no configured provider knows job {external_id!r}")
+
+    def _actual_charges(
+        self, reservation: Reservation, actual: Decimal, provider_unit: Unit | None
+    ) -> list[Charge]:
+        unit = provider_unit or reservation.charges[0].unit
+        out = []
+        for charge in reservation.charges:
+            amount = self._convert(actual, unit, charge.unit, "actual", charge.budget)
+            out.append(Charge(charge.budget, amount, charge.unit))
+        return out
+
+    def watch(self, *, interval: float = 5.0, max_interval: float = 60.0) -> asyncio.Task[None]:
+        """Settle bound submissions as their jobs end and renew their leases meanwhile."""
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(interval, max_interval))
+        return self._watcher
+
+    async def watch_once(self) -> int:
+        """One pass of the watcher; returns how many reservations it settled."""
+        settled = 0
+        for reservation in await self.ledger.outstanding():
+            if reservation.external_id is None:
+                continue
+            # Renew first: a provider outage that stops settlement must not let the hold of
+            # work that is still running lapse.
+            if reservation.lease_expires_at - self.clock() < self.lease / 2:
+                await self.ledger.renew(reservation.id, lease=self.lease, now=self.clock())
+            try:
+                ended = await self.settle(reservation)
+            except (QuotaGuardError, TimeoutError) as exc:
+                # One job we cannot settle now must not stop the others.
+                log.warning("watch: cannot settle %s yet: %s", reservation.external_id, exc)
+                continue
+            if ended.ended:
+                settled += 1
+        return settled
+
+    async def _watch(self, interval: float, max_interval: float) -> None:
+        delay = interval
+        while True:
+            try:
+                await self.watch_once()
+                delay = interval
+            except (BudgetUnavailable, InvalidInput) as exc:
+                log.warning("watch: %s; retrying in %.0fs", exc, delay)
+                delay = min(delay * 2, max_interval)
+            except Exception as exc:  # keep watching; the next pass may succeed
+                log.warning("watch: %s: %s", type(exc).__name__, exc)
+                delay = min(delay * 2, max_interval)
+            await asyncio.sleep(delay)

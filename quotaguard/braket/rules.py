@@ -1,0 +1,153 @@
+"""Braket budget rules, pure: a task + prices + the device's spending limit -> an Estimate.
+
+Spending limits apply to QPU tasks only and only inside ``[startAt, endAt)``; outside it
+Braket rejects the task, so we do too. remaining = spendingLimit − totalSpend − queuedSpend;
+the guard feeds ``total_spend + queued_spend`` to the ledger as the provider report so local
+reservations are counted on top of it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from quotaguard.braket.models import Device, SpendingLimit, TimePeriod
+from quotaguard.braket.pricing import PriceTable
+from quotaguard.braket.work import BraketTask, check_amount, check_shots, parse_device_arn
+from quotaguard.engine import Budget, Charge, Estimate, FixedWindow, NoWindow, Unit, Violation
+from quotaguard.engine.windows import check_aware
+from quotaguard.errors import InvalidInput
+
+__all__ = [
+    "RULE_DEVICE_UNAVAILABLE",
+    "RULE_PRICE_UNKNOWN",
+    "RULE_SERVER",
+    "RULE_SHOTS_INVALID",
+    "RULE_WINDOW",
+    "budget_key",
+    "check_create",
+    "check_time_period",
+    "check_update",
+    "estimate",
+    "limit_budget",
+    "reported_used",
+]
+
+RULE_PRICE_UNKNOWN = "braket.price.unknown"
+RULE_SHOTS_INVALID = "braket.shots.invalid"
+RULE_WINDOW = "braket.spending_limit.window"
+RULE_SERVER = "braket.spending_limit.server"
+RULE_DEVICE_UNAVAILABLE = "braket.device.unavailable"
+
+
+def budget_key(device_arn: str) -> str:
+    return f"braket:{device_arn}"
+
+
+def limit_budget(limit: SpendingLimit) -> Budget:
+    """The engine budget for a Braket spending limit (USD, fixed window when it has a period)."""
+    window = (
+        FixedWindow(limit.time_period.start_at, limit.time_period.end_at)
+        if limit.time_period is not None
+        else NoWindow()
+    )
+    return Budget(budget_key(limit.device_arn), Unit.USD, limit.spending_limit, window)
+
+
+def reported_used(limit: SpendingLimit) -> Decimal:
+    """What Braket says is already used: ``totalSpend + queuedSpend`` (for record_report)."""
+    return limit.total_spend + limit.queued_spend
+
+
+def check_time_period(value: object, field: str = "time_period") -> TimePeriod | None:
+    if value is None:
+        return None
+    if not isinstance(value, TimePeriod):
+        raise InvalidInput(
+            field, f"expected a TimePeriod(start_at, end_at), got {type(value).__name__}"
+        )
+    return value
+
+
+def check_create(
+    device_arn: object, amount: object, time_period: object = None
+) -> tuple[str, Decimal, TimePeriod | None]:
+    """Validate a create: a QPU ARN, a Braket amount, an optional time period."""
+    ref = parse_device_arn(device_arn)
+    if not ref.is_qpu:
+        raise InvalidInput(
+            "device_arn", f"spending limits apply to QPUs only; {ref.arn} is a simulator"
+        )
+    return ref.arn, check_amount(amount), check_time_period(time_period)
+
+
+def check_update(amount: Decimal, current: SpendingLimit | None) -> None:
+    """Braket rejects a new limit below ``totalSpend + queuedSpend``; so do we, before sending."""
+    if current is None:
+        return
+    floor = current.total_spend + current.queued_spend
+    if amount < floor:
+        raise InvalidInput(
+            "amount",
+            f"new limit {amount} is below what is already spent or queued on "
+            f"{current.device_arn} ({floor}); choose at least {floor}",
+        )
+
+
+def estimate(
+    task: BraketTask,
+    *,
+    prices: PriceTable,
+    limit: SpendingLimit | None,
+    device: Device | None = None,
+    now: datetime,
+) -> Estimate:
+    """Charges and static violations for one task. Pure: ``now`` is passed in."""
+    check_aware(now, "now")
+    violations: list[Violation] = []
+    key = budget_key(task.device_arn)
+    qpu = task.is_qpu
+    shots = task.effective_shots
+    if device is not None:
+        if device.device_status != "ONLINE":
+            violations.append(
+                Violation(
+                    RULE_DEVICE_UNAVAILABLE,
+                    f"{task.device_arn} is {device.device_status}; Braket would refuse the task",
+                    key if qpu else None,
+                )
+            )
+        try:
+            check_shots(shots, qpu=qpu, shots_range=device.shots_range)
+        except InvalidInput as exc:
+            violations.append(Violation(RULE_SHOTS_INVALID, exc.reason, key if qpu else None))
+    price = task.price_override or prices.price_for(task.device_arn)
+    if price is None:
+        violations.append(
+            Violation(
+                RULE_PRICE_UNKNOWN,
+                f"no price known for {task.device_arn}; supply one "
+                "(PriceTable.with_price or BraketTask(price_override=Price(...)))",
+                key if qpu else None,
+            )
+        )
+        return Estimate((), tuple(violations), Decimal(0), Unit.USD, qpu)
+    amount = price.estimate(shots, task.duration)
+    charges: tuple[Charge, ...] = ()
+    if qpu and limit is not None and limit.device_arn == task.device_arn:
+        charges = (Charge(key, amount, Unit.USD),)
+        period = limit.time_period
+        if period is not None and not period.contains(now):
+            violations.append(
+                Violation(
+                    RULE_WINDOW,
+                    f"{now.isoformat()} is outside the spending limit's time window "
+                    f"[{period.start_at.isoformat()}, {period.end_at.isoformat()}); Braket "
+                    "rejects tasks on this device until the window opens or the limit changes",
+                    key,
+                    amount,
+                    Decimal(0),
+                    Unit.USD,
+                )
+            )
+    return Estimate(charges, tuple(violations), amount, Unit.USD, qpu)

@@ -1,0 +1,219 @@
+"""The engine's value types: frozen, slotted, validated on construction."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+
+import attrs
+
+from quotaguard.engine.amounts import Unit, as_amount
+from quotaguard.engine.windows import NoWindow, Window, check_aware
+from quotaguard.errors import InvalidInput
+
+__all__ = [
+    "Budget",
+    "BudgetState",
+    "Charge",
+    "Decision",
+    "Estimate",
+    "Reservation",
+    "ReservationState",
+    "Violation",
+    "check_key",
+]
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,512}$")
+
+
+def check_key(key: object, field: str = "key") -> str:
+    """Budget keys are 1–512 printable ASCII characters without spaces (``braket:arn:…``)."""
+    if type(key) is str and key in _KNOWN_KEYS:
+        return key
+    if not isinstance(key, str):
+        raise InvalidInput(field, f"budget key must be a str, got {type(key).__name__}")
+    if not _KEY.match(key):
+        raise InvalidInput(
+            field,
+            f"budget key {key!r} must be 1-512 printable ASCII characters without spaces "
+            "(e.g. 'team:research')",
+        )
+    if type(key) is str:  # not a subclass, whose __eq__/__hash__ could lie
+        if len(_KNOWN_KEYS) >= 4096:
+            _KNOWN_KEYS.clear()  # bounded; the keys in use come back at once
+        _KNOWN_KEYS.add(key)
+    return key
+
+
+# Keys already found valid: every charge names one, and the regex is the slow part.
+_KNOWN_KEYS: set[str] = set()
+
+
+def _limit(value: object) -> Decimal:
+    return as_amount(value, "limit")
+
+
+def _charge_budget(value: object) -> str:
+    return check_key(value, "charge.budget")
+
+
+def _charge_amount(value: object) -> Decimal:
+    return as_amount(value, "charge.amount")
+
+
+def _charge_unit(value: object) -> Unit:
+    return Unit.parse(value, "charge.unit")
+
+
+def _budget_key(value: object) -> str:
+    return check_key(value, "key")
+
+
+def _unit(value: object) -> Unit:
+    return Unit.parse(value, "unit")
+
+
+def _window(value: object) -> Window:
+    from quotaguard.engine.windows import CalendarMonth, FixedWindow, RollingDays
+
+    if not isinstance(value, (NoWindow, FixedWindow, CalendarMonth, RollingDays)):
+        raise InvalidInput("window", f"unknown window {value!r}")
+    return value
+
+
+@attrs.frozen
+class Budget:
+    """A limit on one key, in one unit, over one window."""
+
+    key: str = attrs.field(converter=_budget_key)
+    unit: Unit = attrs.field(converter=_unit)
+    limit: Decimal = attrs.field(converter=_limit)
+    window: Window = attrs.field(factory=NoWindow, converter=_window)
+
+
+@attrs.frozen
+class Charge:
+    """An amount that a piece of work draws on one budget."""
+
+    budget: str = attrs.field(converter=_charge_budget)
+    amount: Decimal = attrs.field(converter=_charge_amount)
+    unit: Unit = attrs.field(converter=_charge_unit)
+
+
+@attrs.frozen
+class Violation:
+    """One broken rule: a stable ``rule`` code and a message a person can act on."""
+
+    rule: str
+    message: str
+    budget: str | None = None
+    requested: Decimal | None = None
+    remaining: Decimal | None = None
+    unit: Unit | None = None
+
+
+class ReservationState(enum.StrEnum):
+    HELD = "held"
+    COMMITTED = "committed"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+@attrs.frozen
+class Reservation:
+    """Budget held for one piece of work until it is committed, released or its lease expires."""
+
+    id: str
+    charges: tuple[Charge, ...]
+    created_at: datetime
+    lease_expires_at: datetime
+    state: ReservationState = ReservationState.HELD
+    idempotency_key: str | None = None
+    actual: tuple[Charge, ...] | None = None
+    ended_at: datetime | None = None
+    external_id: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state is not ReservationState.HELD
+
+    def amount_for(self, budget: str) -> Decimal:
+        return sum((c.amount for c in self.charges if c.budget == budget), Decimal(0))
+
+
+@attrs.frozen
+class Decision:
+    """The answer to "does this fit?". Admitted decisions from a ledger carry the reservation."""
+
+    admitted: bool
+    violations: tuple[Violation, ...] = ()
+    reservation: Reservation | None = None
+    charges: tuple[Charge, ...] = ()
+    #: True when an idempotency key matched an earlier reservation: nothing new was held.
+    replayed: bool = False
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(v.rule for v in self.violations)
+
+    @classmethod
+    def reject(cls, violations: Iterable[Violation], charges: Iterable[Charge] = ()) -> Decision:
+        return cls(admitted=False, violations=tuple(violations), charges=tuple(charges))
+
+
+@attrs.frozen
+class BudgetState:
+    """Where a budget stands at ``at``: what is committed, held, reported and left."""
+
+    budget: Budget
+    at: datetime
+    committed: Decimal
+    reserved: Decimal
+    used: Decimal
+    remaining: Decimal
+    window_start: datetime | None
+    window_end: datetime | None
+    reported: Decimal | None = None
+    reported_at: datetime | None = None
+    outstanding: int = 0
+
+    @property
+    def key(self) -> str:
+        return self.budget.key
+
+    @property
+    def limit(self) -> Decimal:
+        return self.budget.limit
+
+    @property
+    def unit(self) -> Unit:
+        return self.budget.unit
+
+
+def sum_by_budget(charges: Iterable[Charge]) -> Mapping[str, Decimal]:
+    """Total per budget key, in the order keys first appear."""
+    totals: dict[str, Decimal] = {}
+    for charge in charges:
+        totals[charge.budget] = totals.get(charge.budget, Decimal(0)) + charge.amount
+    return totals
+
+
+def check_now(now: object) -> datetime:
+    return check_aware(now, "now")
+
+
+@attrs.frozen
+class Estimate:
+    """What a provider rule made of one piece of work: the charges it would draw and the
+    static violations (bad options, payload too big) found before any budget is consulted."""
+
+    charges: tuple[Charge, ...] = ()
+    violations: tuple[Violation, ...] = ()
+    #: The provider amount (seconds for IBM, USD for Braket), for converting into user budgets.
+    amount: Decimal = Decimal(0)
+    unit: Unit = Unit.USD
+    #: Whether the work draws on the provider's limits (QPU) or not (simulators).
+    metered: bool = True

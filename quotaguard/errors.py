@@ -1,0 +1,194 @@
+"""The exception tree. Every error quotaguard raises is a :class:`QuotaGuardError`.
+
+Errors carry data (the decision, the wire field, the provider's trace id) so callers can act on
+them without parsing messages. No error text ever contains a credential: messages are built
+from fields we choose, never from request headers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from quotaguard.engine.model import Decision
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequest",
+    "BudgetExceeded",
+    "BudgetUnavailable",
+    "Conflict",
+    "DeviceUnavailable",
+    "InvalidInput",
+    "MalformedPayload",
+    "NotFound",
+    "PermissionDenied",
+    "ProviderError",
+    "ProviderUnavailable",
+    "QuotaGuardError",
+    "ReservationNotFound",
+    "ServiceQuotaExceeded",
+    "SubmitTimeout",
+    "Throttled",
+    "UnknownBudget",
+    "UsageExceedsLimit",
+]
+
+
+class QuotaGuardError(Exception):
+    """Root of every error quotaguard raises."""
+
+
+class InvalidInput(QuotaGuardError, ValueError):
+    """Input that cannot be used; nothing was reserved, sent or written.
+
+    ``field`` names what to fix (``"charges[0].amount"``, ``"shots"``, ``"$.deviceArn"``).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.reason = message
+        super().__init__(f"{field}: {message}")
+
+
+class UnknownBudget(InvalidInput, KeyError):
+    """A charge or query names a budget key the ledger does not have."""
+
+    def __init__(self, field: str, key: str) -> None:
+        self.key = key
+        super().__init__(
+            field,
+            f"no budget with key {key!r}; add it first "
+            "(BudgetGuard.add_budget or Ledger.put_budget)",
+        )
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return f"{self.field}: {self.reason}"
+
+
+class ReservationNotFound(QuotaGuardError, LookupError):
+    """No reservation with this id exists in the ledger."""
+
+    def __init__(self, reservation_id: str) -> None:
+        self.reservation_id = reservation_id
+        super().__init__(f"no reservation with id {reservation_id!r}")
+
+
+class BudgetExceeded(QuotaGuardError):
+    """The work does not fit: ``decision.violations`` says which rule, budget and amounts.
+
+    ``source`` is ``"local"`` when quotaguard decided before sending, ``"server"`` when the
+    provider itself refused (Braket's own spending-limit rejection).
+    """
+
+    def __init__(self, decision: Decision, *, source: Literal["local", "server"] = "local") -> None:
+        self.decision = decision
+        self.source = source
+        lines = "; ".join(v.message for v in decision.violations) or "rejected"
+        super().__init__(lines)
+
+    @property
+    def violations(self) -> tuple[object, ...]:
+        return tuple(self.decision.violations)
+
+
+class BudgetUnavailable(QuotaGuardError):
+    """The budget could not be checked (provider state stale, ledger unreachable).
+
+    Retry later; reusing the same idempotency key is safe.
+    """
+
+    def __init__(self, message: str, *, budget: str | None = None) -> None:
+        self.budget = budget
+        super().__init__(message)
+
+
+class SubmitTimeout(QuotaGuardError, TimeoutError):
+    """``submit`` did not return within the guard's ``submit_timeout``.
+
+    The work may have reached the provider, so its reservation (``reservation_id``) is not
+    released here: it follows a send still running on its thread, or stays held until its
+    lease expires. ``BudgetGuard.release()`` frees it when you know nothing was sent.
+    """
+
+    def __init__(self, message: str, *, reservation_id: str | None = None) -> None:
+        self.reservation_id = reservation_id
+        super().__init__(message)
+
+
+class ProviderError(QuotaGuardError):
+    """A provider (IBM, Braket) answered with an error, or could not be reached."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        code: str | None = None,
+        trace: str | None = None,
+        errors: tuple[dict[str, str], ...] = (),
+    ) -> None:
+        self.provider = provider
+        self.status = status
+        self.code = code
+        self.trace = trace
+        self.errors = errors
+        parts = [f"{provider}: {message}"]
+        if status is not None:
+            parts.append(f"(HTTP {status})")
+        if trace:
+            parts.append(f"[trace {trace}]")
+        super().__init__(" ".join(parts))
+
+
+class MalformedPayload(ProviderError, InvalidInput):
+    """A payload of the wrong shape; ``field`` is the wire path (``$.usage_period.end_time``)."""
+
+    def __init__(self, field: str, message: str, *, provider: str) -> None:
+        InvalidInput.__init__(self, field, message)
+        self.provider = provider
+        self.status = None
+        self.code = "malformed"
+        self.trace = None
+        self.errors = ()
+
+
+class AuthenticationError(ProviderError):
+    """Credentials were refused (HTTP 401, IAM rejection, bad signature)."""
+
+
+class PermissionDenied(ProviderError):
+    """Authenticated but not allowed (HTTP 403, AccessDeniedException)."""
+
+
+class NotFound(ProviderError, LookupError):
+    """The resource does not exist (HTTP 404, ResourceNotFoundException)."""
+
+
+class BadRequest(ProviderError):
+    """The provider refused the request as invalid (HTTP 400, ValidationException)."""
+
+
+class Conflict(ProviderError):
+    """The request conflicts with the resource's state (HTTP 409, ConflictException)."""
+
+
+class UsageExceedsLimit(Conflict):
+    """IBM's 409: the new instance limit is below the usage already consumed."""
+
+
+class Throttled(ProviderError):
+    """Too many requests (HTTP 429, ThrottlingException); retried for idempotent calls."""
+
+
+class ServiceQuotaExceeded(ProviderError):
+    """A service quota (not a budget) was exceeded."""
+
+
+class DeviceUnavailable(ProviderError):
+    """The device is offline or retired."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached or failed (5xx, timeout, connection error)."""

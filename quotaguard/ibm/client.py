@@ -1,0 +1,213 @@
+"""The async client of the Qiskit Runtime instance API (plus job, metrics and session reads)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiohttp
+
+from quotaguard._aio import AsyncClosing
+from quotaguard._http import HTTPClient, RetryPolicy, check_endpoint
+from quotaguard.errors import MalformedPayload
+from quotaguard.ibm import sansio
+from quotaguard.ibm.auth import IAMAuth, Secret
+from quotaguard.ibm.config import region_base_url, resolve
+from quotaguard.ibm.models import (
+    ExpandedAccountConfiguration,
+    GetUsageResponse,
+    Instance,
+    InstanceConfiguration,
+    Job,
+    JobMetrics,
+    Session,
+    structure,
+)
+
+__all__ = ["IBMRuntimeClient"]
+
+T = TypeVar("T")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class IBMRuntimeClient(AsyncClosing):
+    """``async with IBMRuntimeClient(api_key, crn) as ibm: usage = await ibm.get_usage()``.
+
+    ``api_key``/``service_crn`` left ``None`` are resolved from the environment and the saved
+    qiskit-ibm-runtime account (see :mod:`quotaguard.ibm.config`). ``region`` defaults to the
+    CRN's location; ``base_url`` (e.g. the emulator's ``.../api``) overrides it.
+    """
+
+    def __init__(
+        self,
+        api_key: str | Secret | None = None,
+        service_crn: str | None = None,
+        *,
+        region: str | None = None,
+        base_url: str | None = None,
+        iam_url: str | None = None,
+        api_version: str = sansio.DEFAULT_API_VERSION,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], datetime] | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        settings = resolve(
+            api_key=api_key, service_crn=service_crn, base_url=base_url, iam_url=iam_url
+        )
+        self.service_crn = sansio.check_crn(settings.service_crn)
+        self.api_version = sansio.check_api_version(api_version)
+        if settings.base_url is not None:
+            self.base_url = check_endpoint(settings.base_url, "base_url")
+        else:
+            where = region or sansio.region_from_crn(self.service_crn) or "us-east"
+            self.base_url = region_base_url(where)
+        self.iam_url = check_endpoint(settings.iam_url or sansio.DEFAULT_IAM_URL, "iam_url")
+        self._clock = clock or _utcnow
+        self._http = HTTPClient(
+            provider=sansio.PROVIDER,
+            session=session,
+            timeout=timeout,
+            retry=retry,
+            sleep=sleep,
+            clock=self._clock,
+        )
+        self._auth = IAMAuth(
+            settings.api_key, iam_url=self.iam_url, http=self._http, clock=self._clock
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        name: str | None = None,
+        *,
+        env: Mapping[str, str] = os.environ,
+        path: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> IBMRuntimeClient:
+        """Arguments, then ``env``, then the saved qiskit account (``name`` or the default)."""
+        settings = resolve(
+            api_key=overrides.pop("api_key", None),
+            service_crn=overrides.pop("service_crn", None),
+            base_url=overrides.pop("base_url", None),
+            iam_url=overrides.pop("iam_url", None),
+            name=name,
+            env=env,
+            path=path,
+        )
+        return cls(
+            settings.api_key,
+            settings.service_crn,
+            base_url=settings.base_url,
+            iam_url=settings.iam_url,
+            **overrides,
+        )
+
+    def __repr__(self) -> str:
+        return f"IBMRuntimeClient(service_crn={self.service_crn!r}, base_url={self.base_url!r})"
+
+    @property
+    def token_exchanges(self) -> int:
+        return self._auth.exchanges
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, request: sansio.Request) -> Any:
+        url = self.base_url + request.path
+        token = await self._auth.token()
+        for attempt in range(2):
+            headers = sansio.api_headers(token, self.service_crn, self.api_version)
+            if request.content_type:
+                headers["Content-Type"] = request.content_type
+            response = await self._http.request(
+                request.method,
+                url,
+                headers=headers,
+                data=request.body,
+                idempotent=request.idempotent,
+                safe_statuses=request.safe_statuses,
+            )
+            if response.status == 401 and attempt == 0:
+                # The token expired or was revoked early: one refresh, one retry (a 401 was
+                # not acted on, so repeating even a PUT is safe).
+                self._auth.invalidate(token)
+                token = await self._auth.token()
+                continue
+            return sansio.decipher(
+                request.operation, response.status, response.headers, response.body
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _get(self, request: sansio.Request, model: type[T]) -> T:
+        return structure(await self._send(request), model)
+
+    async def get_instance(self) -> Instance:
+        return await self._get(sansio.build_get_instance(), Instance)
+
+    async def get_instance_configuration(self) -> InstanceConfiguration:
+        return await self._get(sansio.build_get_instance_configuration(), InstanceConfiguration)
+
+    async def update_instance_configuration(self, instance_limit: int | None) -> None:
+        """Set the instance limit in seconds; ``None`` removes it. 409 → UsageExceedsLimit."""
+        await self._send(sansio.build_update_instance_configuration(instance_limit))
+
+    async def get_account(
+        self, account_id: str, plan_id: str | None = None
+    ) -> ExpandedAccountConfiguration:
+        return await self._get(
+            sansio.build_get_account(account_id, plan_id), ExpandedAccountConfiguration
+        )
+
+    async def get_usage(self) -> GetUsageResponse:
+        return await self._get(sansio.build_get_usage(), GetUsageResponse)
+
+    async def get_job(self, job_id: str) -> Job:
+        data = await self._send(sansio.build_get_job(job_id))
+        if isinstance(data, dict) and "status" not in data:
+            # Older payloads carry the status only under "state".
+            state = data.get("state")
+            if isinstance(state, dict):
+                data = {**data, "status": state.get("status"), "reason": state.get("reason")}
+        return structure(data, Job)
+
+    async def get_job_metrics(self, job_id: str) -> JobMetrics:
+        return await self._get(sansio.build_get_job_metrics(job_id), JobMetrics)
+
+    async def get_session(self, session_id: str) -> Session:
+        return await self._get(sansio.build_get_session(session_id), Session)
+
+    async def run_job(
+        self,
+        program_id: str,
+        backend: str,
+        params: dict[str, Any],
+        *,
+        max_execution_time: int | None = None,
+        session_id: str | None = None,
+    ) -> str:
+        """Submit a job (``POST /v1/jobs``); returns its id. Guard it with BudgetGuard.submit."""
+        request = sansio.build_run_job(program_id, backend, params, max_execution_time, session_id)
+        data = await self._send(request)
+        return _id_of(data, "$.id")
+
+    async def create_session(
+        self, backend: str, *, mode: str = "dedicated", max_ttl: int | None = None
+    ) -> str:
+        """Open a session or batch (``POST /v1/sessions``); returns its id."""
+        data = await self._send(sansio.build_create_session(backend, mode, max_ttl))
+        return _id_of(data, "$.id")
+
+
+def _id_of(data: object, field: str) -> str:
+    value = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise MalformedPayload(field, "expected a non-empty string id", provider=sansio.PROVIDER)
+    return value

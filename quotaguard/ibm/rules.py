@@ -1,0 +1,356 @@
+"""IBM's rules: what a job or session draws on an instance, and what IBM would refuse.
+
+Rule codes (stable; match on these, not on messages):
+
+``ibm.max_execution_time.unset``
+    The job sets no ``max_execution_time``, so the 3 h system cap (10,800 s) is reserved,
+    and that does not fit what the instance has left. Set ``max_execution_time``.
+    (Produced here from the provider-reported usage, and by :func:`explain_rejection` from the
+    ledger's ``budget.remaining`` when local reservations are what make it not fit.)
+``ibm.max_execution_time.invalid``
+    ``max_execution_time`` is not whole seconds in 1..2³¹−1. :class:`IBMJob` refuses such
+    values at construction; this code covers job-like objects built another way.
+``ibm.instance.limit_reached``
+    The usage endpoint says ``usage_limit_reached: true``: IBM runs nothing more this period.
+``ibm.open_plan.no_sessions``
+    Open-plan instances run jobs and batches only; a dedicated session is refused.
+``ibm.session.ttl_order``
+    Session times must satisfy interactive_ttl ≤ active_ttl ≤ max_time ≤ the plan's max_ttl.
+``ibm.session.remaining``
+    A job sent into a session must fit the session's remaining wall-clock time: jobs still
+    queued when the session ends are failed.
+``ibm.payload.program_too_large`` / ``ibm.payload.input_too_large``
+    Programs are limited to 750 KB and job inputs to 64 MB (configurable in :class:`IBMPolicy`).
+
+Charges: a job reserves min(max_execution_time, cap) seconds of its instance; a job inside a
+session charges 0 (the session's reservation covers it; sessions bill wall-clock); a session
+reserves its ``max_time``; simulator jobs charge nothing to QPU budgets.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+import attrs
+
+from quotaguard.engine import (
+    RULE_REMAINING,
+    Budget,
+    CalendarMonth,
+    Charge,
+    Estimate,
+    FixedWindow,
+    RollingDays,
+    Unit,
+    Violation,
+    Window,
+)
+from quotaguard.engine.amounts import MAX_AMOUNT
+from quotaguard.errors import InvalidInput
+from quotaguard.ibm.models import GetUsageResponse
+from quotaguard.ibm.work import MAX_EXECUTION_TIME_MAX, IBMJob, IBMSession
+
+__all__ = [
+    "RULE_INPUT_TOO_LARGE",
+    "RULE_INVALID",
+    "RULE_LIMIT_REACHED",
+    "RULE_OPEN_NO_SESSIONS",
+    "RULE_PROGRAM_TOO_LARGE",
+    "RULE_SESSION_REMAINING",
+    "RULE_TTL_ORDER",
+    "RULE_UNSET",
+    "IBMPolicy",
+    "budget_key",
+    "estimate",
+    "explain_rejection",
+    "instance_budget",
+    "reported_used",
+]
+
+RULE_UNSET = "ibm.max_execution_time.unset"
+RULE_INVALID = "ibm.max_execution_time.invalid"
+RULE_LIMIT_REACHED = "ibm.instance.limit_reached"
+RULE_OPEN_NO_SESSIONS = "ibm.open_plan.no_sessions"
+RULE_TTL_ORDER = "ibm.session.ttl_order"
+RULE_SESSION_REMAINING = "ibm.session.remaining"
+RULE_PROGRAM_TOO_LARGE = "ibm.payload.program_too_large"
+RULE_INPUT_TOO_LARGE = "ibm.payload.input_too_large"
+
+S = Unit.SECONDS
+
+
+def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(attribute.name, f"expected a positive int, got {value!r}")
+
+
+def _window_name(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in ("calendar_month", "rolling_28_days"):
+        raise InvalidInput(attribute.name, "expected 'calendar_month' or 'rolling_28_days'")
+
+
+@attrs.frozen
+class IBMPolicy:
+    """The figures the rules use; defaults are the seeds' (see DESIGN.md for the live ones)."""
+
+    job_cap_seconds: int = attrs.field(default=10_800, validator=_positive)
+    open_plan_seconds: int = attrs.field(default=600, validator=_positive)
+    #: Used when the usage endpoint gives no ``usage_period``.
+    open_plan_window: Literal["calendar_month", "rolling_28_days"] = attrs.field(
+        default="calendar_month", validator=_window_name
+    )
+    max_program_bytes: int = attrs.field(default=750_000, validator=_positive)
+    max_input_bytes: int = attrs.field(default=64_000_000, validator=_positive)
+    open_plan_ids: frozenset[str] = frozenset({"open", "lite", "open-plan"})
+    #: Session defaults by plan: paid plans 8 h max and 60 s interactive; open batches 10 min.
+    session_max_ttl_seconds: int = attrs.field(default=28_800, validator=_positive)
+    session_interactive_ttl_seconds: int = attrs.field(default=60, validator=_positive)
+    open_batch_max_ttl_seconds: int = attrs.field(default=600, validator=_positive)
+    #: How far IBM's reported usage may lag behind jobs that finished. A report is dated this
+    #: much earlier than it was fetched, so spend committed locally in that time still counts
+    #: on top of it (counted twice for a while rather than lost).
+    usage_report_lag_seconds: int = attrs.field(default=900, validator=_positive)
+
+    def is_open_plan(self, plan_id: str | None) -> bool:
+        return plan_id is not None and plan_id.lower() in self.open_plan_ids
+
+    def window(self) -> Window:
+        return RollingDays(28) if self.open_plan_window == "rolling_28_days" else CalendarMonth()
+
+    def plan_max_ttl(self, open_plan: bool) -> int:
+        return self.open_batch_max_ttl_seconds if open_plan else self.session_max_ttl_seconds
+
+
+def budget_key(crn: str) -> str:
+    return f"ibm:{crn}"
+
+
+def _limit(usage: GetUsageResponse, policy: IBMPolicy, instance_limit: Decimal | None) -> Decimal:
+    if usage.usage_limit_seconds is not None:
+        return usage.usage_limit_seconds
+    if instance_limit is not None:
+        return instance_limit
+    if policy.is_open_plan(usage.plan_id):
+        return Decimal(policy.open_plan_seconds)
+    return MAX_AMOUNT  # no limit applies: the budget still tracks, never refuses
+
+
+def instance_budget(
+    usage: GetUsageResponse,
+    policy: IBMPolicy,
+    now: datetime,
+    *,
+    crn: str | None = None,
+    instance_limit: Decimal | None = None,
+) -> Budget:
+    """The instance's budget in seconds. Limit: ``usage_limit_seconds``, else the instance
+    limit, else 600 s on the open plan, else unlimited. Window: the server's ``usage_period``
+    while it contains ``now``, else the policy's (a period that has ended is stale)."""
+    window: Window = policy.window()
+    period = usage.usage_period
+    start = period.start_time if period is not None else None
+    end = period.end_time if period is not None else None
+    if start is not None and end is not None and start <= now < end:
+        window = FixedWindow(start, end)
+    limit = min(_limit(usage, policy, instance_limit), MAX_AMOUNT)
+    return Budget(budget_key(crn or usage.instance_id), S, max(limit, Decimal(0)), window)
+
+
+def reported_used(usage: GetUsageResponse) -> Decimal:
+    """What IBM says the instance used this period: feed it to ``ledger.record_report``."""
+    return usage.usage_consumed_seconds
+
+
+def _violation(
+    rule: str,
+    message: str,
+    key: str | None,
+    requested: Decimal | int | None = None,
+    remaining: Decimal | int | None = None,
+) -> Violation:
+    return Violation(
+        rule,
+        message,
+        key,
+        None if requested is None else Decimal(requested),
+        None if remaining is None else Decimal(remaining),
+        S,
+    )
+
+
+def _unset_message(key: str, cap: int, remaining: Decimal) -> str:
+    return (
+        f"no max_execution_time is set, so the full {cap} s system cap is reserved, but "
+        f"{key!r} has {remaining} s left; set max_execution_time to at most "
+        f"{max(int(remaining), 0)} seconds"
+    )
+
+
+def _job(
+    work: IBMJob,
+    usage: GetUsageResponse | None,
+    policy: IBMPolicy,
+    key: str,
+    session_remaining: Decimal | None,
+    session_held: bool = True,
+) -> Estimate:
+    violations: list[Violation] = []
+    met = work.max_execution_time
+    if met is not None and (
+        isinstance(met, bool) or not isinstance(met, int) or not 1 <= met <= MAX_EXECUTION_TIME_MAX
+    ):
+        violations.append(
+            _violation(
+                RULE_INVALID,
+                f"max_execution_time must be whole seconds in 1..{MAX_EXECUTION_TIME_MAX}, "
+                f"got {met!r}",
+                key,
+            )
+        )
+        met = None
+    cap = policy.job_cap_seconds
+    ceiling = Decimal(cap if met is None else min(met, cap))
+    if work.program_bytes > policy.max_program_bytes:
+        violations.append(
+            Violation(
+                RULE_PROGRAM_TOO_LARGE,
+                f"the program is {work.program_bytes} bytes; IBM accepts at most "
+                f"{policy.max_program_bytes} bytes. Make the program smaller",
+            )
+        )
+    if work.input_bytes > policy.max_input_bytes:
+        violations.append(
+            Violation(
+                RULE_INPUT_TOO_LARGE,
+                f"the job inputs are {work.input_bytes} bytes; IBM accepts at most "
+                f"{policy.max_input_bytes} bytes. Split the job into smaller ones",
+            )
+        )
+    if work.simulator:  # wall-clock on a simulator: no QPU budget is drawn
+        return Estimate((), tuple(violations), Decimal(0), S, metered=False)
+    if usage is not None and usage.usage_limit_reached:
+        violations.append(
+            _violation(
+                RULE_LIMIT_REACHED,
+                f"instance {key!r} has reached its usage limit for this period; IBM runs no "
+                "more work until it resets or the limit is raised",
+                key,
+                ceiling,
+                0,
+            )
+        )
+    if work.session_id is not None:
+        if session_remaining is not None and ceiling > session_remaining:
+            violations.append(
+                _violation(
+                    RULE_SESSION_REMAINING,
+                    f"session {work.session_id!r} has {session_remaining} s left but this job "
+                    f"may run {ceiling} s; queued jobs fail when the session ends. Lower "
+                    "max_execution_time or open a new session",
+                    key,
+                    ceiling,
+                    session_remaining,
+                )
+            )
+        if session_held:
+            # The session's reservation covers its jobs: nothing more is drawn from the
+            # instance. A session nobody reserved covers nothing: charge the job in full.
+            return Estimate((Charge(key, 0, S),), tuple(violations), Decimal(0), S)
+    if met is None and usage is not None:
+        left = _limit(usage, policy, None) - usage.usage_consumed_seconds
+        if ceiling > left:
+            violations.append(
+                _violation(
+                    RULE_UNSET,
+                    _unset_message(key, cap, max(left, Decimal(0))),
+                    key,
+                    ceiling,
+                    max(left, Decimal(0)),
+                )
+            )
+    return Estimate((Charge(key, ceiling, S),), tuple(violations), ceiling, S)
+
+
+def _session(
+    work: IBMSession, usage: GetUsageResponse | None, policy: IBMPolicy, key: str
+) -> Estimate:
+    violations: list[Violation] = []
+    open_plan = usage is not None and policy.is_open_plan(usage.plan_id)
+    if open_plan and work.mode == "dedicated":
+        violations.append(
+            _violation(
+                RULE_OPEN_NO_SESSIONS,
+                "open-plan instances cannot open sessions; run jobs directly or use mode='batch'",
+                key,
+            )
+        )
+    plan_max = policy.plan_max_ttl(open_plan)
+    max_time = work.max_time if work.max_time is not None else plan_max
+    interactive = work.interactive_ttl or min(policy.session_interactive_ttl_seconds, max_time)
+    active = work.active_ttl if work.active_ttl is not None else max_time
+    if not interactive <= active <= max_time <= plan_max:
+        violations.append(
+            _violation(
+                RULE_TTL_ORDER,
+                f"session times must satisfy interactive_ttl ({interactive} s) <= active_ttl "
+                f"({active} s) <= max_time ({max_time} s) <= the plan's max_ttl ({plan_max} s)",
+                key,
+                max_time,
+            )
+        )
+    if usage is not None and usage.usage_limit_reached:
+        violations.append(
+            _violation(
+                RULE_LIMIT_REACHED,
+                f"instance {key!r} has reached its usage limit for this period",
+                key,
+                max_time,
+                0,
+            )
+        )
+    amount = Decimal(max_time)
+    return Estimate((Charge(key, amount, S),), tuple(violations), amount, S)
+
+
+def estimate(
+    work: IBMJob | IBMSession,
+    *,
+    usage: GetUsageResponse | None,
+    policy: IBMPolicy,
+    budget_key: str,
+    session_remaining: Decimal | None = None,
+    session_held: bool = True,
+) -> Estimate:
+    """Charges and static violations for ``work``; the ledger adds ``budget.remaining``.
+
+    ``session_held``: whether a reservation holds the job's session (opened through the
+    guard). Jobs in such a session charge 0; jobs in any other session are charged in full.
+    """
+    if isinstance(work, IBMSession):
+        return _session(work, usage, policy, budget_key)
+    return _job(work, usage, policy, budget_key, session_remaining, session_held)
+
+
+def explain_rejection(work: IBMJob | IBMSession, violation: Violation) -> Violation:
+    """Rewrite the ledger's ``budget.remaining`` on an IBM budget into
+    ``ibm.max_execution_time.unset`` when the job set no ``max_execution_time``: the fix is to
+    set it, and the message says so. Any other violation is returned unchanged."""
+    if (
+        isinstance(work, IBMJob)
+        and work.max_execution_time is None
+        and not work.simulator
+        and work.session_id is None
+        and violation.rule == RULE_REMAINING
+        and violation.budget is not None
+        and violation.budget.startswith("ibm:")
+        and violation.requested is not None
+    ):
+        remaining = violation.remaining if violation.remaining is not None else Decimal(0)
+        return attrs.evolve(
+            violation,
+            rule=RULE_UNSET,
+            message=_unset_message(violation.budget, int(violation.requested), remaining),
+        )
+    return violation

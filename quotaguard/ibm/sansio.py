@@ -1,0 +1,350 @@
+"""Pure request building and response deciphering for the IBM APIs (no I/O, gidgethub style).
+
+:func:`build_*` validate inputs against the spec's patterns and bounds and return a
+:class:`Request`; :func:`decipher` turns a status, headers and body into JSON data or a typed
+error (``ErrorContainer`` and ``GenericErrorDto`` bodies keep their ``trace`` and each error's
+code/message/more_info). The I/O lives in :mod:`quotaguard.ibm.client`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+
+import attrs
+
+from quotaguard.errors import (
+    AuthenticationError,
+    BadRequest,
+    Conflict,
+    InvalidInput,
+    MalformedPayload,
+    NotFound,
+    PermissionDenied,
+    ProviderError,
+    ProviderUnavailable,
+    Throttled,
+    UsageExceedsLimit,
+)
+from quotaguard.ibm.models import IAMToken, structure
+
+__all__ = [
+    "DEFAULT_API_VERSION",
+    "DEFAULT_IAM_URL",
+    "IAM_GRANT_TYPE",
+    "INT32_MAX",
+    "PROVIDER",
+    "REGIONS",
+    "Request",
+    "api_headers",
+    "build_get_account",
+    "build_get_instance",
+    "build_get_instance_configuration",
+    "build_get_job",
+    "build_get_job_metrics",
+    "build_get_session",
+    "build_get_usage",
+    "build_iam_token",
+    "build_update_instance_configuration",
+    "check_api_version",
+    "check_crn",
+    "decipher",
+    "decipher_token",
+    "error_for",
+    "load_json",
+    "region_from_crn",
+]
+
+PROVIDER: Final = "ibm"
+DEFAULT_API_VERSION: Final = "2026-03-15"
+DEFAULT_IAM_URL: Final = "https://iam.cloud.ibm.com"
+IAM_GRANT_TYPE: Final = "urn:ibm:params:oauth:grant-type:apikey"
+INT32_MAX: Final = 2**31 - 1
+REGIONS: Final[Mapping[str, str]] = {
+    "us-east": "https://quantum.cloud.ibm.com/api",
+    "eu-de": "https://eu-de.quantum.cloud.ibm.com/api",
+}
+
+_ACCOUNT_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
+_RESOURCE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
+
+
+@attrs.frozen
+class Request:
+    """One API call, ready to send: the client adds the base URL and headers."""
+
+    operation: str
+    method: str
+    path: str
+    body: bytes | None = None
+    content_type: str | None = None
+    #: Safe to repeat after an ambiguous failure (every GET).
+    idempotent: bool = True
+    #: For non-idempotent calls: statuses that mean "not acted on", so a retry is safe.
+    safe_statuses: frozenset[int] = frozenset()
+
+
+def check_crn(crn: object, field: str = "service_crn") -> str:
+    if not isinstance(crn, str) or not crn.startswith("crn:") or not _PRINTABLE.match(crn):
+        raise InvalidInput(
+            field,
+            "expected the instance's IBM Cloud CRN (crn:v1:bluemix:public:quantum-computing:"
+            "<region>:a/<account>:<instance>::)",
+        )
+    if len(crn) > 512:
+        raise InvalidInput(field, "a CRN is at most 512 characters")
+    return crn
+
+
+def region_from_crn(crn: str) -> str | None:
+    """The CRN's location segment (``us-east``, ``eu-de``), as qiskit-ibm-runtime reads it."""
+    parts = crn.split(":")
+    return parts[5] or None if len(parts) > 5 else None
+
+
+def check_api_version(value: object) -> str:
+    if not isinstance(value, str) or not _API_VERSION.match(value):
+        raise InvalidInput("api_version", f"expected a date like 2026-03-15, got {value!r}")
+    return value
+
+
+def _resource_id(value: object, field: str) -> str:
+    if not isinstance(value, str) or not _RESOURCE_ID.match(value):
+        raise InvalidInput(
+            field, "expected 1-128 characters of letters, digits, '.', '_', ':' or '-'"
+        )
+    return value
+
+
+def api_headers(token: str, crn: str, api_version: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {token}",
+        "Service-CRN": crn,
+        "IBM-API-Version": api_version,
+        "Accept": "application/json",
+    }
+
+
+def build_iam_token(api_key: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Form fields and headers of the IAM API-key exchange (``POST /identity/token``)."""
+    form = {"grant_type": IAM_GRANT_TYPE, "apikey": api_key}
+    return form, {"Accept": "application/json"}
+
+
+def build_get_instance() -> Request:
+    return Request("get_instance", "GET", "/v1/instance")
+
+
+def build_get_instance_configuration() -> Request:
+    return Request("get_instance_configuration", "GET", "/v1/instances/configuration")
+
+
+def build_update_instance_configuration(instance_limit: object) -> Request:
+    """``None`` resets (removes) the limit; otherwise an int in 1..2³¹−1 seconds."""
+    if instance_limit is not None and (
+        isinstance(instance_limit, bool)
+        or not isinstance(instance_limit, int)
+        or not 1 <= instance_limit <= INT32_MAX
+    ):
+        raise InvalidInput(
+            "instance_limit",
+            f"expected whole seconds in 1..{INT32_MAX}, or None to remove the limit; "
+            f"got {instance_limit!r}",
+        )
+    body = json.dumps({"instance_limit": instance_limit}).encode()
+    # A PUT of an absolute value, but a retry after an ambiguous failure could reorder it
+    # against a concurrent change: retried only on 429, which the server refused unseen.
+    return Request(
+        "update_instance_configuration",
+        "PUT",
+        "/v1/instances/configuration",
+        body,
+        "application/json",
+        idempotent=False,
+        safe_statuses=frozenset({429}),
+    )
+
+
+def build_get_account(account_id: object, plan_id: object = None) -> Request:
+    if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id):
+        raise InvalidInput(
+            "account_id",
+            "expected 1-64 letters, digits, '-' or '_' (the account id without the 'a/' prefix)",
+        )
+    path = f"/v1/accounts/{account_id}"
+    if plan_id is not None:
+        if not isinstance(plan_id, str) or not 1 <= len(plan_id) <= 64 or "\n" in plan_id:
+            raise InvalidInput("plan_id", "expected 1-64 characters on one line, or None")
+        path += "?" + urlencode({"plan_id": plan_id})
+    return Request("get_account", "GET", path)
+
+
+def build_get_usage() -> Request:
+    return Request("get_usage", "GET", "/v1/instances/usage")
+
+
+def build_get_job(job_id: object) -> Request:
+    job = quote(_resource_id(job_id, "job_id"), safe="")
+    return Request("get_job", "GET", f"/v1/jobs/{job}")
+
+
+def build_get_job_metrics(job_id: object) -> Request:
+    job = quote(_resource_id(job_id, "job_id"), safe="")
+    return Request("get_job_metrics", "GET", f"/v1/jobs/{job}/metrics")
+
+
+def build_run_job(
+    program_id: object,
+    backend: object,
+    params: object,
+    max_execution_time: object = None,
+    session_id: object = None,
+) -> Request:
+    """``POST /v1/jobs`` as qiskit-ibm-runtime sends it (``cost`` is max_execution_time)."""
+    if not isinstance(params, dict):
+        raise InvalidInput("params", "must be a dict of program inputs")
+    body: dict[str, Any] = {
+        "program_id": _resource_id(program_id, "program_id"),
+        "backend": _resource_id(backend, "backend"),
+        "params": params,
+    }
+    if max_execution_time is not None:
+        if (
+            isinstance(max_execution_time, bool)
+            or not isinstance(max_execution_time, int)
+            or not (1 <= max_execution_time <= 2**31 - 1)
+        ):
+            raise InvalidInput("max_execution_time", "must be an int from 1 to 2^31-1 seconds")
+        body["cost"] = max_execution_time
+    if session_id is not None:
+        body["session_id"] = _resource_id(session_id, "session_id")
+    # Not idempotent: the API takes no token, so a lost reply is never retried blindly.
+    return Request(
+        "run_job",
+        "POST",
+        "/v1/jobs",
+        json.dumps(body).encode(),
+        "application/json",
+        idempotent=False,
+        safe_statuses=frozenset({429}),
+    )
+
+
+def build_create_session(
+    backend: object, mode: object = "dedicated", max_ttl: object = None
+) -> Request:
+    if mode not in ("dedicated", "batch"):
+        raise InvalidInput("mode", f"must be 'dedicated' or 'batch', got {mode!r}")
+    body: dict[str, Any] = {"backend": _resource_id(backend, "backend"), "mode": mode}
+    if max_ttl is not None:
+        if isinstance(max_ttl, bool) or not isinstance(max_ttl, int) or max_ttl < 1:
+            raise InvalidInput("max_ttl", "must be a positive int of seconds")
+        body["max_ttl"] = max_ttl
+    return Request(
+        "create_session",
+        "POST",
+        "/v1/sessions",
+        json.dumps(body).encode(),
+        "application/json",
+        idempotent=False,
+        safe_statuses=frozenset({429}),
+    )
+
+
+def build_get_session(session_id: object) -> Request:
+    session = quote(_resource_id(session_id, "session_id"), safe="")
+    return Request("get_session", "GET", f"/v1/sessions/{session}")
+
+
+def load_json(body: bytes, path: str = "$") -> Any:
+    """JSON with exact decimals; a body that is not JSON names the root as the bad field."""
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedPayload(path, "response body is not valid JSON", provider=PROVIDER) from None
+
+
+_STATUS_ERRORS: Final[Mapping[int, type[ProviderError]]] = {
+    400: BadRequest,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    429: Throttled,
+}
+
+
+def _error_items(data: object) -> tuple[str | None, tuple[dict[str, str], ...]]:
+    """(trace, errors) from an ErrorContainer, a GenericErrorDto or an IAM error body."""
+    if not isinstance(data, dict):
+        return None, ()
+    trace = data.get("trace")
+    items: list[dict[str, str]] = []
+    errors = data.get("errors")
+    if isinstance(errors, list):
+        for item in errors:
+            if isinstance(item, dict):
+                items.append({k: str(v) for k, v in item.items() if v is not None})
+    if "errorCode" in data or "errorMessage" in data:  # IAM's own error shape
+        items.append(
+            {"code": str(data.get("errorCode", "")), "message": str(data.get("errorMessage", ""))}
+        )
+        context = data.get("context")
+        if trace is None and isinstance(context, dict):
+            trace = context.get("requestId")
+    return (str(trace) if trace is not None else None), tuple(items)
+
+
+def error_for(
+    operation: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    kind: type[ProviderError] | None = None,
+) -> ProviderError:
+    """The typed error for a non-2xx answer. Messages come from the body, never our headers."""
+    try:
+        data = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    trace, items = _error_items(data)
+    trace = trace or headers.get("x-global-transaction-id") or headers.get("X-Request-Id")
+    code = items[0].get("code") if items else None
+    detail = items[0].get("message") if items else None
+    message = f"{operation} failed" + (f": {detail}" if detail else "")
+    cls: type[ProviderError]
+    if kind is not None:
+        cls = kind
+    elif status == 409 and operation == "update_instance_configuration":
+        cls = UsageExceedsLimit
+    elif status >= 500:
+        cls = ProviderUnavailable
+    else:
+        cls = _STATUS_ERRORS.get(status, ProviderError)
+    return cls(message, provider=PROVIDER, status=status, code=code, trace=trace, errors=items)
+
+
+def decipher(operation: str, status: int, headers: Mapping[str, str], body: bytes) -> Any:
+    """The JSON data of a 2xx answer (``None`` for 204), or raise the typed error."""
+    if 200 <= status < 300:
+        if status == 204 or not body:
+            return None
+        return load_json(body)
+    raise error_for(operation, status, headers, body)
+
+
+def decipher_token(status: int, headers: Mapping[str, str], body: bytes) -> IAMToken:
+    """IAM's answer: a token, or :class:`AuthenticationError` (IAM says 400 for a bad key)."""
+    if status in (400, 401, 403):
+        raise error_for("IAM token exchange", status, headers, body, AuthenticationError)
+    data = decipher("IAM token exchange", status, headers, body)
+    token = structure(data, IAMToken)
+    if not token.access_token:
+        raise MalformedPayload("$.access_token", "empty token", provider=PROVIDER)
+    return token

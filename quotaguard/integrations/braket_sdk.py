@@ -1,0 +1,214 @@
+"""Guard the Amazon Braket SDK: every quantum task it creates passes through a ``BudgetGuard``.
+
+``AwsDevice.run``, ``AwsDevice.run_batch`` (its thread pool) and ``AwsQuantumTask.create`` all
+end in one method, ``AwsSession.create_quantum_task(**request)``, called with the request the
+SDK is about to send (``deviceArn``, ``shots`` with the SDK's defaults already applied: 1000 on
+a QPU, a program set's total shots). quotaguard hooks that method on the class, so sessions the
+SDK makes itself (``AwsSession()`` in ``AwsDevice``, ``AwsSession.copy_session`` for another
+region or for ``run_batch``'s pool) are covered too::
+
+    bridge = GuardBridge.current(guard)          # or GuardBridge.start(make_guard)
+    with guarded_braket(bridge, budgets=["team:research"]):
+        task = await asyncio.to_thread(device.run, circuit, shots=100)
+
+or, per session (its copies inherit the guard): ``guard_session(aws_session, bridge)``.
+
+Over budget, ``device.run`` raises :class:`~quotaguard.errors.BudgetExceeded` and nothing is
+sent. In ``run_batch`` the rejected tasks raise from the batch after the admitted ones were
+created (the SDK waits for its whole pool). The hook is installed once, on first use, and is a
+pass-through for sessions nothing guards; :func:`uninstall` removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from quotaguard.braket.work import BraketTask
+from quotaguard.errors import InvalidInput
+from quotaguard.integrations._bridge import GuardBridge, IntegrationError
+
+if TYPE_CHECKING:
+    from quotaguard.braket.pricing import Price
+
+__all__ = [
+    "BraketGuardConfig",
+    "guard_session",
+    "guarded_braket",
+    "task_from_request",
+    "unguard_session",
+    "uninstall",
+]
+
+#: Where a guarded session keeps its configuration (copied onto the sessions it copies).
+_ATTR = "_quotaguard_braket"
+
+_lock = threading.Lock()
+_originals: dict[str, Callable[..., Any]] = {}
+_active: BraketGuardConfig | None = None
+
+
+def _budgets(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise InvalidInput("budgets", "pass a sequence of budget keys, e.g. ['team:research']")
+    if not all(isinstance(k, str) and k for k in value):
+        raise InvalidInput("budgets", "every budget key must be a non-empty string")
+    return tuple(value)
+
+
+def _prices(value: object) -> Mapping[str, Price]:
+    from quotaguard.braket.pricing import Price
+
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, Price) for k, v in value.items()
+    ):
+        raise InvalidInput("prices", "pass a mapping of device ARN to pricing.Price")
+    return dict(value)
+
+
+def _bridge(value: object) -> GuardBridge:
+    if not isinstance(value, GuardBridge):
+        raise InvalidInput(
+            "bridge", "pass a GuardBridge (GuardBridge.current(guard) or GuardBridge.start(...))"
+        )
+    return value
+
+
+@attrs.frozen
+class BraketGuardConfig:
+    """How tasks are guarded: the bridge to the guard, the user budgets they also draw on, and
+    prices for devices the guard's price table does not know."""
+
+    bridge: GuardBridge = attrs.field(converter=_bridge)
+    budgets: tuple[str, ...] = attrs.field(default=(), converter=_budgets)
+    prices: Mapping[str, Price] = attrs.field(factory=dict, converter=_prices)
+
+
+def task_from_request(
+    request: Mapping[str, Any], prices: Mapping[str, Price] | None = None
+) -> BraketTask:
+    """The :class:`BraketTask` for a ``CreateQuantumTask`` request as the SDK builds it.
+
+    ``shots`` is what the SDK sends: its defaults are already applied, and for a program set
+    it is the set's total shots across all executables.
+    """
+    device_arn = request.get("deviceArn")
+    shots = request.get("shots")
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int)):
+        raise InvalidInput("shots", f"shots must be an int, got {type(shots).__name__}")
+    price = (prices or {}).get(device_arn) if isinstance(device_arn, str) else None
+    return BraketTask(device_arn, shots=shots, price_override=price)
+
+
+def _config_of(session: object) -> BraketGuardConfig | None:
+    found = getattr(session, _ATTR, None)
+    return found if isinstance(found, BraketGuardConfig) else _active
+
+
+def _install() -> None:
+    """Hook ``AwsSession.create_quantum_task`` and ``copy_session`` once (under ``_lock``)."""
+    if _originals:
+        return
+    try:
+        from braket.aws.aws_session import AwsSession
+    except ImportError as exc:  # pragma: no cover - the extra is installed in our tests
+        raise IntegrationError(
+            "amazon-braket-sdk is not installed; pip install 'quotaguard[braket]'"
+        ) from exc
+    create = AwsSession.create_quantum_task
+    copy = AwsSession.copy_session
+
+    def create_quantum_task(self: Any, **request: Any) -> Any:
+        config = _config_of(self)
+        if config is None:
+            return create(self, **request)
+        work = task_from_request(request, config.prices)
+        submission = config.bridge.submit(
+            work, lambda: create(self, **request), budgets=config.budgets
+        )
+        return submission.result
+
+    def copy_session(self: Any, *args: Any, **kwargs: Any) -> Any:
+        copied = copy(self, *args, **kwargs)
+        own = getattr(self, _ATTR, None)
+        if own is not None:
+            setattr(copied, _ATTR, own)
+        return copied
+
+    create_quantum_task.__wrapped__ = create  # type: ignore[attr-defined]
+    copy_session.__wrapped__ = copy  # type: ignore[attr-defined]
+    _originals.update(create_quantum_task=create, copy_session=copy)
+    AwsSession.create_quantum_task = create_quantum_task
+    AwsSession.copy_session = copy_session
+
+
+def uninstall() -> None:
+    """Remove the hook (no session is guarded afterwards). Refused while a guard is active."""
+    global _active
+    with _lock:
+        if _active is not None:
+            raise IntegrationError("a guarded_braket(...) block is still active")
+        if not _originals:
+            return
+        from braket.aws.aws_session import AwsSession
+
+        AwsSession.create_quantum_task = _originals.pop("create_quantum_task")
+        AwsSession.copy_session = _originals.pop("copy_session")
+
+
+def guard_session(
+    session: Any,
+    bridge: GuardBridge,
+    *,
+    budgets: Sequence[str] = (),
+    prices: Mapping[str, Price] | None = None,
+) -> Any:
+    """Guard one ``AwsSession`` (and every session copied from it); returns the session."""
+    config = BraketGuardConfig(bridge, budgets, prices or {})
+    with _lock:
+        _install()
+        from braket.aws.aws_session import AwsSession
+
+        if not isinstance(session, AwsSession):
+            raise InvalidInput("session", "pass a braket.aws.AwsSession")
+        setattr(session, _ATTR, config)
+    return session
+
+
+def unguard_session(session: Any) -> None:
+    """Stop guarding ``session`` (its own configuration; copies made earlier keep theirs)."""
+    with contextlib.suppress(AttributeError):
+        delattr(session, _ATTR)
+
+
+@contextlib.contextmanager
+def guarded_braket(
+    bridge: GuardBridge,
+    *,
+    budgets: Sequence[str] = (),
+    prices: Mapping[str, Price] | None = None,
+) -> Iterator[BraketGuardConfig]:
+    """Guard every ``AwsSession`` in this process for the duration of the block.
+
+    Sessions guarded with :func:`guard_session` keep their own configuration. One block at a
+    time: the hook is process-wide, and SDK threads do not inherit context variables.
+    """
+    global _active
+    config = BraketGuardConfig(bridge, budgets, prices or {})
+    with _lock:
+        if _active is not None:
+            raise IntegrationError(
+                "guarded_braket(...) is already active; one block at a time (use "
+                "guard_session(...) to guard sessions with different budgets)"
+            )
+        _install()
+        _active = config
+    try:
+        yield config
+    finally:
+        with _lock:
+            _active = None

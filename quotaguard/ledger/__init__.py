@@ -1,0 +1,21 @@
+"""Reservation storage: memory (one process), SQLite (one machine), Redis (a fleet)."""
+
+from typing import TYPE_CHECKING
+
+from quotaguard.ledger.base import DEFAULT_LEASE, Ledger
+from quotaguard.ledger.memory import MemoryLedger
+from quotaguard.ledger.sqlite import SQLiteLedger
+
+if TYPE_CHECKING:
+    from quotaguard.ledger.redis import RedisLedger
+
+__all__ = ["DEFAULT_LEASE", "Ledger", "MemoryLedger", "RedisLedger", "SQLiteLedger"]
+
+
+def __getattr__(name: str) -> object:
+    # RedisLedger needs the optional ``redis`` package: import it only when asked for.
+    if name == "RedisLedger":
+        from quotaguard.ledger.redis import RedisLedger
+
+        return RedisLedger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,196 @@
+"""Seeded state of the emulator's IBM half, and the methods tests use to seed and drive it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "OPEN_PLAN_SECONDS",
+    "STATUSES",
+    "IBMInstanceState",
+    "IBMJobState",
+    "IBMSessionState",
+    "IBMState",
+]
+
+OPEN_PLAN_SECONDS = Decimal(600)
+STATUSES = ("Queued", "Running", "Completed", "Failed", "Cancelled")
+
+
+@attrs.define
+class IBMInstanceState:
+    crn: str
+    account_id: str
+    plan_id: str
+    limit_seconds: Decimal | None
+    consumed_seconds: Decimal
+    usage_period: tuple[datetime, datetime] | None
+    backends: list[str]
+    allocation_seconds: Decimal | None = None
+
+    @property
+    def limit_reached(self) -> bool | None:
+        if self.limit_seconds is None:
+            return None
+        return self.consumed_seconds >= self.limit_seconds
+
+
+@attrs.define
+class IBMJobState:
+    id: str
+    crn: str
+    backend: str
+    status: str
+    created: datetime
+    session_id: str | None = None
+    cost: int | None = None
+    quantum_seconds: Decimal | None = None
+    reason: str | None = None
+    program_id: str = "sampler"
+    running: datetime | None = None
+    finished: datetime | None = None
+
+
+@attrs.define
+class IBMSessionState:
+    id: str
+    crn: str
+    backend: str
+    mode: str
+    max_ttl: int
+    active_ttl: int | None
+    interactive_ttl: int | None
+    started_at: datetime | None
+    closed_at: datetime | None = None
+    accepting_jobs: bool = True
+
+
+class IBMState:
+    """API keys, issued tokens, instances, jobs and sessions; ``IBMService`` serves them."""
+
+    def __init__(self, *, clock: Callable[[], datetime]) -> None:
+        self.clock = clock
+        #: Lifetime of new IAM tokens, in seconds.
+        self.token_lifetime = 3600
+        self.api_keys: dict[str, str] = {}
+        self.tokens: dict[str, tuple[str, datetime]] = {}
+        self.instances: dict[str, IBMInstanceState] = {}
+        self.account_plans: dict[str, list[dict[str, Any]]] = {}
+        self.jobs: dict[str, IBMJobState] = {}
+        self.sessions: dict[str, IBMSessionState] = {}
+        self._ids = itertools.count(1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(instances={len(self.instances)}, jobs={len(self.jobs)})"
+
+    def add_api_key(self, key: str, account_id: str = "test-account") -> None:
+        self.api_keys[key] = account_id
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every issued token (as an early expiry would): the next call gets 401."""
+        self.tokens.clear()
+
+    def add_instance(
+        self,
+        crn: str,
+        *,
+        account_id: str | None = None,
+        plan_id: str = "premium",
+        limit_seconds: Decimal | int | None = None,
+        consumed_seconds: Decimal | int = 0,
+        usage_period: tuple[datetime, datetime] | None = None,
+        backends: Iterable[str] = ("ibm_emulated",),
+        allocation_seconds: Decimal | int | None = None,
+    ) -> IBMInstanceState:
+        """An instance; ``account_id`` defaults to the CRN's ``a/<account>`` segment and the
+        open plan's limit to 600 s."""
+        if account_id is None:
+            parts = crn.split(":")
+            account_id = parts[6].removeprefix("a/") if len(parts) > 6 else "test-account"
+        if limit_seconds is None and plan_id == "open":
+            limit_seconds = OPEN_PLAN_SECONDS
+        state = IBMInstanceState(
+            crn,
+            account_id,
+            plan_id,
+            None if limit_seconds is None else Decimal(limit_seconds),
+            Decimal(consumed_seconds),
+            usage_period,
+            list(backends),
+            None if allocation_seconds is None else Decimal(allocation_seconds),
+        )
+        self.instances[crn] = state
+        return state
+
+    def add_account_plan(self, account_id: str, plan: dict[str, Any]) -> None:
+        """A plan configuration as ``GET /v1/accounts/{id}`` returns it."""
+        self.account_plans.setdefault(account_id, []).append(plan)
+
+    def add_job(
+        self,
+        job_id: str,
+        crn: str,
+        *,
+        backend: str = "ibm_emulated",
+        status: str = "Queued",
+        quantum_seconds: Decimal | int | None = None,
+        session_id: str | None = None,
+        cost: int | None = None,
+    ) -> IBMJobState:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        job = IBMJobState(
+            job_id,
+            crn,
+            backend,
+            status,
+            self.clock(),
+            session_id,
+            cost,
+            None if quantum_seconds is None else Decimal(quantum_seconds),
+        )
+        self.jobs[job_id] = job
+        return job
+
+    def set_job_status(self, job_id: str, status: str, reason: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        job = self.jobs[job_id]
+        job.status, job.reason = status, reason
+        if status == "Running":
+            job.running = self.clock()
+        elif status != "Queued":
+            job.finished = self.clock()
+
+    def complete_job(self, job_id: str, quantum_seconds: Decimal | int = 0) -> None:
+        """Finish a job, counting its quantum seconds into its instance's usage."""
+        job = self.jobs[job_id]
+        job.quantum_seconds = Decimal(quantum_seconds)
+        self.set_job_status(job_id, "Completed")
+        instance = self.instances.get(job.crn)
+        if instance is not None and job.session_id is None:
+            instance.consumed_seconds += job.quantum_seconds
+
+    def add_session(
+        self,
+        session_id: str,
+        crn: str,
+        *,
+        backend: str = "ibm_emulated",
+        mode: str = "dedicated",
+        max_ttl: int = 28800,
+        active_ttl: int | None = None,
+        interactive_ttl: int | None = 60,
+        started_at: datetime | None = None,
+    ) -> IBMSessionState:
+        state = IBMSessionState(
+            session_id, crn, backend, mode, max_ttl, active_ttl, interactive_ttl, started_at
+        )
+        self.sessions[session_id] = state
+        return state

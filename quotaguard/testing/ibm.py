@@ -1,0 +1,319 @@
+"""The IBM half of the emulator: IAM token exchange and the Qiskit Runtime instance API.
+
+Every route is served under ``/api/v1/...`` and ``/experimental/api/v1/...`` (qiskit-ibm-runtime
+keeps a URL containing "experimental" as is, so pointing it at the emulator uses that prefix).
+Requests are checked as IBM does: a bearer token from ``POST /identity/token`` that has not
+expired (401), a ``Service-CRN`` header (400) naming a known instance (404) that the token's
+account owns (403), and a well-formed ``IBM-API-Version`` (400). Error bodies follow the spec:
+``ErrorContainer``, or ``GenericErrorDto`` for the usage route. Seed it from Python::
+
+    emu.ibm.add_api_key("key", account_id="acct")
+    emu.ibm.add_instance(CRN, plan_id="open", consumed_seconds=Decimal(120))
+
+Seeding lives in ``_ibm_state``, IAM in ``_iam``, the wire helpers in ``_ibm_wire``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from quotaguard.testing._iam import bearer_account, exchange_api_key
+from quotaguard.testing._ibm_backends import (
+    backend_configuration,
+    backend_device,
+    backend_status,
+)
+from quotaguard.testing._ibm_state import (
+    IBMInstanceState,
+    IBMJobState,
+    IBMSessionState,
+    IBMState,
+)
+from quotaguard.testing._ibm_wire import (
+    ACCOUNT_ID,
+    API_VERSION,
+    INT32_MAX,
+    PREFIX,
+    QPU_CHARGE_TIME_SINCE,
+    Reject,
+    error_response,
+    json_response,
+    read_json,
+    read_json_object,
+)
+
+__all__ = ["IBMInstanceState", "IBMJobState", "IBMService", "IBMSessionState"]
+
+Handler = Callable[[web.Request, IBMInstanceState], Awaitable[web.StreamResponse]]
+
+
+class IBMService(IBMState):
+    """The aiohttp routes (named ``ibm.<operation>``) of the IBM half, over its seeded state."""
+
+    def add_routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_post("/identity/token", self._iam_token, name="ibm.iam_token")
+        api: list[tuple[str, str, str, Handler]] = [
+            ("GET", "/instance", "get_instance", self._get_instance),
+            ("GET", "/instances/configuration", "get_instance_configuration", self._get_config),
+            ("PUT", "/instances/configuration", "update_instance_configuration", self._put_config),
+            ("GET", "/instances/usage", "get_usage", self._get_usage),
+            ("GET", "/accounts/{account_id}", "get_account", self._get_account),
+            ("GET", "/backends", "list_backends", self._list_backends),
+            ("GET", "/backends/{name}/configuration", "get_backend_configuration", self._backend),
+            ("GET", "/backends/{name}/properties", "get_backend_properties", self._backend),
+            ("GET", "/backends/{name}/status", "get_backend_status", self._backend),
+            ("POST", "/jobs", "create_job", self._create_job),
+            ("GET", "/jobs/{job_id}", "get_job", self._get_job),
+            ("GET", "/jobs/{job_id}/metrics", "get_job_metrics", self._get_job_metrics),
+            ("POST", "/sessions", "create_session", self._create_session),
+            ("GET", "/sessions/{session_id}", "get_session", self._get_session),
+            ("PATCH", "/sessions/{session_id}", "update_session", self._update_session),
+        ]
+        for method, path, operation, handler in api:
+            r.add_route(
+                method, PREFIX + path, self._guarded(operation, handler), name=f"ibm.{operation}"
+            )
+
+    def _guarded(
+        self, operation: str, handler: Handler
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        generic = operation == "get_usage"  # the spec gives this route GenericErrorDto bodies
+
+        async def serve(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request, self._authorize(request))
+            except Reject as exc:
+                return error_response(exc, generic=generic)
+
+        return serve
+
+    def _authorize(self, request: web.Request) -> IBMInstanceState:
+        account = bearer_account(request, self)
+        version = request.headers.get("IBM-API-Version")
+        if version is not None and not API_VERSION.match(version):
+            raise Reject(400, "invalid_api_version", "IBM-API-Version must be YYYY-MM-DD")
+        crn = request.headers.get("Service-CRN")
+        if not crn:
+            raise Reject(400, "missing_service_crn", "The Service-CRN header is required")
+        instance = self.instances.get(crn)
+        if instance is None:
+            raise Reject(404, "instance_not_found", "No instance with this Service-CRN")
+        if instance.account_id != account:
+            raise Reject(403, "forbidden", "The API key's account cannot access this instance")
+        return instance
+
+    async def _iam_token(self, request: web.Request) -> web.StreamResponse:
+        return await exchange_api_key(request, self)
+
+    async def _get_instance(
+        self, request: web.Request, inst: IBMInstanceState
+    ) -> web.StreamResponse:
+        body: dict[str, Any] = {"backends": inst.backends, "plan_id": inst.plan_id}
+        if inst.limit_seconds is not None:
+            body["instance_limit"] = inst.limit_seconds  # deprecated, still sent
+            body["instance_limit_seconds"] = str(inst.limit_seconds)
+        if inst.allocation_seconds is not None:
+            body["usage_allocation_seconds"] = str(inst.allocation_seconds)
+        return json_response(body)
+
+    async def _get_config(self, request: web.Request, inst: IBMInstanceState) -> web.StreamResponse:
+        return json_response({"instance_limit": inst.limit_seconds})
+
+    async def _put_config(self, request: web.Request, inst: IBMInstanceState) -> web.StreamResponse:
+        data = await read_json(request)
+        limit = data.get("instance_limit", ...) if isinstance(data, dict) else ...
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= INT32_MAX
+        ):
+            raise Reject(400, "invalid_request", "instance_limit must be null or 1..2147483647")
+        if limit is not None and Decimal(limit) < inst.consumed_seconds:
+            raise Reject(
+                409,
+                "usage_exceeds_limit",
+                f"Usage ({inst.consumed_seconds} s) exceeds the requested instance limit",
+            )
+        inst.limit_seconds = None if limit is None else Decimal(limit)
+        return web.Response(status=204)
+
+    async def _get_usage(self, request: web.Request, inst: IBMInstanceState) -> web.StreamResponse:
+        body: dict[str, Any] = {
+            "instance_id": inst.crn,
+            "plan_id": inst.plan_id,
+            "usage_consumed_seconds": inst.consumed_seconds,
+        }
+        if inst.limit_seconds is not None:
+            body["usage_limit_seconds"] = inst.limit_seconds
+            body["usage_limit_reached"] = inst.limit_reached
+        if inst.allocation_seconds is not None:
+            body["usage_allocation_seconds"] = inst.allocation_seconds
+        if inst.usage_period is not None:
+            start, end = inst.usage_period
+            body["usage_period"] = {"start_time": start, "end_time": end}
+        return json_response(body)
+
+    async def _get_account(
+        self, request: web.Request, inst: IBMInstanceState
+    ) -> web.StreamResponse:
+        account_id = request.match_info["account_id"]
+        if not ACCOUNT_ID.match(account_id):
+            raise Reject(400, "invalid_request", "Account id must match ^[a-zA-Z0-9-_]+$")
+        plans = self.account_plans.get(account_id)
+        if plans is None:  # "If no account information is found, returns the default"
+            plans = [
+                {
+                    "plan_id": "open",
+                    "subscription_id": "default",
+                    "subscription_name": "default",
+                    "backends": [],
+                    "max_ttl": 600,
+                }
+            ]
+        plan_id = request.query.get("plan_id")
+        if plan_id is not None:
+            plans = [p for p in plans if p.get("plan_id") == plan_id]
+            if not plans:
+                raise Reject(404, "plan_not_found", "No configuration for this plan")
+        return json_response({"plans": plans})
+
+    async def _list_backends(
+        self, request: web.Request, inst: IBMInstanceState
+    ) -> web.StreamResponse:
+        return json_response({"devices": [backend_device(name) for name in inst.backends]})
+
+    async def _backend(self, request: web.Request, inst: IBMInstanceState) -> web.StreamResponse:
+        """A backend's configuration, properties (none) or status, for qiskit-ibm-runtime."""
+        name = request.match_info["name"]
+        if inst.backends and name not in inst.backends:
+            raise Reject(404, "backend_not_found", "No backend with this name in this instance")
+        what = request.path.rsplit("/", 1)[-1]
+        if what == "configuration":
+            return json_response(backend_configuration(name))
+        if what == "status":
+            return json_response(backend_status(name))
+        return json_response({})
+
+    async def _create_job(self, request: web.Request, inst: IBMInstanceState) -> web.StreamResponse:
+        data = await read_json_object(request)
+        backend = data.get("backend")
+        if not isinstance(backend, str) or (inst.backends and backend not in inst.backends):
+            raise Reject(400, "invalid_backend", "backend is missing or not in this instance")
+        cost = data.get("cost")
+        if cost is not None and (
+            isinstance(cost, bool) or not isinstance(cost, int) or not 1 <= cost <= INT32_MAX
+        ):
+            raise Reject(400, "invalid_request", "cost (max_execution_time) must be 1..2^31-1")
+        session_id = data.get("session_id")
+        if session_id is not None and self.sessions.get(session_id) is None:
+            raise Reject(400, "invalid_session", "No session with this id")
+        if inst.limit_reached:
+            raise Reject(403, "usage_limit_reached", "The instance usage limit is reached")
+        job_id = f"emu{next(self._ids):017x}"
+        job = self.add_job(job_id, inst.crn, backend=backend, session_id=session_id, cost=cost)
+        job.program_id = str(data.get("program_id", "sampler"))
+        return json_response({"id": job_id, "backend": backend})
+
+    def _job(self, request: web.Request, inst: IBMInstanceState) -> IBMJobState:
+        job = self.jobs.get(request.match_info["job_id"])
+        if job is None or job.crn != inst.crn:
+            raise Reject(404, "job_not_found", "No job with this id in this instance")
+        return job
+
+    async def _get_job(self, request: web.Request, inst: IBMInstanceState) -> web.StreamResponse:
+        job = self._job(request, inst)
+        return json_response(
+            {
+                "id": job.id,
+                "backend": job.backend,
+                "status": job.status,
+                "state": {"status": job.status, "reason": job.reason},
+                "created": job.created,
+                "session_id": job.session_id,
+                "cost": job.cost,
+                "program": {"id": job.program_id},
+            }
+        )
+
+    async def _get_job_metrics(
+        self, request: web.Request, inst: IBMInstanceState
+    ) -> web.StreamResponse:
+        job = self._job(request, inst)
+        usage: dict[str, Any] = {}
+        if job.quantum_seconds is not None:
+            version = request.headers.get("IBM-API-Version", QPU_CHARGE_TIME_SINCE)
+            if version >= QPU_CHARGE_TIME_SINCE:
+                usage = {"qpu_charge_time_seconds": job.quantum_seconds}
+            else:  # the older API, as in the seeds
+                usage = {"quantum_seconds": job.quantum_seconds, "seconds": job.quantum_seconds}
+        timestamps = {"created": job.created, "running": job.running, "finished": job.finished}
+        return json_response(
+            {"usage": usage, "timestamps": timestamps, "qiskit_version": "emulator"}
+        )
+
+    async def _create_session(
+        self, request: web.Request, inst: IBMInstanceState
+    ) -> web.StreamResponse:
+        data = await read_json_object(request)
+        mode = data.get("mode", "dedicated")
+        if inst.plan_id == "open" and mode != "batch":
+            raise Reject(403, "sessions_not_allowed", "Open plan instances cannot open sessions")
+        max_ttl = data.get("max_ttl") or (600 if inst.plan_id == "open" else 28800)
+        session_id = f"emus{next(self._ids):016x}"
+        backend = str(data.get("backend", inst.backends[0] if inst.backends else ""))
+        self.add_session(session_id, inst.crn, backend=backend, mode=mode, max_ttl=max_ttl)
+        return json_response({"id": session_id, "mode": mode, "max_ttl": max_ttl})
+
+    def _session(self, request: web.Request, inst: IBMInstanceState) -> IBMSessionState:
+        session = self.sessions.get(request.match_info["session_id"])
+        if session is None or session.crn != inst.crn:
+            raise Reject(404, "session_not_found", "No session with this id in this instance")
+        return session
+
+    async def _update_session(
+        self, request: web.Request, inst: IBMInstanceState
+    ) -> web.StreamResponse:
+        """``{"accepting_jobs": false}``: what qiskit-ibm-runtime's ``Session.close()`` sends."""
+        session = self._session(request, inst)
+        data = await read_json_object(request)
+        accepting = data.get("accepting_jobs", session.accepting_jobs)
+        if not isinstance(accepting, bool):
+            raise Reject(400, "invalid_request", "accepting_jobs must be true or false")
+        session.accepting_jobs = accepting
+        return web.Response(status=204)
+
+    async def _get_session(
+        self, request: web.Request, inst: IBMInstanceState
+    ) -> web.StreamResponse:
+        session = self._session(request, inst)
+        now = self.clock()
+        elapsed = Decimal(0)
+        state = "open"
+        closed_at = session.closed_at
+        if session.started_at is not None:
+            elapsed = Decimal(str((now - session.started_at).total_seconds()))
+            state = "active"
+            if elapsed >= session.max_ttl and closed_at is None:
+                closed_at = session.started_at + timedelta(seconds=session.max_ttl)
+        if closed_at is not None:
+            state = "closed"
+        return json_response(
+            {
+                "id": session.id,
+                "backend_name": session.backend,
+                "mode": session.mode,
+                "state": state,
+                "max_ttl": session.max_ttl,
+                "active_ttl": session.active_ttl,
+                "interactive_ttl": session.interactive_ttl,
+                "started_at": session.started_at,
+                "activated_at": session.started_at,
+                "closed_at": closed_at,
+                "elapsed_time": min(elapsed, Decimal(session.max_ttl)),
+                "accepting_jobs": session.accepting_jobs and closed_at is None,
+            }
+        )

@@ -1,0 +1,212 @@
+"""The ``quotaguard`` command, driven as a subprocess against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from quotaguard.testing import Emulator
+from quotaguard.testing.seed import seed_demo
+
+EXE = [sys.executable, "-m", "quotaguard.cli"]
+
+
+async def run(*args: str, env: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *EXE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(timeout):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def base_env(tmp_path: Path) -> dict[str, str]:
+    """No credentials of the developer's own; ledger and config dirs in tmp."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "IBMCLOUD_", "QISKIT_", "QUOTAGUARD_", "IAM_"))
+    }
+    env.update(
+        HOME=str(tmp_path),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        QUOTAGUARD_LEDGER_PATH=str(tmp_path / "ledger.sqlite3"),
+        AWS_CONFIG_FILE=str(tmp_path / "nope"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "nope"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+@pytest.fixture
+async def world(base_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    async with Emulator() as emu:
+        seed = seed_demo(emu)
+        yield emu, seed, {**base_env, **seed.environment(emu.url)}
+
+
+async def test_demo_json_shows_rules_and_no_server_overspend(base_env: dict[str, str]) -> None:
+    code, out, err = await run("demo", "--json", env=base_env)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["ok"] is True
+    rules = {s["rule"] for s in data["submissions"] if not s["admitted"]}
+    assert {"budget.remaining", "ibm.max_execution_time.unset"} <= rules
+    admitted = [s for s in data["submissions"] if s["admitted"]]
+    assert admitted
+    assert data["settled"] == len(admitted)
+    for server in data["server"]:
+        assert server["within_limit"] is True
+        assert float(server["used"]) <= float(server["limit"])
+    budgets = {b["key"]: b for b in data["budgets"]}
+    assert budgets["team:research"]["limit"] == "30"
+    assert float(budgets["team:research"]["used"]) <= 30
+
+
+async def test_demo_prints_tables_and_the_server_check(base_env: dict[str, str]) -> None:
+    code, out, _ = await run("demo", env=base_env)
+    assert code == 0
+    assert "Submissions" in out
+    assert "rejected" in out
+    assert "ibm.max_execution_time.unset" in out
+    assert "✓ server side, IBM instance" in out
+    assert "✓ server side, Braket spending limit" in out
+
+
+async def test_status_lists_provider_budgets(world) -> None:  # type: ignore[no-untyped-def]
+    _, seed, env = world
+    code, out, err = await run("status", "--json", env=env)
+    assert code == 0, err
+    data = json.loads(out)
+    budgets = {b["key"]: b for b in data["budgets"]}
+    assert budgets[f"ibm:{seed.service_crn}"]["limit"] == "600"
+    assert budgets[f"braket:{seed.device_arn}"]["limit"] == "50"
+    assert sorted(data["providers"]) == ["braket", "ibm"]
+    code, out, _ = await run("status", env=env)
+    assert code == 0
+    assert "ibm:…instance-open" in out
+
+
+async def test_check_ibm_admits_and_rejects(world) -> None:  # type: ignore[no-untyped-def]
+    emu, seed, env = world
+    code, out, _ = await run(
+        "check", "ibm", "--backend", seed.backend, "--max-execution-time", "100", "--json", env=env
+    )
+    assert code == 0
+    assert json.loads(out)["admitted"] is True
+    code, out, _ = await run("check", "ibm", "--backend", seed.backend, "--json", env=env)
+    assert code == 1
+    (violation,) = json.loads(out)["violations"]
+    assert violation["rule"] == "ibm.max_execution_time.unset"
+    assert "max_execution_time" in violation["message"]
+    assert emu.calls("ibm.create_job") == 0
+
+
+async def test_check_braket_reserves_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    emu, seed, env = world
+    code, out, _ = await run(
+        "check", "braket", "--device", seed.device_arn, "--shots", "100", "--json", env=env
+    )
+    assert code == 0
+    assert json.loads(out)["charges"][0]["amount"] == "8.30"
+    code, out, _ = await run(
+        "check", "braket", "--device", seed.device_arn, "--shots", "1000", env=env
+    )
+    assert code == 1
+    assert "budget.remaining" in out
+    assert emu.calls("braket.CreateQuantumTask") == 0
+    code, out, _ = await run("status", "--json", env=env)
+    held = [b for b in json.loads(out)["budgets"] if b["reserved"] != "0"]
+    assert held == []
+
+
+async def test_limits_set_list_delete(world) -> None:  # type: ignore[no-untyped-def]
+    _, seed, env = world
+    code, out, _ = await run("limits", "set", seed.device_arn, "75", env=env)
+    assert code == 0
+    assert "updated" in out
+    code, out, _ = await run("limits", "list", "--json", env=env)
+    (limit,) = json.loads(out)["spending_limits"]
+    assert (limit["device"], limit["limit"]) == (seed.device_arn, "75")
+    code, _, _ = await run("limits", "delete", seed.device_arn, env=env)
+    assert code == 0
+    code, out, _ = await run("limits", "list", "--json", env=env)
+    assert json.loads(out)["spending_limits"] == []
+    code, _, err = await run("limits", "delete", seed.device_arn, env=env)
+    assert code == 2
+    assert "no spending limit" in err
+
+
+async def test_ibm_limit_show_set_clear(world) -> None:  # type: ignore[no-untyped-def]
+    emu, seed, env = world
+    code, out, _ = await run("ibm-limit", "show", "--json", env=env)
+    assert code == 0
+    assert json.loads(out)["limit_seconds"] == "600"
+    assert (await run("ibm-limit", "set", "500", env=env))[0] == 0
+    assert emu.ibm.instances[seed.service_crn].limit_seconds == 500
+    code, out, _ = await run("ibm-limit", "show", env=env)
+    assert "0 s of 500 s" in out
+    assert (await run("ibm-limit", "clear", env=env))[0] == 0
+    assert emu.ibm.instances[seed.service_crn].limit_seconds is None
+
+
+async def test_missing_credentials_name_the_variable(base_env: dict[str, str]) -> None:
+    code, _out, err = await run(
+        "check", "ibm", "--backend", "x", "--max-execution-time", "5", env=base_env
+    )
+    assert code == 2
+    assert "IBMCLOUD_API_KEY" in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_bad_input_is_a_usage_error(world) -> None:  # type: ignore[no-untyped-def]
+    emu, _seed, env = world
+    code, _, err = await run("check", "braket", "--device", "not-an-arn", "--shots", "5", env=env)
+    assert code == 2
+    assert "device_arn" in err
+    code, _, err = await run("ibm-limit", "set", "0", env=env)
+    assert code == 2
+    assert emu.calls("ibm.update_instance_configuration") == 0
+
+
+async def test_emulator_command_serves_until_interrupted(base_env: dict[str, str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *EXE,
+        "emulator",
+        "--port",
+        "0",
+        env=base_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    async with asyncio.timeout(30):
+        while not any(line.startswith("export AWS_SECRET_ACCESS_KEY") for line in lines):
+            lines.append((await proc.stdout.readline()).decode().strip())
+    url = next(line.split("=", 1)[1] for line in lines if "AWS_ENDPOINT_URL_BRAKET" in line)
+    env = {
+        **base_env,
+        **dict(
+            line.removeprefix("export ").split("=", 1)
+            for line in lines
+            if line.startswith("export")
+        ),
+    }
+    code, out, _ = await run("limits", "list", "--json", env=env)
+    assert code == 0
+    assert json.loads(out)["spending_limits"][0]["limit"] == "50"
+    assert url.startswith("http://127.0.0.1:")
+    proc.send_signal(signal.SIGINT)
+    async with asyncio.timeout(30):
+        assert await proc.wait() == 0

@@ -1,0 +1,282 @@
+"""qiskit-ibm-runtime 0.51, guarded, against the emulator (real SDK, real HTTP on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import qiskit_ibm_runtime
+from qiskit import QuantumCircuit, transpile
+from qiskit_ibm_runtime import Batch, QiskitRuntimeService, SamplerV2, Session
+
+from quotaguard.errors import BudgetExceeded, InvalidInput
+from quotaguard.guard import BudgetGuard
+from quotaguard.ibm import IBMRuntimeClient
+from quotaguard.integrations import GuardBridge, IntegrationError, WrongThread
+from quotaguard.integrations.qiskit_runtime import (
+    check_version,
+    guard_runtime,
+    job_from_request,
+    unguard_runtime,
+)
+from quotaguard.ledger.memory import MemoryLedger
+from quotaguard.testing import Emulator
+from tests.conftest import FakeClock
+
+pytestmark = [
+    pytest.mark.sdk,
+    # SamplerV2 is what 0.51 users run; its deprecation notice is not what is tested here.
+    pytest.mark.filterwarnings("ignore:The SamplerV2 class is deprecated:DeprecationWarning"),
+]
+
+KEY = "qg-sdk-test-apikey-5b7e"
+CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-sdk:inst-1::"
+OTHER = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-sdk:inst-2::"
+BACKEND = "ibm_emulated"
+
+
+@pytest.fixture
+async def emu(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    emulator.ibm.add_api_key(KEY, "acct-sdk")
+    emulator.ibm.add_instance(CRN, plan_id="premium", limit_seconds=1000)
+    emulator.ibm.add_instance(OTHER, plan_id="premium", limit_seconds=1000)
+    # qiskit-ibm-runtime reads IAM_URL; the Functions switch skips IBM Cloud Global Search.
+    monkeypatch.setenv("IAM_URL", emulator.url)
+    monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
+    return emulator
+
+
+@pytest.fixture
+async def guard(emu: Emulator, clock: FakeClock) -> AsyncIterator[BudgetGuard]:
+    ibm = IBMRuntimeClient(KEY, CRN, base_url=emu.url + "/api", iam_url=emu.url, clock=clock)
+    async with ibm, BudgetGuard(MemoryLedger(), ibm=ibm, clock=clock) as g:
+        yield g
+
+
+def make_service(emu: Emulator) -> QiskitRuntimeService:
+    # A URL containing "experimental" is used as is (any other is rewritten and loses its port).
+    return QiskitRuntimeService(
+        channel="ibm_quantum_platform",
+        token=KEY,
+        instance=CRN,
+        url=f"{emu.url}/experimental/api/v1",
+    )
+
+
+@pytest.fixture
+async def service(emu: Emulator, guard: BudgetGuard) -> QiskitRuntimeService:
+    svc = await asyncio.to_thread(make_service, emu)
+    return guard_runtime(svc, guard)
+
+
+@pytest.fixture
+async def backend(service: QiskitRuntimeService) -> Any:
+    return await asyncio.to_thread(service.backend, BACKEND)
+
+
+def bell(backend: Any) -> QuantumCircuit:
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure_all()
+    return transpile(qc, backend, optimization_level=1)
+
+
+def sample(mode: Any, circuit: QuantumCircuit, max_execution_time: int | None) -> Any:
+    sampler = SamplerV2(mode=mode)
+    if max_execution_time is not None:
+        sampler.options.max_execution_time = max_execution_time
+    return sampler.run([circuit], shots=100)
+
+
+async def test_over_budget_job_mode_raises_before_post_jobs(
+    emu: Emulator, guard: BudgetGuard, backend: Any
+) -> None:
+    circuit = await asyncio.to_thread(bell, backend)
+    # No max_execution_time: the 3 h cap (10,800 s) is reserved against 1,000 s left.
+    with pytest.raises(BudgetExceeded) as info:
+        await asyncio.to_thread(sample, backend, circuit, None)
+    violation = info.value.decision.violations[0]
+    assert violation.rule == "ibm.max_execution_time.unset"
+    assert "max_execution_time" in violation.message
+    assert emu.calls("ibm.create_job") == 0
+    assert await guard.ledger.outstanding() == []
+
+
+async def test_admitted_job_is_posted_and_bound(
+    emu: Emulator, guard: BudgetGuard, backend: Any
+) -> None:
+    circuit = await asyncio.to_thread(bell, backend)
+    job = await asyncio.to_thread(sample, backend, circuit, 60)
+    assert emu.calls("ibm.create_job") == 1
+    assert emu.ibm.jobs[job.job_id()].cost == 60
+    [held] = await guard.ledger.outstanding()
+    assert held.external_id == job.job_id()
+    assert held.charges[0].amount == Decimal(60)
+    # A second job does not fit what is left (1000 - 60 < 1000): rejected, nothing sent.
+    with pytest.raises(BudgetExceeded):
+        await asyncio.to_thread(sample, backend, circuit, 1000)
+    assert emu.calls("ibm.create_job") == 1
+
+
+async def test_batch_over_budget_job_raises_before_post_jobs(
+    emu: Emulator, guard: BudgetGuard, backend: Any
+) -> None:
+    circuit = await asyncio.to_thread(bell, backend)
+
+    def run_in_batch(max_execution_time: int) -> tuple[str | None, Any]:
+        with Batch(backend=backend, max_time=300) as batch:
+            return batch.session_id, sample(batch, circuit, max_execution_time)
+
+    # The batch's 300 s fit; a 600 s job does not fit the batch: rejected before POST /jobs.
+    with pytest.raises(BudgetExceeded) as info:
+        await asyncio.to_thread(run_in_batch, 600)
+    assert info.value.decision.violations[0].rule == "ibm.session.remaining"
+    assert emu.calls("ibm.create_session") == 1
+    assert emu.calls("ibm.create_job") == 0
+    # A job that fits runs in the batch and is bound.
+    session_id, job = await asyncio.to_thread(run_in_batch, 100)
+    assert emu.calls("ibm.create_job") == 1
+    assert emu.ibm.jobs[job.job_id()].session_id == session_id
+    bound = {r.external_id for r in await guard.ledger.outstanding()}
+    assert job.job_id() in bound and f"ibm-session:{session_id}" in bound
+
+
+async def test_batch_over_budget_is_not_opened(
+    emu: Emulator, guard: BudgetGuard, backend: Any
+) -> None:
+    with pytest.raises(BudgetExceeded) as info:
+        await asyncio.to_thread(Batch, backend=backend, max_time=2000)
+    assert info.value.decision.violations[0].budget == f"ibm:{CRN}"
+    assert emu.calls("ibm.create_session") == 0
+
+
+async def test_session_mode_reserves_the_session_and_runs_jobs_in_it(
+    emu: Emulator, guard: BudgetGuard, backend: Any
+) -> None:
+    circuit = await asyncio.to_thread(bell, backend)
+
+    def run_in_session() -> Any:
+        with Session(backend=backend, max_time=600) as session:
+            return sample(session, circuit, 120)
+
+    job = await asyncio.to_thread(run_in_session)
+    assert emu.calls("ibm.create_session") == 1 and emu.calls("ibm.create_job") == 1
+    held = {r.external_id: r for r in await guard.ledger.outstanding()}
+    session_hold = held[f"ibm-session:{job.session_id}"]
+    assert session_hold.charges[0].amount == Decimal(600)
+    assert held[job.job_id()].charges[0].amount == 0  # the session's hold covers its jobs
+
+
+async def test_user_budgets_are_drawn_too(
+    emu: Emulator, clock: FakeClock, backend: Any, service: QiskitRuntimeService
+) -> None:
+    ibm = IBMRuntimeClient(KEY, CRN, base_url=emu.url + "/api", iam_url=emu.url, clock=clock)
+    async with ibm, BudgetGuard(MemoryLedger(), ibm=ibm, clock=clock) as team_guard:
+        from quotaguard.engine import Budget, Unit
+
+        await team_guard.add_budget(Budget("team:q", Unit.SECONDS, Decimal(100)))
+        guard_runtime(service, team_guard, budgets=["team:q"])  # rewrap with another guard
+        circuit = await asyncio.to_thread(bell, backend)
+        await asyncio.to_thread(sample, backend, circuit, 80)
+        with pytest.raises(BudgetExceeded) as info:
+            await asyncio.to_thread(sample, backend, circuit, 80)
+        assert info.value.decision.violations[0].budget == "team:q"
+    assert emu.calls("ibm.create_job") == 1
+
+
+async def test_clients_for_other_instances_refuse_rather_than_send_unguarded(
+    emu: Emulator, service: QiskitRuntimeService
+) -> None:
+    # The service makes a client per instance it touches; the guard watches CRN only.
+    client = await asyncio.to_thread(service._create_new_cloud_api_client, OTHER)
+    with pytest.raises(IntegrationError, match="unguarded"):
+        await asyncio.to_thread(
+            client.program_run, "sampler", BACKEND, {"pubs": []}, None, None, None
+        )
+    with pytest.raises(IntegrationError, match="unguarded"):
+        await asyncio.to_thread(client.create_session, BACKEND, OTHER, 60, "batch")
+    assert emu.calls("ibm.create_job") == emu.calls("ibm.create_session") == 0
+
+
+async def test_sdk_call_on_the_guard_loop_is_refused(
+    emu: Emulator, service: QiskitRuntimeService
+) -> None:
+    # The hooked client method itself, on the loop thread: waiting there would deadlock.
+    # (sampler.run on this loop would first block on the SDK's own GETs to this emulator.)
+    client = service._active_api_client
+    with pytest.raises(WrongThread, match="to_thread"):
+        client.program_run("sampler", BACKEND, {"pubs": []}, None, None, None)
+    with pytest.raises(WrongThread):
+        client.create_session(BACKEND, CRN, 60, "batch")
+    assert emu.calls("ibm.create_job") == emu.calls("ibm.create_session") == 0
+
+
+async def test_unguard_restores_the_sdk(
+    emu: Emulator, guard: BudgetGuard, service: QiskitRuntimeService, backend: Any
+) -> None:
+    unguard_runtime(service)
+    circuit = await asyncio.to_thread(bell, backend)
+    await asyncio.to_thread(sample, backend, circuit, None)  # not guarded: sent as is
+    assert emu.calls("ibm.create_job") == 1
+    assert await guard.ledger.outstanding() == []
+
+
+async def test_unsupported_version_fails_loudly_at_wrap_time(
+    emu: Emulator, guard: BudgetGuard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = await asyncio.to_thread(make_service, emu)
+    monkeypatch.setattr(qiskit_ibm_runtime, "__version__", "0.52.0")
+    with pytest.raises(IntegrationError, match=r">=0.51,<0.52"):
+        guard_runtime(svc, guard)
+    assert "program_run" not in vars(svc._active_api_client)  # nothing half-wrapped
+    check_version("0.51.3")
+    for bad in ("0.50.9", "1.0.0", "dev"):
+        with pytest.raises(IntegrationError):
+            check_version(bad)
+
+
+async def test_bad_input_at_wrap_time(emu: Emulator, guard: BudgetGuard) -> None:
+    svc = await asyncio.to_thread(make_service, emu)
+    with pytest.raises(InvalidInput) as info:
+        guard_runtime(object(), guard)
+    assert info.value.field == "service"
+    with pytest.raises(InvalidInput) as info:
+        guard_runtime(svc, guard, budgets="team:a")
+    assert info.value.field == "budgets"
+    async with BudgetGuard(MemoryLedger()) as no_ibm:
+        with pytest.raises(InvalidInput) as info:
+            guard_runtime(svc, no_ibm)
+    assert info.value.field == "guard"
+    bridge = GuardBridge.current(guard)
+    assert guard_runtime(svc, bridge) is svc
+
+
+def test_job_from_request_measures_the_serialized_inputs() -> None:
+    job = job_from_request("ibm_x", {"pubs": [], "options": {"a": "b" * 100}}, session_id="")
+    assert job.input_bytes > 100 and job.session_id is None and job.max_execution_time is None
+    assert job_from_request("ibm_x", {}, max_execution_time=0).max_execution_time is None
+    with pytest.raises(InvalidInput):
+        job_from_request(None, {})
+
+
+async def test_no_secret_reaches_logs_reprs_or_errors(
+    emu: Emulator, guard: BudgetGuard, backend: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    circuit = await asyncio.to_thread(bell, backend)
+    caplog.set_level(logging.DEBUG, logger="quotaguard")
+    with pytest.raises(BudgetExceeded) as rejected:
+        await asyncio.to_thread(sample, backend, circuit, None)
+    svc = guard_runtime(await asyncio.to_thread(make_service, emu), guard)
+    other = await asyncio.to_thread(svc._create_new_cloud_api_client, OTHER)
+    with pytest.raises(IntegrationError) as refused:
+        await asyncio.to_thread(other.create_session, BACKEND, OTHER, 60, "batch")
+    tokens = list(emu.ibm.tokens)
+    assert tokens
+    texts = [caplog.text, repr(GuardBridge.current(guard)), str(rejected.value), str(refused.value)]
+    for text in texts:
+        assert KEY not in text and not any(token in text for token in tokens)

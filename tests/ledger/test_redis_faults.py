@@ -1,0 +1,189 @@
+"""RedisLedger when the connection fails: lost replies, a dead server, a restart, cancellation.
+
+A small TCP proxy between the ledger and a real redis-server loses replies on demand: the
+command runs on the server, the client never hears back, exactly the case a retry with the
+same idempotency key must survive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from quotaguard.engine import Budget, Charge, Unit
+from quotaguard.errors import BudgetUnavailable
+from quotaguard.ledger.redis import RedisLedger
+from tests.redis_server import RedisServer, free_port
+from tests.secrets import REDIS_FAULTS_PASSWORD
+
+pytestmark = pytest.mark.redis
+
+T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
+
+
+def usd(budget: str, amount: str | int) -> Charge:
+    return Charge(budget, Decimal(amount), Unit.USD)
+
+
+class Proxy:
+    """Forwards loopback TCP to ``upstream``; ``drop`` loses replies, ``delay`` holds them."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.drop = False
+        self.delay = 0.0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Proxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        ur, uw = await asyncio.open_connection("127.0.0.1", self.upstream)
+
+        async def up() -> None:
+            while data := await cr.read(65536):
+                uw.write(data)
+                await uw.drain()
+
+        async def down() -> None:
+            while data := await ur.read(65536):
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                if self.drop:
+                    return  # the server did the work; the reply is lost
+                cw.write(data)
+                await cw.drain()
+
+        try:
+            pumps = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+        finally:
+            self._tasks.discard(task)
+            cw.close()
+            uw.close()
+            for writer in (cw, uw):
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+
+
+@pytest.fixture
+async def proxy(redis_server: RedisServer) -> AsyncIterator[Proxy]:
+    async with Proxy(redis_server.port) as p:
+        yield p
+
+
+def namespace() -> str:
+    return f"ft-{uuid.uuid4().hex[:12]}"
+
+
+async def test_lost_reply_then_retry_with_same_key_holds_once(proxy: Proxy) -> None:
+    async with RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger:
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))  # also loads the script
+        proxy.drop = True
+        with pytest.raises(BudgetUnavailable):
+            await ledger.reserve([usd("b", 4)], now=T0, idempotency_key="job-1")
+        proxy.drop = False
+        retry = await ledger.reserve([usd("b", 4)], now=T0, idempotency_key="job-1")
+        assert retry.admitted and retry.replayed  # the lost call did hold: this is it
+        state = await ledger.state("b", now=T0)
+        assert (state.reserved, state.outstanding) == (Decimal(4), 1)
+
+
+async def test_client_retries_after_a_lost_reply_never_hold_twice(proxy: Proxy) -> None:
+    # No idempotency key: redis-py retries the same script call (same reservation id)
+    # several times; the ledger must count it once, and the lease reclaims it.
+    async with RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger:
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
+        proxy.drop = True
+        with pytest.raises(BudgetUnavailable):
+            await ledger.reserve([usd("b", 4)], now=T0, lease=timedelta(minutes=1))
+        proxy.drop = False
+        assert len(await ledger.outstanding()) == 1
+        assert (await ledger.state("b", now=T0)).reserved == Decimal(4)
+        assert (await ledger.state("b", now=T0 + timedelta(minutes=1))).reserved == 0
+
+
+async def test_cancelled_reserve_leaves_nothing_held(proxy: Proxy) -> None:
+    async with RedisLedger(proxy.url, namespace=namespace()) as ledger:
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
+        proxy.delay = 0.2
+        task = asyncio.ensure_future(ledger.reserve([usd("b", 4)], now=T0))
+        await asyncio.sleep(0.05)  # the script has run on the server; its reply is in flight
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        proxy.delay = 0
+        assert await ledger.outstanding() == []
+        state = await ledger.state("b", now=T0)
+        assert (state.reserved, state.outstanding) == (0, 0)
+        # The script did hold before the cancellation landed: the undo released that hold.
+        records = [k async for k in ledger._client.scan_iter(match=f"{{{ledger.namespace}}}:r:*")]
+        assert len(records) == 1
+        assert await ledger._client.hget(records[0], "state") == b"released"
+
+
+async def test_closed_port_is_budget_unavailable_without_secrets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = REDIS_FAULTS_PASSWORD
+    url = f"redis://:{secret}@127.0.0.1:{free_port()}/0"
+    async with RedisLedger(url, namespace=namespace(), socket_timeout=0.5) as ledger:
+        with pytest.raises(BudgetUnavailable) as info:
+            await ledger.reserve([usd("b", 1)], now=T0, idempotency_key="k")
+        assert secret not in repr(ledger)
+    assert secret not in str(info.value)
+    assert secret not in repr(info.value)
+    assert secret not in caplog.text
+    cause = info.value.__cause__
+    assert cause is not None and secret not in str(cause)
+
+
+@pytest.mark.slow
+async def test_restart_with_aof_keeps_holds_and_idempotency(tmp_path: Path) -> None:
+    with RedisServer(appendonly=True, dir=tmp_path) as server:
+        async with RedisLedger(server.url, namespace=namespace(), socket_timeout=1.0) as ledger:
+            await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
+            first = await ledger.reserve([usd("b", 6)], now=T0, idempotency_key="job-1")
+            assert first.reservation is not None
+            server.kill()  # SIGKILL: no shutdown save, only the AOF survives
+            with pytest.raises(BudgetUnavailable):
+                await ledger.reserve([usd("b", 6)], now=T0, idempotency_key="job-1")
+            server.start()
+            again = await ledger.reserve([usd("b", 6)], now=T0, idempotency_key="job-1")
+            assert again.replayed
+            assert again.reservation is not None
+            assert again.reservation.id == first.reservation.id
+            assert not (await ledger.reserve([usd("b", 6)], now=T0)).admitted
+            state = await ledger.state("b", now=T0)
+            assert (state.reserved, state.outstanding) == (Decimal(6), 1)

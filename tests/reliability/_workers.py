@@ -1,0 +1,131 @@
+"""Child processes of the load and crash tests: each runs its own event loop and ledger.
+
+Workers return their own tallies (as strings: exact Decimals across the process boundary) so
+the parent can check that the ledger holds exactly what the workers recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from quotaguard.engine import Charge, Unit
+from quotaguard.errors import BudgetUnavailable
+from quotaguard.ledger import Ledger, SQLiteLedger
+
+__all__ = ["KEY", "LEASE", "T0", "crash_worker", "load_worker", "open_ledger", "restart_worker"]
+
+#: Every worker passes the same ``now``: no lease expires during a load run.
+T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
+LEASE = timedelta(days=1)
+KEY = "fleet"
+
+
+def open_ledger(kind: str, where: str, namespace: str = "qg") -> Ledger:
+    if kind == "sqlite":
+        return SQLiteLedger(where)
+    from quotaguard.ledger.redis import RedisLedger
+
+    return RedisLedger(where, namespace=namespace, socket_timeout=5.0)
+
+
+async def _load(kind: str, where: str, namespace: str, count: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    committed = held = Decimal(0)
+    admitted = rejected = commits = releases = holds = 0
+    async with open_ledger(kind, where, namespace) as ledger:
+        for _ in range(count):
+            size = Decimal(rng.randint(1, 500)).scaleb(-2)  # $0.01 .. $5.00
+            decision = await ledger.reserve([Charge(KEY, size, Unit.USD)], now=T0, lease=LEASE)
+            if not decision.admitted:
+                rejected += 1
+                continue
+            admitted += 1
+            assert decision.reservation is not None
+            rid, roll = decision.reservation.id, rng.random()
+            if roll < 0.6:
+                # Actual cost at most what was reserved: then committed + reserved <= limit.
+                actual = (size * Decimal(rng.randint(0, 100)) / 100).quantize(Decimal("0.01"))
+                await ledger.commit(rid, [Charge(KEY, actual, Unit.USD)], now=T0)
+                committed += actual
+                commits += 1
+            elif roll < 0.9:
+                await ledger.release(rid, now=T0)
+                releases += 1
+            else:
+                held += size  # left outstanding: it must still count at the end
+                holds += 1
+    return {
+        "pid": os.getpid(),
+        "committed": str(committed),
+        "held": str(held),
+        "admitted": admitted,
+        "rejected": rejected,
+        "commits": commits,
+        "releases": releases,
+        "holds": holds,
+    }
+
+
+def load_worker(kind: str, where: str, namespace: str, count: int, seed: int) -> dict[str, Any]:
+    """``count`` random reserves on budget :data:`KEY`, each then committed, released or kept."""
+    return asyncio.run(_load(kind, where, namespace, count, seed))
+
+
+async def _crash(path: str, lease_s: int, out: Any) -> None:
+    rng = random.Random(7)
+    async with SQLiteLedger(path) as ledger:
+        committed = Decimal(0)
+        for _ in range(20):
+            size = Decimal(rng.randint(1, 300)).scaleb(-2)
+            decision = await ledger.reserve([Charge(KEY, size, Unit.USD)], now=T0)
+            assert decision.reservation is not None
+            await ledger.commit(decision.reservation.id, now=T0)
+            committed += size
+        out.put(("committed", str(committed)))
+        # Then hold, and hold, until the parent kills us mid-stream.
+        while True:
+            size = Decimal(rng.randint(1, 300)).scaleb(-2)
+            decision = await ledger.reserve(
+                [Charge(KEY, size, Unit.USD)], now=T0, lease=timedelta(seconds=lease_s)
+            )
+            if decision.reservation is not None:
+                out.put(("held", decision.reservation.id, str(size)))
+
+
+def crash_worker(path: str, lease_s: int, out: Any) -> None:
+    """Commits 20 reservations, reports the total, then reserves forever (to be SIGKILLed)."""
+    asyncio.run(_crash(path, lease_s, out))
+
+
+async def _restart(url: str, namespace: str, count: int, seed: int) -> list[tuple[str, str, str]]:
+    """Reserve ``count`` times with idempotency keys, retrying a key until it gets an id."""
+    rng = random.Random(seed)
+    got: list[tuple[str, str, str]] = []
+    async with open_ledger("redis", url, namespace) as ledger:
+        for n in range(count):
+            key = f"w{seed}-{n}"
+            size = Decimal(rng.randint(1, 100)).scaleb(-2)
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    decision = await ledger.reserve(
+                        [Charge(KEY, size, Unit.USD)], now=T0, lease=LEASE, idempotency_key=key
+                    )
+                    break
+                except BudgetUnavailable:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.05)  # the server is restarting: same key again
+            assert decision.reservation is not None
+            got.append((key, decision.reservation.id, str(size)))
+    return got
+
+
+def restart_worker(url: str, namespace: str, count: int, seed: int) -> list[tuple[str, str, str]]:
+    return asyncio.run(_restart(url, namespace, count, seed))

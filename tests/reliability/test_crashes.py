@@ -1,0 +1,130 @@
+"""Crashes: a worker SIGKILLed while holding budget on SQLite; redis-server killed mid-run.
+
+SQLite: the file stays sound (``integrity_check``), the dead worker's holds count until their
+lease and not a microsecond after, and its committed spend is untouched. Redis with AOF
+(``appendfsync always``): SIGKILL the server while workers reserve, start it again on the same
+port; every reservation a worker got an id for is still held, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import queue
+import signal
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from quotaguard.engine import Budget, Charge, ReservationState, Unit
+from quotaguard.errors import BudgetUnavailable
+from quotaguard.ledger import SQLiteLedger
+from tests.redis_server import RedisServer
+from tests.reliability._workers import KEY, T0, crash_worker, open_ledger, restart_worker
+
+LEASE_S = 300
+
+
+@pytest.mark.slow
+async def test_sigkilled_worker_holds_expire_at_their_lease(tmp_path: Path) -> None:
+    path = str(tmp_path / "crash.sqlite3")
+    async with SQLiteLedger(path) as ledger:
+        await ledger.put_budget(Budget(KEY, Unit.USD, Decimal(100_000)))
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    proc = context.Process(target=crash_worker, args=(path, LEASE_S, out))
+    proc.start()
+    held: dict[str, Decimal] = {}
+    try:
+        kind, committed = await asyncio.to_thread(out.get, True, 60)
+        assert kind == "committed"
+        while len(held) < 40:  # kill it mid-stream, while it is writing
+            _, rid, size = await asyncio.to_thread(out.get, True, 60)
+            held[rid] = Decimal(size)
+        assert proc.pid is not None
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        await asyncio.to_thread(proc.join, 30)
+        if proc.is_alive():  # pragma: no cover - only if SIGKILL did not land
+            proc.kill()
+    assert proc.exitcode == -signal.SIGKILL
+    # Holds the worker made but had not reported before it died still count: drain the queue.
+    with_late = dict(held)
+    while True:
+        try:
+            _, rid, size = out.get_nowait()
+        except queue.Empty:
+            break
+        with_late[rid] = Decimal(size)
+    out.close()
+    out.join_thread()
+
+    async with SQLiteLedger(path) as ledger:
+        assert await ledger.integrity_check() == "ok"
+        outstanding = {r.id: r for r in await ledger.outstanding()}
+        assert set(held) <= set(outstanding)  # every reported hold survived the kill
+        assert set(outstanding) - set(with_late) <= set(outstanding)  # at most unreported ones
+        assert len(outstanding) - len(with_late) in (0, 1)  # the one in flight at the kill
+        for r in outstanding.values():
+            assert r.lease_expires_at == T0 + timedelta(seconds=LEASE_S)
+        just_before = T0 + timedelta(seconds=LEASE_S) - timedelta(microseconds=1)
+        before = await ledger.state(KEY, now=just_before)
+        assert before.committed == Decimal(committed)
+        assert before.reserved == sum(r.amount_for(KEY) for r in outstanding.values())
+        assert before.reserved >= sum(held.values())
+        at_lease = await ledger.state(KEY, now=T0 + timedelta(seconds=LEASE_S))
+        assert (at_lease.reserved, at_lease.outstanding) == (0, 0)
+        assert at_lease.committed == Decimal(committed)  # committed spend untouched
+        for rid in held:
+            assert (await ledger.get(rid)).state is ReservationState.EXPIRED
+        # The file is still a working ledger for the survivors.
+        after = T0 + timedelta(seconds=LEASE_S)
+        decision = await ledger.reserve([Charge(KEY, Decimal(1), Unit.USD)], now=after)
+        assert decision.admitted
+        assert await ledger.integrity_check() == "ok"
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_redis_restart_mid_run_forgets_no_admitted_work(tmp_path: Path) -> None:
+    namespace = f"aof-{uuid.uuid4().hex[:8]}"
+    with RedisServer(appendonly=True, dir=tmp_path) as server:
+        async with open_ledger("redis", server.url, namespace) as ledger:
+            await ledger.put_budget(Budget(KEY, Unit.USD, Decimal(1_000_000)))
+            # Workers run in threads (each its own loop and ledger) so the kill lands mid-run.
+            workers = [
+                asyncio.ensure_future(
+                    asyncio.to_thread(restart_worker, server.url, namespace, 400, seed)
+                )
+                for seed in range(4)
+            ]
+            await asyncio.sleep(0.3)  # let them get going
+            assert not any(w.done() for w in workers), "the restart must land mid-run"
+            before_kill = len(await ledger.outstanding())
+            await asyncio.to_thread(server.kill)  # SIGKILL: only the AOF survives
+            await asyncio.sleep(0.2)
+            await asyncio.to_thread(server.start)
+            results = await asyncio.gather(*workers)
+            got = [entry for result in results for entry in result]
+            assert len(got) == 1_600
+            assert 0 < before_kill < 1_600
+            # This ledger's pooled connection died with the server: the contract is one
+            # BudgetUnavailable, then a retry that works.
+            with contextlib.suppress(BudgetUnavailable):
+                await ledger.outstanding()
+            outstanding = {r.id: r for r in await ledger.outstanding()}
+            ids = {rid for _, rid, _ in got}
+            assert len(ids) == len(got)  # a retried key never got a second reservation
+            assert set(outstanding) == ids  # no admitted work forgotten, none extra
+            for key, rid, size in got:
+                assert outstanding[rid].idempotency_key == key
+                assert outstanding[rid].amount_for(KEY) == Decimal(size)
+            state = await ledger.state(KEY, now=T0)
+            assert state.reserved == sum(Decimal(size) for _, _, size in got)
+            assert state.outstanding == 1_600
+    print(f"\nredis restart: killed with {before_kill} held, 1600 ids all kept")

@@ -1,0 +1,89 @@
+"""quotaguard's own settings: TOML file < environment < flags."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from quotaguard import InvalidInput
+from quotaguard.config import config_paths, load_settings
+
+TOML = """
+[ledger]
+path = "~/ledgers/team.sqlite3"
+
+[guard]
+fail_mode = "open"
+state_ttl_seconds = 30
+
+[ibm]
+service_crn = "crn:v1:from-file"
+price_per_second = "1.60"
+
+[braket]
+region = "eu-north-1"
+"""
+
+
+def write(tmp_path: Path, text: str = TOML) -> Path:
+    path = tmp_path / "quotaguard.toml"
+    path.write_text(text)
+    return path
+
+
+def test_file_is_read_from_the_project_dir(tmp_path: Path) -> None:
+    write(tmp_path)
+    settings = load_settings(env={}, cwd=tmp_path)
+    assert settings.fail_mode == "open"
+    assert settings.state_ttl_seconds == 30
+    assert settings.ibm_service_crn == "crn:v1:from-file"
+    assert settings.ibm_price_per_second == Decimal("1.60")
+    assert settings.braket_region == "eu-north-1"
+    assert settings.ledger_path == Path("~/ledgers/team.sqlite3").expanduser()
+    assert settings.source == (str(tmp_path / "quotaguard.toml"),)
+
+
+def test_environment_overrides_file_and_flags_override_both(tmp_path: Path) -> None:
+    write(tmp_path)
+    env = {
+        "QUOTAGUARD_FAIL_MODE": "closed",
+        "AWS_REGION": "us-west-1",
+        "QUOTAGUARD_IBM_SERVICE_CRN": "crn:v1:from-env",
+    }
+    settings = load_settings(env=env, cwd=tmp_path, flags={"ibm.service_crn": "crn:v1:flag"})
+    assert settings.fail_mode == "closed"
+    assert settings.braket_region == "us-west-1"
+    assert settings.ibm_service_crn == "crn:v1:flag"
+
+
+def test_no_file_gives_defaults(tmp_path: Path) -> None:
+    settings = load_settings(env={}, cwd=tmp_path, path=tmp_path / "absent.toml")
+    assert settings.fail_mode == "closed"
+    assert settings.ledger_path is None
+    assert settings.source == ()
+
+
+def test_user_config_dir_is_the_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    paths = config_paths(tmp_path)
+    assert paths[0] == tmp_path / "quotaguard.toml"
+    assert paths[1] == tmp_path / "cfg" / "quotaguard" / "config.toml"
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('[guard]\nfail_mode = "sometimes"', "guard.fail_mode"),
+        ('[guard]\nstate_ttl_seconds = "soon"', "guard.state_ttl_seconds"),
+        ("[guard]\nstate_ttl_seconds = -1", "guard.state_ttl_seconds"),
+        ('[ibm]\nprice_per_second = "cheap"', "ibm.price_per_second"),
+        ("[ibm\nbroken", "quotaguard.toml"),
+    ],
+)
+def test_bad_settings_name_the_field(tmp_path: Path, text: str, field: str) -> None:
+    write(tmp_path, text)
+    with pytest.raises(InvalidInput) as info:
+        load_settings(env={}, cwd=tmp_path)
+    assert field in info.value.field
