@@ -35,8 +35,20 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[QuotaGuardError], args: tuple[object, ...]) -> QuotaGuardError:
+    exc = cls.__new__(cls)
+    exc.args = args
+    return exc
+
+
 class QuotaGuardError(Exception):
     """Root of every error quotaguard raises."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take keyword-only data that Exception's default pickling drops, so an
+        # error raised in a worker process would not unpickle in its parent (a
+        # multiprocessing.Pool then never delivers the result). Rebuild without __init__.
+        return (_rebuild, (type(self), self.args), self.__dict__)
 
 
 class InvalidInput(QuotaGuardError, ValueError):
