@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import random
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -15,6 +14,7 @@ from quotaguard.engine import Budget, Charge, Unit
 from quotaguard.ledger import Ledger, SQLiteLedger
 from tests.ledger._sqlite_worker import reserve_many
 from tests.ledger.conftest import FACTORIES, T0
+from tests.processes import run_processes
 
 # Redis has its own 2,000-coroutine test in test_redis.py.
 BACKENDS = ["memory", "sqlite"]
@@ -75,11 +75,7 @@ async def test_four_processes_share_one_sqlite_file(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
     async with SQLiteLedger(path) as ledger:
         await ledger.put_budget(Budget("shared", Unit.USD, Decimal(1000)))
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(4) as pool:
-        # The pool's blocking get runs in a thread so the event loop stays free.
-        result = pool.starmap_async(reserve_many, [(str(path), 500, "3", T0)] * 4)
-        per_process = await asyncio.to_thread(result.get, 120)
+    per_process = await run_processes(reserve_many, [(str(path), 500, "3", T0)] * 4)
     assert sum(per_process) == 333  # floor(1000 / 3), across 2,000 attempts in 4 processes
     async with SQLiteLedger(path) as ledger:
         assert await ledger.integrity_check() == "ok"

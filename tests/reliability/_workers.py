@@ -18,7 +18,15 @@ from quotaguard.engine import Charge, Unit
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger import Ledger, SQLiteLedger
 
-__all__ = ["KEY", "LEASE", "T0", "crash_worker", "load_worker", "open_ledger", "restart_worker"]
+__all__ = [
+    "KEY",
+    "LEASE",
+    "T0",
+    "crash_worker",
+    "load_worker",
+    "open_ledger",
+    "restart_worker",
+]
 
 #: Every worker passes the same ``now``: no lease expires during a load run.
 T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)

@@ -67,9 +67,9 @@ async def test_sigkilled_worker_holds_expire_at_their_lease(tmp_path: Path) -> N
     async with SQLiteLedger(path) as ledger:
         assert await ledger.integrity_check() == "ok"
         outstanding = {r.id: r for r in await ledger.outstanding()}
-        assert set(held) <= set(outstanding)  # every reported hold survived the kill
-        assert set(outstanding) - set(with_late) <= set(outstanding)  # at most unreported ones
-        assert len(outstanding) - len(with_late) in (0, 1)  # the one in flight at the kill
+        # Every hold the worker reported survived the kill. It may have made more that it
+        # never reported: the queue's feeder thread died with it, unflushed.
+        assert set(with_late) <= set(outstanding)
         for r in outstanding.values():
             assert r.lease_expires_at == T0 + timedelta(seconds=LEASE_S)
         just_before = T0 + timedelta(seconds=LEASE_S) - timedelta(microseconds=1)

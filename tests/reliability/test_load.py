@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import pytest
 
 from quotaguard.engine import Budget, Unit
 from quotaguard.ledger import Ledger, SQLiteLedger
+from tests.processes import run_processes
 from tests.redis_server import RedisServer
 from tests.reliability._workers import KEY, T0, load_worker, open_ledger
 
@@ -55,11 +55,7 @@ async def run_fleet(
     sampling = asyncio.ensure_future(sampler.run(stop))
     started = time.perf_counter()
     try:
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(len(worker_args)) as pool:
-            # The pool's blocking get runs in a thread so the sampler keeps sampling.
-            result = pool.starmap_async(target, worker_args)
-            tallies = await asyncio.to_thread(result.get, 120)
+        tallies = await run_processes(target, worker_args, timeout=180)
     finally:
         stop.set()
         await sampling
