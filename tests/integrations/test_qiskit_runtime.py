@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import qiskit_ibm_runtime
-from qiskit import QuantumCircuit, transpile
+from qiskit import QuantumCircuit
 from qiskit_ibm_runtime import Batch, QiskitRuntimeService, SamplerV2, Session
 
 from quotaguard.errors import BudgetExceeded, InvalidInput
@@ -26,64 +25,13 @@ from quotaguard.integrations.qiskit_runtime import (
 from quotaguard.ledger.memory import MemoryLedger
 from quotaguard.testing import Emulator
 from tests.conftest import FakeClock
+from tests.integrations.conftest import BACKEND, CRN, KEY, OTHER, bell, make_service
 
 pytestmark = [
     pytest.mark.sdk,
     # SamplerV2 is what 0.51 users run; its deprecation notice is not what is tested here.
     pytest.mark.filterwarnings("ignore:The SamplerV2 class is deprecated:DeprecationWarning"),
 ]
-
-KEY = "qg-sdk-test-apikey-5b7e"
-CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-sdk:inst-1::"
-OTHER = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-sdk:inst-2::"
-BACKEND = "ibm_emulated"
-
-
-@pytest.fixture
-async def emu(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
-    emulator.ibm.add_api_key(KEY, "acct-sdk")
-    emulator.ibm.add_instance(CRN, plan_id="premium", limit_seconds=1000)
-    emulator.ibm.add_instance(OTHER, plan_id="premium", limit_seconds=1000)
-    # qiskit-ibm-runtime reads IAM_URL; the Functions switch skips IBM Cloud Global Search.
-    monkeypatch.setenv("IAM_URL", emulator.url)
-    monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
-    return emulator
-
-
-@pytest.fixture
-async def guard(emu: Emulator, clock: FakeClock) -> AsyncIterator[BudgetGuard]:
-    ibm = IBMRuntimeClient(KEY, CRN, base_url=emu.url + "/api", iam_url=emu.url, clock=clock)
-    async with ibm, BudgetGuard(MemoryLedger(), ibm=ibm, clock=clock) as g:
-        yield g
-
-
-def make_service(emu: Emulator) -> QiskitRuntimeService:
-    # A URL containing "experimental" is used as is (any other is rewritten and loses its port).
-    return QiskitRuntimeService(
-        channel="ibm_quantum_platform",
-        token=KEY,
-        instance=CRN,
-        url=f"{emu.url}/experimental/api/v1",
-    )
-
-
-@pytest.fixture
-async def service(emu: Emulator, guard: BudgetGuard) -> QiskitRuntimeService:
-    svc = await asyncio.to_thread(make_service, emu)
-    return guard_runtime(svc, guard)
-
-
-@pytest.fixture
-async def backend(service: QiskitRuntimeService) -> Any:
-    return await asyncio.to_thread(service.backend, BACKEND)
-
-
-def bell(backend: Any) -> QuantumCircuit:
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure_all()
-    return transpile(qc, backend, optimization_level=1)
 
 
 def sample(mode: Any, circuit: QuantumCircuit, max_execution_time: int | None) -> Any:
