@@ -125,7 +125,12 @@ class Settlement:
         return self._watcher
 
     async def watch_once(self) -> int:
-        """One pass of the watcher; returns how many reservations it settled."""
+        """One pass of the watcher; returns how many reservations it settled.
+
+        It settles held work that is bound to a job, and *lapsed* work: bound work whose
+        lease expired while nobody watched (the process was down longer than the lease).
+        That work ran; its cost is still owed to every budget it was charged to.
+        """
         settled = 0
         for reservation in await self.ledger.outstanding():
             if reservation.external_id is None:
@@ -134,15 +139,19 @@ class Settlement:
             # work that is still running lapse.
             if reservation.lease_expires_at - self.clock() < self.lease / 2:
                 await self.ledger.renew(reservation.id, lease=self.lease, now=self.clock())
-            try:
-                ended = await self.settle(reservation)
-            except (QuotaGuardError, TimeoutError) as exc:
-                # One job we cannot settle now must not stop the others.
-                log.warning("watch: cannot settle %s yet: %s", reservation.external_id, exc)
-                continue
-            if ended.ended:
-                settled += 1
+            settled += await self._try_settle(reservation)
+        for reservation in await self.ledger.lapsed():
+            settled += await self._try_settle(reservation)
         return settled
+
+    async def _try_settle(self, reservation: Reservation) -> int:
+        try:
+            ended = await self.settle(reservation)
+        except (QuotaGuardError, TimeoutError) as exc:
+            # One job we cannot settle now must not stop the others.
+            log.warning("watch: cannot settle %s yet: %s", reservation.external_id, exc)
+            return 0
+        return 1 if ended.state is ReservationState.COMMITTED else 0
 
     async def _watch(self, interval: float, max_interval: float) -> None:
         delay = interval

@@ -52,6 +52,8 @@ CREATE INDEX IF NOT EXISTS reservations_due ON reservations(lease_expires_at)
     WHERE state = 'held';
 CREATE INDEX IF NOT EXISTS reservations_external ON reservations(external_id)
     WHERE external_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS reservations_lapsed ON reservations(ended_at)
+    WHERE state = 'expired' AND external_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS holds(
     reservation_id TEXT NOT NULL, budget TEXT NOT NULL, amount INTEGER NOT NULL,
     PRIMARY KEY(reservation_id, budget)) WITHOUT ROWID;

@@ -149,6 +149,7 @@ class MemoryLedger(LedgerBase):
         self._by_key: dict[str, str] = {}
         self._by_external: dict[str, str] = {}
         self._leases: list[tuple[int, str]] = []  # heap; stale entries skipped on pop
+        self._lapsed: dict[str, None] = {}  # expired and bound: the work ran, cost unrecorded
         # Commits of removed budgets, restored if the key comes back (spend is never forgotten,
         # as in SQLite, whose commits table outlives the budget row).
         self._retired: dict[str, _Account] = {}
@@ -276,6 +277,10 @@ class MemoryLedger(LedgerBase):
                 del self._by_key[reservation.idempotency_key]
             ended = attrs.evolve(ended, idempotency_key=None)
         self._reservations[reservation.id] = ended
+        if state is ReservationState.EXPIRED and ended.external_id is not None:
+            self._lapsed[ended.id] = None
+        else:
+            self._lapsed.pop(ended.id, None)
         return ended
 
     def _get(self, reservation_id: str) -> Reservation:
@@ -343,6 +348,8 @@ class MemoryLedger(LedgerBase):
         bound = attrs.evolve(reservation, external_id=external_id)
         self._reservations[reservation_id] = bound
         self._by_external[external_id] = reservation_id
+        if bound.state is ReservationState.EXPIRED:
+            self._lapsed[reservation_id] = None  # bound after its lease lapsed: still owed
         return bound
 
     async def get(self, reservation_id: str) -> Reservation:
@@ -354,6 +361,9 @@ class MemoryLedger(LedgerBase):
 
     async def outstanding(self) -> list[Reservation]:
         return [self._reservations[rid] for rid in self._holds]
+
+    async def lapsed(self) -> list[Reservation]:
+        return [self._reservations[rid] for rid in self._lapsed]
 
     async def record_report(self, key: str, used: object, *, at: datetime) -> None:
         check_now(at, "at")

@@ -5,6 +5,7 @@
 --   leases        zset  reservation id -> lease expiry (held reservations only)
 --   idem          hash  idempotency key -> reservation id (held and committed)
 --   ext           hash  external id -> reservation id
+--   lapsed        set   ids expired while bound to a job and not committed since
 --   budgets       set   budget keys
 --   b:<key>       hash  definition (unit, limit, limit_micro, w*, window) + counters
 --                       (reserved, outstanding, reported, reported_at, total, ncommits).
@@ -152,7 +153,11 @@ local function finish(rid, state, now)
   redis.call('HSET', P .. 'r:' .. rid, 'state', state, 'ended', fmt(now))
   -- An expired hold of work that was sent (bound) keeps its key: a retry must not resend it.
   local ext = redis.call('HGET', P .. 'r:' .. rid, 'ext')
-  if state ~= 'expired' or not ext or ext == '' then forget_idem(rid) end
+  if state ~= 'expired' or not ext or ext == '' then
+    forget_idem(rid)
+  else
+    redis.call('SADD', P .. 'lapsed', rid) -- the work ran: its cost is still owed
+  end
 end
 
 local function expire_due(now)
@@ -264,6 +269,7 @@ function ops.commit()
   end
   redis.call('HSET', P .. 'r:' .. rid, 'state', 'committed', 'ended', fmt(now),
     'actual', has_actual and ARGV[6] or r.charges)
+  if r.state == 'expired' then redis.call('SREM', P .. 'lapsed', rid) end
   return {'ok', reservation(rid)}
 end
 
@@ -303,6 +309,9 @@ function ops.bind()
   end
   redis.call('HSET', P .. 'r:' .. rid, 'ext', ext)
   redis.call('HSET', P .. 'ext', ext, rid)
+  if redis.call('HGET', P .. 'r:' .. rid, 'state') == 'expired' then
+    redis.call('SADD', P .. 'lapsed', rid) -- bound after its lease lapsed: still owed
+  end
   return {'ok', reservation(rid)}
 end
 
@@ -317,6 +326,12 @@ function ops.find_external()
   local rid = redis.call('HGET', P .. 'ext', ARGV[3])
   if not rid then return {'none'} end
   return {'ok', reservation(rid)}
+end
+
+function ops.lapsed()
+  local out = {'ok'}
+  for _, rid in ipairs(redis.call('SMEMBERS', P .. 'lapsed')) do out[#out + 1] = reservation(rid) end
+  return out
 end
 
 function ops.outstanding()

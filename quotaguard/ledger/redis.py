@@ -368,6 +368,11 @@ class RedisLedger(LedgerBase):
         reply = await self._call("outstanding")
         return [reservation_from(flat) for flat in reply[1:]]
 
+    async def lapsed(self) -> list[Reservation]:
+        reply = await self._call("lapsed")
+        found = [reservation_from(flat) for flat in reply[1:]]
+        return sorted(found, key=lambda r: (r.ended_at or r.created_at, r.id))
+
     async def record_report(self, key: str, used: object, *, at: datetime) -> None:
         check_now(at, "at")
         micro = to_micro(as_amount(used, "used"))

@@ -334,6 +334,18 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
 
         return await self._run(op, write=False)
 
+    async def lapsed(self) -> list[Reservation]:
+        def op(conn: sqlite3.Connection) -> list[Reservation]:
+            return [
+                row_to_reservation(r)
+                for r in conn.execute(
+                    "SELECT * FROM reservations WHERE state = 'expired' "
+                    "AND external_id IS NOT NULL ORDER BY ended_at"
+                )
+            ]
+
+        return await self._run(op, write=False)
+
     async def record_report(self, key: str, used: object, *, at: datetime) -> None:
         check_now(at, "at")
         check_key(key)

@@ -372,3 +372,24 @@ async def test_a_lagging_usage_report_does_not_erase_local_spend(world: World) -
         await guard.sync()  # IBM still reports 50: the 40 must not disappear
         state = await world.ledger.state(key, now=world.clock())
         assert state.used == Decimal(90)
+
+
+async def test_work_whose_lease_lapsed_unwatched_is_still_charged(world: World) -> None:
+    # The process was down longer than the lease: the hold lapsed, but the task ran.
+    async with world.guard(lease=timedelta(minutes=10)) as guard:
+        await guard.add_budget(Budget("team:l", Unit.USD, Decimal("100")))
+        task = BraketTask(world.seed.device_arn, shots=100)
+        sub = await guard.submit(task, world.run_braket(task, 1), budgets=["team:l"])
+        assert sub.external_id is not None
+        now = world.clock.advance(minutes=30)
+        assert await world.ledger.expire(now=now) == 1
+        lapsed = await world.ledger.state("team:l", now=now)
+        assert (lapsed.committed, lapsed.reserved) == (0, 0)  # nothing counts it any more
+        assert await guard.watch_once() == 0  # still running: owed, not yet known
+        world.emu.braket.complete_task(sub.external_id)
+        assert await guard.watch_once() == 1
+        team = await world.ledger.state("team:l", now=now)
+        assert team.committed == Decimal("8.3")
+        assert await world.ledger.lapsed() == []
+        assert await guard.watch_once() == 0  # charged exactly once
+        assert (await world.ledger.state("team:l", now=now)).committed == Decimal("8.3")

@@ -290,3 +290,36 @@ async def test_an_expired_hold_of_sent_work_keeps_its_idempotency_key(ledger: Le
     assert not fresh.replayed
     assert fresh.reservation is not None
     assert fresh.reservation.id != unsent.id
+
+
+async def test_lapsed_lists_bound_work_whose_lease_expired_until_it_is_committed(
+    ledger: Ledger,
+) -> None:
+    await setup_a(ledger)
+    sent = await hold(ledger, "10")
+    await ledger.bind(sent.id, "job-1")
+    unsent = await hold(ledger, "10")  # never bound: nothing ran, nothing is owed
+    running = await hold(ledger, "10", lease=60 * MIN)
+    await ledger.bind(running.id, "job-2")
+    assert await ledger.lapsed() == []  # nothing has expired yet
+    later = T0 + 11 * MIN
+    assert await ledger.expire(now=later) == 2
+    (owed,) = await ledger.lapsed()
+    assert (owed.id, owed.external_id, owed.state) == (sent.id, "job-1", ReservationState.EXPIRED)
+    assert unsent.id not in {r.id for r in await ledger.lapsed()}
+    # Its cost, once known, is recorded; then nothing is owed.
+    done = await ledger.commit(sent.id, [usd("a", "7")], now=later)
+    assert done.state is ReservationState.COMMITTED
+    assert await ledger.lapsed() == []
+    assert (await ledger.state("a", now=later)).committed == Decimal(7)
+
+
+async def test_work_bound_after_its_lease_lapsed_is_owed_too(ledger: Ledger) -> None:
+    await setup_a(ledger)
+    slow = await hold(ledger, "10", lease=MIN)  # the send took longer than the lease
+    assert await ledger.expire(now=T0 + 2 * MIN) == 1
+    assert await ledger.lapsed() == []
+    await ledger.bind(slow.id, "job-slow")
+    assert [r.id for r in await ledger.lapsed()] == [slow.id]
+    await ledger.commit(slow.id, now=T0 + 3 * MIN)
+    assert await ledger.lapsed() == []
