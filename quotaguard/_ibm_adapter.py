@@ -66,7 +66,14 @@ class IBMAdapter:
     async def _fetch(self) -> GetUsageResponse:
         at = self.clock()
         usage = await self.client.get_usage()
-        budget = rules.instance_budget(usage, self.policy, at, crn=self.client.service_crn)
+        instance_limit = None
+        if usage.usage_limit_seconds is None:
+            # Some instances report their limit only on /v1/instance: one more GET per refresh,
+            # only for them, rather than treat a limited instance as unlimited.
+            instance_limit = (await self.client.get_instance()).limit_seconds
+        budget = rules.instance_budget(
+            usage, self.policy, at, crn=self.client.service_crn, instance_limit=instance_limit
+        )
         reported = rules.reported_used(usage)
         await self.ledger.put_budget(budget)
         # IBM's usage figure lags finished jobs: date the report back by the policy's lag

@@ -33,6 +33,9 @@ class IBMInstanceState:
     usage_period: tuple[datetime, datetime] | None
     backends: list[str]
     allocation_seconds: Decimal | None = None
+    #: False: the usage endpoint omits the limit, which only ``/v1/instance`` reports (as some
+    #: live instances do).
+    usage_reports_limit: bool = True
 
     @property
     def limit_reached(self) -> bool | None:
@@ -107,6 +110,7 @@ class IBMState:
         usage_period: tuple[datetime, datetime] | None = None,
         backends: Iterable[str] = ("ibm_emulated",),
         allocation_seconds: Decimal | int | None = None,
+        usage_reports_limit: bool = True,
     ) -> IBMInstanceState:
         """An instance; ``account_id`` defaults to the CRN's ``a/<account>`` segment and the
         open plan's limit to 600 s."""
@@ -124,6 +128,7 @@ class IBMState:
             usage_period,
             list(backends),
             None if allocation_seconds is None else Decimal(allocation_seconds),
+            usage_reports_limit,
         )
         self.instances[crn] = state
         return state

@@ -147,7 +147,7 @@ class IBMService(IBMState):
             "plan_id": inst.plan_id,
             "usage_consumed_seconds": inst.consumed_seconds,
         }
-        if inst.limit_seconds is not None:
+        if inst.limit_seconds is not None and inst.usage_reports_limit:
             body["usage_limit_seconds"] = inst.limit_seconds
             body["usage_limit_reached"] = inst.limit_reached
         if inst.allocation_seconds is not None:
