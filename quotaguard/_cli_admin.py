@@ -160,23 +160,32 @@ def ibm_limit_show(ctx: click.Context, as_json: bool) -> None:
 
     async def body() -> Any:
         async with cli.ibm_client(cli.settings_of(ctx), required=True) as ibm:
-            return ibm.service_crn, await ibm.get_usage()
+            return await ibm_usage_row(ibm)
 
-    crn, usage = cli.run_async(body)()
-    row = usage_row(crn, usage)
+    row = cli.run_async(body)()
     if as_json:
         cli.print_json(row)
         return
     print_usage(row)
 
 
-def usage_row(crn: str, usage: Any) -> dict[str, Any]:
+async def ibm_usage_row(ibm: Any) -> dict[str, Any]:
+    """The instance's usage; its limit from ``/v1/instance`` when the usage reply has none."""
+    usage = await ibm.get_usage()
+    limit, source = usage.usage_limit_seconds, "usage"
+    if limit is None:
+        limit, source = (await ibm.get_instance()).limit_seconds, "instance"
+    return usage_row(ibm.service_crn, usage, limit, source if limit is not None else None)
+
+
+def usage_row(crn: str, usage: Any, limit: Any, source: str | None) -> dict[str, Any]:
     period = usage.usage_period
     return {
         "service_crn": crn,
         "plan_id": usage.plan_id,
         "consumed_seconds": usage.usage_consumed_seconds,
-        "limit_seconds": usage.usage_limit_seconds,
+        "limit_seconds": limit,
+        "limit_source": source,
         "limit_reached": usage.usage_limit_reached,
         "period_start": period.start_time if period else None,
         "period_end": period.end_time if period else None,

@@ -293,7 +293,7 @@ def demo(ibm_jobs: int, braket_tasks: int, seed: int, as_json: bool) -> None:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Every budget the guard knows: provider limits, local budgets, outstanding work."""
 
-    from quotaguard._cli_admin import limit_rows, print_limits, print_usage, usage_row
+    from quotaguard._cli_admin import ibm_usage_row, limit_rows, print_limits, print_usage
 
     async def body() -> dict[str, Any]:
         found: dict[str, Any] = {"ibm": None, "braket": None}
@@ -302,7 +302,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             for adapter in guard.adapters:
                 client: Any = getattr(adapter, "client", None)
                 if adapter.provider == "ibm":
-                    found["ibm"] = usage_row(client.service_crn, await client.get_usage())
+                    found["ibm"] = await ibm_usage_row(client)
                 elif adapter.provider == "braket" and client is not None:
                     found["braket"] = limit_rows(
                         [lim async for lim in client.search_spending_limits()]

@@ -150,13 +150,25 @@ async def test_ibm_limit_show_set_clear(world) -> None:  # type: ignore[no-untyp
     emu, seed, env = world
     code, out, _ = await run("ibm-limit", "show", "--json", env=env)
     assert code == 0
-    assert json.loads(out)["limit_seconds"] == "600"
+    shown = json.loads(out)
+    assert (shown["limit_seconds"], shown["limit_source"]) == ("600", "usage")
+    assert emu.calls("ibm.get_instance") == 0
+    # An instance whose usage reply omits the limit: it comes from /v1/instance, not "no limit".
+    emu.ibm.instances[seed.service_crn].usage_reports_limit = False
+    code, out, _ = await run("ibm-limit", "show", "--json", env=env)
+    shown = json.loads(out)
+    assert (shown["limit_seconds"], shown["limit_source"]) == ("600", "instance")
+    assert emu.calls("ibm.get_instance") == 1
+    emu.ibm.instances[seed.service_crn].usage_reports_limit = True
     assert (await run("ibm-limit", "set", "500", env=env))[0] == 0
     assert emu.ibm.instances[seed.service_crn].limit_seconds == 500
     code, out, _ = await run("ibm-limit", "show", env=env)
     assert "0 s of 500 s" in out
     assert (await run("ibm-limit", "clear", env=env))[0] == 0
     assert emu.ibm.instances[seed.service_crn].limit_seconds is None
+    code, out, _ = await run("ibm-limit", "show", "--json", env=env)
+    shown = json.loads(out)
+    assert (shown["limit_seconds"], shown["limit_source"]) == (None, None)
 
 
 async def test_missing_credentials_name_the_variable(base_env: dict[str, str]) -> None:
