@@ -108,7 +108,7 @@ class BraketAdapter:
 
     async def estimate(self, work: BraketTask, *, now: datetime, fail_open: bool) -> Estimate:
         limit: SpendingLimit | None = None
-        if self.client is not None and work.is_qpu:
+        if self.client is not None and rules.device_facts(work.device_arn)[1]:
             try:
                 limit = await self._cache(work.device_arn).get()
             except BudgetUnavailable:
@@ -127,6 +127,8 @@ class BraketAdapter:
         return tuple(violations)
 
     def external_id(self, work: object, result: object) -> str | None:
+        if result is None:
+            return None  # a send that returns nothing: skip the Mapping ABC check below
         if isinstance(result, str):
             return result if self.owns(result) else None
         if isinstance(result, Mapping):

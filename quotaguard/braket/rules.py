@@ -8,6 +8,7 @@ reservations are counted on top of it.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from decimal import Decimal
 
@@ -28,6 +29,7 @@ __all__ = [
     "check_create",
     "check_time_period",
     "check_update",
+    "device_facts",
     "estimate",
     "limit_budget",
     "reported_used",
@@ -42,6 +44,13 @@ RULE_DEVICE_UNAVAILABLE = "braket.device.unavailable"
 
 def budget_key(device_arn: str) -> str:
     return f"braket:{device_arn}"
+
+
+@functools.lru_cache(maxsize=1024)
+def device_facts(device_arn: str) -> tuple[str, bool]:
+    """A device's budget key and whether it is a QPU, parsed once per ARN: every estimate
+    needs both and the ARN regex is the slow part. Invalid ARNs raise (and are not cached)."""
+    return budget_key(device_arn), parse_device_arn(device_arn).is_qpu
 
 
 def limit_budget(limit: SpendingLimit) -> Budget:
@@ -105,9 +114,8 @@ def estimate(
     """Charges and static violations for one task. Pure: ``now`` is passed in."""
     check_aware(now, "now")
     violations: list[Violation] = []
-    key = budget_key(task.device_arn)
-    qpu = task.is_qpu
-    shots = task.effective_shots
+    key, qpu = device_facts(task.device_arn)
+    shots = task.shots if task.shots is not None else task.effective_shots
     if device is not None:
         if device.device_status != "ONLINE":
             violations.append(
