@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -23,12 +21,13 @@ import attrs
 
 from quotaguard._aio import AsyncClosing
 from quotaguard._guard_types import Adapter, Submission
+from quotaguard._sending import Sending
 from quotaguard._settlement import Settlement
 from quotaguard.engine.amounts import Unit, as_amount, to_micro
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Estimate, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.engine.windows import check_aware
-from quotaguard.errors import BudgetExceeded, InvalidInput, QuotaGuardError, SubmitTimeout
+from quotaguard.errors import BudgetExceeded, InvalidInput, QuotaGuardError
 from quotaguard.ledger.base import Ledger, check_lease
 from quotaguard.ledger.sqlite import SQLiteLedger
 
@@ -47,7 +46,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class BudgetGuard(Settlement, AsyncClosing):
+class BudgetGuard(Sending, Settlement, AsyncClosing):
     """Rejects over-budget work before it is sent.
 
     ``ledger=None`` opens the embedded SQLite ledger in the user state dir. The guard closes
@@ -96,6 +95,9 @@ class BudgetGuard(Settlement, AsyncClosing):
         self.ibm_price_per_second = ibm_price_per_second
         self.clock = clock
         self._budget_units: dict[str, Unit] = {}
+        # The same work is priced into the same user budgets over and over: a Charge is
+        # frozen, so one built (and validated) for an amount and unit serves every repeat.
+        self._user_charges: dict[tuple[object, ...], Charge] = {}
         self._inflight: dict[str, tuple[object, tuple[str, ...], asyncio.Future[Submission]]] = {}
         self._warned_open: set[str] = set()
         self._watcher: asyncio.Task[None] | None = None
@@ -185,13 +187,23 @@ class BudgetGuard(Settlement, AsyncClosing):
             raise InvalidInput("budgets", "pass a sequence of budget keys, e.g. ('team:a',)")
         charges = list(estimate.charges)
         seen: set[str] = {c.budget for c in charges}
+        # Only finite Decimals are memo keys (a signalling NaN cannot even be hashed).
+        memoable = type(estimate.amount) is Decimal and estimate.amount.is_finite()
         for i, key in enumerate(budgets):
             if key in seen:
                 raise InvalidInput(f"budgets[{i}]", f"budget {key!r} is named twice")
             seen.add(key)
-            unit = await self._unit_of(key, f"budgets[{i}]")
-            amount = self._convert(estimate.amount, estimate.unit, unit, f"budgets[{i}]", key)
-            charges.append(Charge(key, amount, unit))
+            unit = self._budget_units.get(key) or await self._unit_of(key, f"budgets[{i}]")
+            memo = (key, estimate.amount, estimate.unit, unit, self.ibm_price_per_second)
+            charge = self._user_charges.get(memo) if memoable else None
+            if charge is None:
+                amount = self._convert(estimate.amount, estimate.unit, unit, f"budgets[{i}]", key)
+                charge = Charge(key, amount, unit)
+                if memoable:
+                    if len(self._user_charges) >= 1024:
+                        self._user_charges.clear()  # bounded; the amounts in use come back
+                    self._user_charges[memo] = charge
+            charges.append(charge)
         return tuple(charges)
 
     async def check(self, work: object, *, budgets: Sequence[str] = ()) -> Decision:
@@ -297,83 +309,6 @@ class BudgetGuard(Settlement, AsyncClosing):
             reservation = await self._bind(reservation, external_id)
         return Submission(reservation, decision, work, result, external_id)
 
-    async def _send_unheld(self, submit: Callable[[], Any]) -> Any:
-        pending: asyncio.Future[Any] | None = None
-        try:
-            async with asyncio.timeout(self.submit_timeout):
-                if inspect.iscoroutinefunction(submit):
-                    return await submit()
-                pending = asyncio.get_running_loop().run_in_executor(self._executor, submit)
-                result = await asyncio.shield(pending)
-                return await result if inspect.isawaitable(result) else result
-        except TimeoutError as exc:
-            if isinstance(exc, QuotaGuardError):
-                raise
-            raise SubmitTimeout(f"submit did not return within {self.submit_timeout:g}s") from exc
-
-    async def _send_held(
-        self, submit: Callable[[], Any], reservation: Reservation, work: object, adapter: Adapter
-    ) -> Any:
-        """Call ``submit`` while ``reservation`` holds its budget.
-
-        What happens to the hold when the call fails depends on whether the work may have
-        been sent. ``submit`` raised: nothing was sent, release. We were cancelled while an
-        async ``submit`` ran: release (a cancelled submission holds nothing). A sync
-        ``submit`` still running on its thread (cancelled or timed out): the thread cannot be
-        stopped, so the hold follows it: bound if it returns a job, released if it raises.
-        An async ``submit`` that timed out may have reached the provider: the hold stays until
-        its lease expires (or ``release()``), and :class:`SubmitTimeout` says so.
-        """
-        pending: asyncio.Future[Any] | None = None
-        try:
-            async with asyncio.timeout(self.submit_timeout):
-                if inspect.iscoroutinefunction(submit):
-                    result = await submit()
-                else:
-                    pending = asyncio.get_running_loop().run_in_executor(self._executor, submit)
-                    result = await asyncio.shield(pending)
-                if inspect.isawaitable(result):
-                    result = await result
-                return result
-        except BaseException as exc:
-            if pending is not None and not pending.done():
-                pending.add_done_callback(
-                    functools.partial(self._thread_finished, reservation, work, adapter)
-                )
-                if isinstance(exc, TimeoutError) and not isinstance(exc, QuotaGuardError):
-                    raise SubmitTimeout(
-                        f"submit did not return within {self.submit_timeout:g}s; it is still "
-                        f"running on its thread and reservation {reservation.id} follows it",
-                        reservation_id=reservation.id,
-                    ) from exc
-                raise
-            if isinstance(exc, TimeoutError) and not isinstance(exc, QuotaGuardError):
-                raise SubmitTimeout(
-                    f"submit did not return within {self.submit_timeout:g}s and may have "
-                    f"reached the provider; reservation {reservation.id} stays held until its "
-                    "lease expires (release() it if you know nothing was sent)",
-                    reservation_id=reservation.id,
-                ) from exc
-            await self._release_shielded(reservation.id)
-            raise
-
-    def _thread_finished(
-        self, reservation: Reservation, work: object, adapter: Adapter, done: asyncio.Future[Any]
-    ) -> None:
-        """A send that outlived its caller ended: bind the job it created, or release."""
-        external_id = None
-        if not done.cancelled() and done.exception() is None:
-            external_id = adapter.external_id(work, done.result())
-        follow: Awaitable[Any] = (
-            self.ledger.bind(reservation.id, external_id)
-            if external_id is not None
-            else self.ledger.release(reservation.id, now=self.clock())
-        )
-        task = asyncio.ensure_future(follow)
-        self._followups.add(task)
-        task.add_done_callback(self._followups.discard)
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
     async def _bind(self, reservation: Reservation, external_id: str) -> Reservation:
         """Tie the hold to the provider's job. The work was sent: never fail the caller here."""
         for attempt in range(3):
@@ -404,14 +339,6 @@ class BudgetGuard(Settlement, AsyncClosing):
         """Release a hold you know was not used (e.g. after a SubmitTimeout)."""
         reservation = await self._resolve(target)
         return await self.ledger.release(reservation.id, now=self.clock())
-
-    async def _release_shielded(self, reservation_id: str) -> None:
-        task = asyncio.ensure_future(self.ledger.release(reservation_id, now=self.clock()))
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await asyncio.wait([task], timeout=30)
-            raise
 
     # -- state --------------------------------------------------------------------------------
 

@@ -1,0 +1,174 @@
+"""Calling the caller's ``submit``: on the loop or on a worker thread, always under a deadline.
+
+``Sending`` is the half of ``BudgetGuard`` that runs ``submit`` and decides what happens to the
+hold when it fails; the guard inherits it and sets the attributes declared here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from quotaguard._guard_types import Adapter
+from quotaguard.engine.model import Reservation
+from quotaguard.errors import QuotaGuardError, SubmitTimeout
+from quotaguard.ledger.base import Ledger
+
+__all__ = ["Sending", "is_async", "within"]
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    """``inspect.iscoroutinefunction``, with a shortcut for a plain ``async def``."""
+    if type(fn) is types.FunctionType and fn.__code__.co_flags & inspect.CO_COROUTINE:
+        return True
+    return inspect.iscoroutinefunction(fn)
+
+
+def _awaitable(value: object) -> bool:
+    # None (what most sends that return nothing give) skips isawaitable's ABC check.
+    return value is not None and inspect.isawaitable(value)
+
+
+async def within(awaitable: Awaitable[Any], deadline: float) -> Any:
+    """``await awaitable`` under the loop-time ``deadline``.
+
+    A coroutine is stepped once first: if it finishes without suspending, it could not have
+    hung, and no timer is armed. Otherwise the rest of it runs under the deadline (fixed
+    before the call, so the first step's time counts against it).
+    """
+    if type(awaitable) is types.CoroutineType:
+        try:
+            first = awaitable.send(None)
+        except StopIteration as done:
+            return done.value
+        async with asyncio.timeout_at(deadline):
+            return await _resume(awaitable, first)
+    async with asyncio.timeout_at(deadline):
+        return await awaitable
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Generator[Any, Any, Any]:
+    """Go on with a coroutine already stepped once: what ``yield from`` does after its first
+    step (the task's wake-ups are sent on, its cancellations thrown in)."""
+    value = first
+    while True:
+        try:
+            sent = yield value
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                value = coro.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                value = coro.send(sent)
+            except StopIteration as done:
+                return done.value
+
+
+class Sending:
+    """``_send_unheld`` and ``_send_held`` over the guard's executor, ledger and timeout."""
+
+    ledger: Ledger
+    clock: Callable[[], datetime]
+    submit_timeout: float
+    _executor: ThreadPoolExecutor
+    _followups: set[asyncio.Task[Any]]
+
+    async def _send_unheld(self, submit: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.submit_timeout
+        try:
+            if is_async(submit):
+                result = await within(submit(), deadline)
+            else:
+                async with asyncio.timeout_at(deadline):
+                    result = await asyncio.shield(loop.run_in_executor(self._executor, submit))
+            return await within(result, deadline) if _awaitable(result) else result
+        except TimeoutError as exc:
+            if isinstance(exc, QuotaGuardError):
+                raise
+            raise SubmitTimeout(f"submit did not return within {self.submit_timeout:g}s") from exc
+
+    async def _send_held(
+        self, submit: Callable[[], Any], reservation: Reservation, work: object, adapter: Adapter
+    ) -> Any:
+        """Call ``submit`` while ``reservation`` holds its budget.
+
+        What happens to the hold when the call fails depends on whether the work may have
+        been sent. ``submit`` raised: nothing was sent, release. We were cancelled while an
+        async ``submit`` ran: release (a cancelled submission holds nothing). A sync
+        ``submit`` still running on its thread (cancelled or timed out): the thread cannot be
+        stopped, so the hold follows it: bound if it returns a job, released if it raises.
+        An async ``submit`` that timed out may have reached the provider: the hold stays until
+        its lease expires (or ``release()``), and :class:`SubmitTimeout` says so.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.submit_timeout
+        pending: asyncio.Future[Any] | None = None
+        try:
+            if is_async(submit):
+                result = await within(submit(), deadline)
+            else:
+                async with asyncio.timeout_at(deadline):
+                    pending = loop.run_in_executor(self._executor, submit)
+                    result = await asyncio.shield(pending)
+            if _awaitable(result):
+                result = await within(result, deadline)
+            return result
+        except BaseException as exc:
+            if pending is not None and not pending.done():
+                pending.add_done_callback(
+                    functools.partial(self._thread_finished, reservation, work, adapter)
+                )
+                if isinstance(exc, TimeoutError) and not isinstance(exc, QuotaGuardError):
+                    raise SubmitTimeout(
+                        f"submit did not return within {self.submit_timeout:g}s; it is still "
+                        f"running on its thread and reservation {reservation.id} follows it",
+                        reservation_id=reservation.id,
+                    ) from exc
+                raise
+            if isinstance(exc, TimeoutError) and not isinstance(exc, QuotaGuardError):
+                raise SubmitTimeout(
+                    f"submit did not return within {self.submit_timeout:g}s and may have "
+                    f"reached the provider; reservation {reservation.id} stays held until its "
+                    "lease expires (release() it if you know nothing was sent)",
+                    reservation_id=reservation.id,
+                ) from exc
+            await self._release_shielded(reservation.id)
+            raise
+
+    def _thread_finished(
+        self, reservation: Reservation, work: object, adapter: Adapter, done: asyncio.Future[Any]
+    ) -> None:
+        """A send that outlived its caller ended: bind the job it created, or release."""
+        external_id = None
+        if not done.cancelled() and done.exception() is None:
+            external_id = adapter.external_id(work, done.result())
+        follow: Awaitable[Any] = (
+            self.ledger.bind(reservation.id, external_id)
+            if external_id is not None
+            else self.ledger.release(reservation.id, now=self.clock())
+        )
+        task = asyncio.ensure_future(follow)
+        self._followups.add(task)
+        task.add_done_callback(self._followups.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _release_shielded(self, reservation_id: str) -> None:
+        task = asyncio.ensure_future(self.ledger.release(reservation_id, now=self.clock()))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait([task], timeout=30)
+            raise

@@ -1,0 +1,155 @@
+"""``within``: a coroutine stepped once before its deadline is armed behaves as if awaited."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from quotaguard import MemoryLedger
+from quotaguard._sending import is_async, within
+from quotaguard.guard import BudgetGuard
+from tests.guard.conftest import Job, ToyAdapter, Work, add_toy_budget
+
+
+def _deadline(seconds: float) -> float:
+    return asyncio.get_running_loop().time() + seconds
+
+
+async def test_a_coroutine_that_never_suspends_gives_its_value() -> None:
+    async def ready() -> int:
+        return 7
+
+    assert await within(ready(), _deadline(5)) == 7
+
+
+async def test_a_coroutine_that_suspends_is_driven_to_its_end() -> None:
+    seen: list[object] = []
+
+    async def steps() -> str:
+        await asyncio.sleep(0)  # a bare yield
+        fut = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(fut.set_result, "woken")
+        seen.append(await fut)  # a future, resolved from a callback while we wait
+        await asyncio.sleep(0)
+        return "done"
+
+    assert await within(steps(), _deadline(5)) == "done"
+    assert seen == ["woken"]
+
+
+async def test_an_overrun_after_the_first_step_times_out_and_cancels_the_coroutine() -> None:
+    cleaned: list[str] = []
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.append("finally")
+
+    with pytest.raises(TimeoutError):
+        await within(slow(), _deadline(0.05))
+    assert cleaned == ["finally"]
+
+
+async def test_cancelling_the_caller_reaches_the_suspended_coroutine() -> None:
+    state: list[str] = []
+    started = asyncio.Event()
+
+    async def hang() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            state.append("cancelled")
+            raise
+
+    async def caller() -> None:
+        await within(hang(), _deadline(30))
+
+    task = asyncio.create_task(caller())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert state == ["cancelled"]
+
+
+async def test_errors_before_and_after_the_first_suspension_propagate() -> None:
+    async def at_once() -> None:
+        raise ValueError("before")
+
+    async def later() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("after")
+
+    with pytest.raises(ValueError, match="before"):
+        await within(at_once(), _deadline(5))
+    with pytest.raises(KeyError, match="after"):
+        await within(later(), _deadline(5))
+
+
+async def test_closing_the_caller_closes_the_stepped_coroutine() -> None:
+    cleaned: list[str] = []
+
+    async def inner() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.append("closed")
+
+    outer = within(inner(), _deadline(30))
+    outer.send(None)  # steps inner once; it is now suspended on its sleep
+    outer.close()
+    assert cleaned == ["closed"]
+
+
+async def test_awaitables_that_are_not_coroutines_are_awaited_under_the_deadline() -> None:
+    fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    with pytest.raises(TimeoutError):
+        await within(fut, _deadline(0.05))
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    done.set_result(3)
+    assert await within(done, _deadline(5)) == 3
+
+
+def test_is_async_matches_inspect() -> None:
+    import functools
+
+    async def a() -> None: ...
+
+    def s() -> None: ...
+
+    class Callable:
+        async def __call__(self) -> None: ...
+
+        async def method(self) -> None: ...
+
+    assert is_async(a)
+    assert is_async(functools.partial(a))
+    assert is_async(Callable().method)
+    assert not is_async(s)
+    assert not is_async(lambda: a())
+
+
+async def test_an_async_send_failing_before_or_after_suspending_releases_its_hold(
+    toy: ToyAdapter,
+    clock,  # type: ignore[no-untyped-def]
+) -> None:
+    async with BudgetGuard(MemoryLedger(), adapters=[toy], clock=clock) as guard:
+        await add_toy_budget(guard)
+
+        async def at_once() -> Job:
+            raise RuntimeError("refused")
+
+        async def later() -> Job:
+            await asyncio.sleep(0)
+            raise RuntimeError("refused")
+
+        for send in (at_once, later):
+            with pytest.raises(RuntimeError):
+                await guard.submit(Work(Decimal("1")), send)
+            state = await guard.ledger.state("toy:device", now=guard.clock())
+            assert state.reserved == Decimal(0)
+            assert state.outstanding == 0
