@@ -7,7 +7,7 @@ from fields we choose, never from request headers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
     from quotaguard.engine.model import Decision
@@ -36,9 +36,17 @@ __all__ = [
 
 
 def _rebuild(cls: type[QuotaGuardError], args: tuple[object, ...]) -> QuotaGuardError:
-    exc = cls.__new__(cls)
+    # The builtin base that fixes the instance layout (OSError for a TimeoutError mix-in) must
+    # allocate it: cls.__new__ may resolve to another builtin's and refuse.
+    base: Any = cls
+    while base.__flags__ & _HEAPTYPE:
+        base = base.__base__
+    exc = cast("QuotaGuardError", base.__new__(cls, *args))
     exc.args = args
     return exc
+
+
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, not a builtin
 
 
 class QuotaGuardError(Exception):

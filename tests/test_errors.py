@@ -15,7 +15,9 @@ from decimal import Decimal
 import pytest
 
 from quotaguard import errors
+from quotaguard.braket.pricing import UnknownPrice
 from quotaguard.engine import Budget, Charge, Unit
+from quotaguard.integrations import BridgeTimeout, IntegrationError, WrongThread
 from quotaguard.ledger import MemoryLedger
 from tests.reliability._workers import T0
 
@@ -44,8 +46,22 @@ def _every_error(exceeded: errors.BudgetExceeded) -> list[errors.QuotaGuardError
         cls = getattr(errors, name)
         if issubclass(cls, errors.ProviderError) and cls is not errors.MalformedPayload:
             made.append(cls(f"{name} happened", errors=({"code": "x"},), **provider))
-    assert {type(e).__name__ for e in made} == set(errors.__all__)
+    made += [
+        IntegrationError("unsupported SDK"),
+        WrongThread("called on the loop thread"),
+        BridgeTimeout("no answer in 30 s"),  # an OSError-family mix-in: its own layout
+        UnknownPrice("arn:aws:braket:::device/qpu/acme/X"),
+    ]
+    assert {type(e) for e in made} == _every_subclass(errors.QuotaGuardError)
     return made
+
+
+def _every_subclass(cls: type) -> set[type]:
+    found = {cls}
+    for sub in cls.__subclasses__():
+        if sub.__module__.startswith("quotaguard."):
+            found |= _every_subclass(sub)
+    return found
 
 
 async def test_every_error_round_trips_through_pickle() -> None:
