@@ -16,7 +16,13 @@ from decimal import Decimal
 from quotaguard._guard_types import Adapter, Submission
 from quotaguard.engine.amounts import Unit, as_amount
 from quotaguard.engine.model import Charge, Reservation, ReservationState
-from quotaguard.errors import BudgetUnavailable, InvalidInput, QuotaGuardError, ReservationNotFound
+from quotaguard.errors import (
+    BudgetUnavailable,
+    InvalidInput,
+    NotFound,
+    QuotaGuardError,
+    ReservationNotFound,
+)
 from quotaguard.ledger.base import Ledger
 
 __all__ = ["Settlement"]
@@ -90,7 +96,17 @@ class Settlement:
                 (c.amount for c in reservation.charges if c.unit is adapter.unit),
                 default=Decimal(0),
             )
-            actual = await adapter.actual(reservation.external_id, reserved)
+            try:
+                actual = await adapter.actual(reservation.external_id, reserved)
+            except NotFound:
+                # The provider no longer knows the job (deleted, or never created where we
+                # look). It may have run: charge what was held, the most it could have cost,
+                # rather than retry forever or count nothing.
+                log.warning(
+                    "settle: the provider does not know %s; charging what was reserved",
+                    reservation.external_id,
+                )
+                actual = reserved
             if actual is None:
                 return reservation
             provider_unit = adapter.unit
@@ -100,7 +116,12 @@ class Settlement:
                 with contextlib.suppress(InvalidInput):
                     provider_unit = self._adapter_by_external(reservation.external_id).unit
         charges = self._actual_charges(reservation, actual, provider_unit)
-        return await self.ledger.commit(reservation.id, charges, now=self.clock())
+        # Spend is dated when it is committed; work whose hold lapsed is dated at the lapse, the
+        # last moment its budgets counted it, so a late settlement does not land in a later
+        # window (a backlog settled on the 1st must not eat the new month).
+        lapsed = reservation.state is ReservationState.EXPIRED
+        at = reservation.lease_expires_at if lapsed else self.clock()
+        return await self.ledger.commit(reservation.id, charges, now=at)
 
     def _adapter_by_external(self, external_id: str) -> Adapter:
         for adapter in self.adapters:

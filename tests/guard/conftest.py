@@ -15,7 +15,7 @@ import pytest
 
 from quotaguard import Budget, Charge, Unit, Violation
 from quotaguard.engine.model import Estimate
-from quotaguard.errors import BudgetUnavailable
+from quotaguard.errors import BudgetUnavailable, NotFound
 
 
 @attrs.frozen
@@ -37,6 +37,7 @@ class ToyAdapter:
         self.key = key
         self.available = True
         self.actuals: dict[str, Decimal | None] = {}
+        self.gone: set[str] = set()  # jobs the provider answers 404 for
         self.estimates = 0
 
     def handles(self, work: object) -> bool:
@@ -62,6 +63,8 @@ class ToyAdapter:
         return external_id.startswith("toy-")
 
     async def actual(self, external_id: str, reserved: Decimal) -> Decimal | None:
+        if external_id in self.gone:
+            raise NotFound(f"no job {external_id}", provider="toy", status=404)
         return self.actuals.get(external_id)
 
     async def sync(self) -> None:

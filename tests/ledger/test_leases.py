@@ -323,3 +323,17 @@ async def test_work_bound_after_its_lease_lapsed_is_owed_too(ledger: Ledger) -> 
     assert [r.id for r in await ledger.lapsed()] == [slow.id]
     await ledger.commit(slow.id, now=T0 + 3 * MIN)
     assert await ledger.lapsed() == []
+
+
+async def test_release_and_renew_of_lapsed_work_leave_it_owed(ledger: Ledger) -> None:
+    await setup_a(ledger)
+    sent = await hold(ledger, "10")
+    await ledger.bind(sent.id, "job-1")
+    later = T0 + 11 * MIN
+    assert (await ledger.renew(sent.id, lease=10 * MIN, now=later)).state is (
+        ReservationState.EXPIRED  # too late: renewing a lapsed lease does not revive it
+    )
+    assert (await ledger.release(sent.id, now=later)).state is ReservationState.EXPIRED
+    await ledger.bind(sent.id, "job-1b")  # a rebind keeps it listed once, under its new id
+    (owed,) = await ledger.lapsed()
+    assert (owed.id, owed.external_id) == (sent.id, "job-1b")
