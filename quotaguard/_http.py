@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
+import yarl
 
 from quotaguard._aio import AsyncClosing
 from quotaguard.errors import InvalidInput, ProviderUnavailable
@@ -156,13 +157,19 @@ class HTTPClient(AsyncClosing):
             await self._session.close()
 
     async def _once(
-        self, method: str, url: str, headers: Mapping[str, str] | None, data: Any, timeout: float
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        data: Any,
+        timeout: float,
+        encoded: bool = False,
     ) -> Response:
         session = self._get_session()
         try:
             async with session.request(
                 method,
-                url,
+                yarl.URL(url, encoded=True) if encoded else url,
                 headers=headers,
                 data=data,
                 timeout=aiohttp.ClientTimeout(total=timeout),
@@ -192,6 +199,7 @@ class HTTPClient(AsyncClosing):
         idempotent: bool,
         timeout: float | None = None,
         safe_statuses: Collection[int] = (),
+        encoded: bool = False,
     ) -> Response:
         """Send, retrying 429/5xx/connection errors only when ``idempotent``.
 
@@ -199,6 +207,9 @@ class HTTPClient(AsyncClosing):
         a refusal before the server acted) may still be retried. After the last attempt, a
         retryable *status* is returned for the caller to map; a transport failure raises
         :class:`ProviderUnavailable`. The URL must pass :func:`check_endpoint`.
+
+        ``encoded=True`` sends an already percent-encoded URL byte for byte; by default yarl
+        normalises it (``%3A`` → ``:``), which breaks a signature computed over the path.
         """
         check_endpoint(url, "url")
         if timeout is not None and timeout <= 0:
@@ -209,7 +220,7 @@ class HTTPClient(AsyncClosing):
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = await self._once(method, url, headers, data, total)
+                response = await self._once(method, url, headers, data, total, encoded)
             except ProviderUnavailable:
                 if last or not idempotent:
                     raise

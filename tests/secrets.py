@@ -14,6 +14,7 @@ __all__ = [
     "AWS_SESSION_TOKEN",
     "AWS_TEST_SECRET_KEY",
     "AWS_TEST_SESSION_TOKEN",
+    "AWS_WRONG_SECRET_KEY",
     "GUARD_AWS_SECRET_KEY",
     "IBM_API_KEY",
     "IBM_TEST_API_KEY",
@@ -44,6 +45,8 @@ REDIS_URL_PASSWORD = "hunter2-secret"
 URL_PASSWORD = "url-pass-7731"
 #: The AWS secret key of tests/guard.
 GUARD_AWS_SECRET_KEY = "test-secret-key"
+#: A secret the emulator never registered (tests/braket/test_emulator_sigv4.py).
+AWS_WRONG_SECRET_KEY = "wR0ngSecretKey/NotRegisteredWithTheEmulator"
 
 #: Every secret value used anywhere in the suite.
 KNOWN_SECRETS: list[str] = [
@@ -57,6 +60,7 @@ KNOWN_SECRETS: list[str] = [
     REDIS_FAULTS_PASSWORD,
     REDIS_URL_PASSWORD,
     GUARD_AWS_SECRET_KEY,
+    AWS_WRONG_SECRET_KEY,
     URL_PASSWORD,
     # tests/ibm/test_config.py saved-account token
     "secret-token-x",

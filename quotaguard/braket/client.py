@@ -143,7 +143,12 @@ class BraketClient(AsyncClosing):
             name, params, endpoint=self.endpoint, region=self.region, credentials=creds
         )
         resp = await self._http.request(
-            req.method, req.url, headers=req.headers, data=req.body, idempotent=True
+            req.method,
+            req.url,
+            headers=req.headers,
+            data=req.body,
+            idempotent=True,
+            encoded=True,  # the path SigV4 signed, as signed (ARNs: %3A, %2F)
         )
         if not resp.ok:
             raise sansio.decode_error(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -70,8 +70,21 @@ class BraketState:
         self.limits: dict[str, EmuLimit] = {}
         self.tasks: dict[str, EmuTask] = {}
         self._tokens: dict[tuple[str, str], str] = {}
+        self._secrets: dict[str, str] = {}  # access key id -> secret access key
+        #: With credentials registered, refuse an ``X-Amz-Date`` this far from ``clock()`` (as
+        #: AWS does at 15 minutes). Off by default: tests move ``clock`` while signers read the
+        #: wall clock.
+        self.max_clock_skew: timedelta | None = None
         for arn, price in DEFAULT_PRICES.items():
             self.add_device(arn, per_task=price.per_task, per_shot=price.per_shot)
+
+    def add_credentials(self, access_key_id: str, secret_access_key: str) -> None:
+        """Accept requests signed with this key. From the first call on, every request must
+        carry a valid SigV4 signature by a registered key; before it, only the header's shape
+        is checked."""
+        if not access_key_id or not secret_access_key:
+            raise ValueError("access_key_id and secret_access_key must be non-empty")
+        self._secrets[access_key_id] = secret_access_key
 
     def add_device(
         self,

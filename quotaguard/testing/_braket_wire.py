@@ -1,5 +1,5 @@
-"""How the emulator's Braket half speaks: SigV4 header shape, request fields, JSON documents,
-pagination and filters, and errors as ``x-amzn-ErrorType`` responses."""
+"""How the emulator's Braket half speaks: request fields, JSON documents, pagination and
+filters, and errors as ``x-amzn-ErrorType`` responses (SigV4 lives in ``_sigv4``)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from quotaguard.testing._braket_state import EmuDevice, EmuLimit, EmuTask
 
 __all__ = [
-    "AUTH",
     "ApiError",
     "amount",
     "device_json",
@@ -32,10 +31,6 @@ __all__ = [
 ]
 
 _AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
-AUTH = re.compile(
-    r"^AWS4-HMAC-SHA256 Credential=[^/\s]+/\d{8}/(?P<region>[a-z0-9\-]+)/braket/aws4_request, "
-    r"SignedHeaders=[a-z0-9\-;]+, Signature=[0-9a-f]{64}$"
-)
 
 
 class ApiError(Exception):

@@ -1,8 +1,10 @@
 """The Braket half of the emulator: botocore's rest-json routes, enforcing limits as Braket does.
 
 Routes follow botocore's ``braket`` model (2019-09-01) and also accept the seed's spellings
-(``PUT``/``DELETE /spending-limit/{arn}``). A SigV4-shaped ``Authorization`` header is required
-(its signature is not verified). ``CreateQuantumTask`` estimates list price × shots + the
+(``PUT``/``DELETE /spending-limit/{arn}``). A SigV4 ``Authorization`` header is required; once
+:meth:`~BraketState.add_credentials` has registered a key, its signature is verified as AWS
+does (403 ``UnrecognizedClientException`` / ``InvalidSignatureException``), before that only its
+shape is checked. ``CreateQuantumTask`` estimates list price × shots + the
 per-task fee and reserves it as ``queuedSpend``; over the limit, or outside the limit's time
 window, it answers Braket's own 400 ``ValidationException``. Tests drive task state with
 :meth:`BraketService.complete_task`, :meth:`fail_task` and :meth:`cancel_task`.
@@ -24,7 +26,6 @@ from aiohttp import web
 from quotaguard.testing._braket_devices import capabilities
 from quotaguard.testing._braket_state import ACCOUNT, BraketState, EmuDevice, EmuLimit, EmuTask
 from quotaguard.testing._braket_wire import (
-    AUTH,
     ApiError,
     amount,
     device_json,
@@ -36,6 +37,7 @@ from quotaguard.testing._braket_wire import (
     task_json,
     validation,
 )
+from quotaguard.testing._sigv4 import AUTH, verify
 
 __all__ = [
     "OVER_LIMIT_MESSAGE",
@@ -101,6 +103,15 @@ class BraketService(BraketState):
                         "Missing or malformed SigV4 Authorization header",
                     )
                 raw = await request.read()
+                if self._secrets:
+                    verify(
+                        request,
+                        raw,
+                        match,
+                        self._secrets,
+                        now=self.clock(),
+                        max_skew=self.max_clock_skew,
+                    )
                 try:
                     body = json.loads(raw) if raw else {}
                 except ValueError:

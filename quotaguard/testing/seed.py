@@ -22,6 +22,9 @@ class DemoSeed:
     device_arn: str
     spending_limit: Decimal
     region: str = "us-east-1"
+    aws_access_key_id: str = "AKIDEMULATOR"
+    #: The emulator's own, not a secret; registered, so Braket signatures are verified.
+    aws_secret_access_key: str = attrs.field(default="emulator-secret", repr=False)
 
     def environment(self, url: str) -> dict[str, str]:
         """The variables that point quotaguard, qiskit-ibm-runtime and boto3 at the emulator."""
@@ -33,8 +36,8 @@ class DemoSeed:
             "AWS_ENDPOINT_URL_BRAKET": url,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,  # what boto3 and botocore read
-            "AWS_ACCESS_KEY_ID": "AKIDEMULATOR",
-            "AWS_SECRET_ACCESS_KEY": "emulator-secret",  # the emulator's own, not a secret
+            "AWS_ACCESS_KEY_ID": self.aws_access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key,
         }
 
 
@@ -48,5 +51,6 @@ def seed_demo(emu: Emulator, *, spending_limit: Decimal = Decimal("50")) -> Demo
     )
     emu.ibm.add_api_key(seed.api_key, "demo")
     emu.ibm.add_instance(seed.service_crn, plan_id="open", backends=[seed.backend])
+    emu.braket.add_credentials(seed.aws_access_key_id, seed.aws_secret_access_key)
     emu.braket.add_spending_limit(seed.device_arn, spending_limit)
     return seed

@@ -12,6 +12,7 @@ import pytest
 from quotaguard._http import RetryPolicy
 from quotaguard.braket import BraketClient
 from quotaguard.testing import Emulator
+from tests.conftest import FakeClock
 from tests.secrets import AWS_TEST_SECRET_KEY, AWS_TEST_SESSION_TOKEN
 
 ACCESS_KEY = "AKIDEXAMPLE"
@@ -40,6 +41,14 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return
+
+
+@pytest.fixture
+async def emulator(clock: FakeClock) -> AsyncIterator[Emulator]:
+    """The shared emulator, verifying SigV4 signatures by the test credentials."""
+    async with Emulator(clock=clock) as emu:
+        emu.braket.add_credentials(ACCESS_KEY, SECRET_KEY)
+        yield emu
 
 
 def botocore_session(token: str | None = None) -> botocore.session.Session:

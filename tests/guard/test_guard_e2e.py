@@ -79,6 +79,7 @@ async def world(emulator: Emulator, clock: FakeClock, tmp_path: Path) -> AsyncIt
     seed = seed_demo(emulator)
     creds = botocore.session.Session()
     creds.set_credentials("AKIDTEST", GUARD_AWS_SECRET_KEY)
+    emulator.braket.add_credentials("AKIDTEST", GUARD_AWS_SECRET_KEY)
     async with (
         IBMRuntimeClient(
             seed.api_key,

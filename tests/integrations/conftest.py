@@ -46,6 +46,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, emulator: Emulator) 
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL_BRAKET", emulator.url)
+    emulator.braket.add_credentials(ACCESS_KEY, SECRET_KEY)
 
 
 @pytest.fixture

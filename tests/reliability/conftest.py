@@ -71,6 +71,7 @@ async def world(emulator: Emulator, clock: FakeClock) -> AsyncIterator[World]:
     """An IBM premium instance (3,600 s limit) and a Braket QPU with a $100 spending limit."""
     emulator.ibm.add_api_key(IBM_API_KEY, "rel-acct")
     emulator.ibm.add_instance(CRN, plan_id="premium", limit_seconds=3600, backends=[BACKEND])
+    emulator.braket.add_credentials(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
     emulator.braket.add_spending_limit(FORTE, Decimal(100))
     sleeps = Sleeps()
     retry = RetryPolicy(attempts=ATTEMPTS, base=0.001, cap=0.005, max_retry_after=0.05)
