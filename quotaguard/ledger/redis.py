@@ -113,6 +113,9 @@ class RedisLedger(LedgerBase):
         self._client = client
         self._script = client.register_script(LUA_SOURCE)  # for its sha
         self._leases = self._prefix + "leases"
+        # The fixed arguments of every call, encoded once (all ASCII: any client encoding).
+        self._head = ("EVALSHA", self._script.sha.encode(), b"1", self._leases.encode())
+        self._prefix_b = self._prefix.encode()
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         # Belt and braces over the socket timeouts: connect + retries, then give up.
         self._deadline = socket_timeout * 4 + 1.0
@@ -128,7 +131,7 @@ class RedisLedger(LedgerBase):
             raise BudgetUnavailable(f"redis ledger {self.namespace!r} is closed")
         # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
         # Python per call. NOSCRIPT (a flushed or restarted server): load it, send once more.
-        command = ("EVALSHA", self._script.sha, 1, self._leases, op, self._prefix, *args)
+        command = (*self._head, op, self._prefix_b, *args)
         try:
             async with asyncio.timeout(self._deadline):
                 try:
@@ -236,27 +239,24 @@ class RedisLedger(LedgerBase):
             epoch_us(now + lease),
             rid,
             key or "",
-            fingerprint(charges),
+            fingerprint(charges) if key else "",  # only a key's replay check reads it
             charges_json(charges),
             # Two packed arguments, not two per budget: redis-py encodes each argument in
             # Python. Budget keys and units contain no spaces (check_key, Unit).
             " ".join(x for pair in pairs for x in pair),
             " ".join(f"{k} {micro}" for k, micro in totals.items()),
         ]
-        # Shielded: if we are cancelled, the script still finishes, and a hold it made for
-        # this call (nobody will ever see it) is released before the cancellation propagates.
-        task = asyncio.ensure_future(self._call("reserve", *args))
+        # No shielded task on this path (it cost as much as the rest of reserve's Python).
+        # If we are cancelled, the script may have run, or may still run (its command was
+        # sent): "cancel" releases the hold, or leaves a released record under this id that
+        # turns a late arrival into a no-op retry. Either way nothing stays held.
         try:
-            reply = await asyncio.shield(task)
+            reply = await self._call("reserve", *args)
         except asyncio.CancelledError:
-            await asyncio.wait([task])
-            if not task.cancelled() and task.exception() is None:
-                done = task.result()
-                if done[0] == "new":
-                    undo = asyncio.ensure_future(self._call("release", rid, epoch_us(now)))
-                    await asyncio.wait([undo])
-                    if not undo.cancelled():
-                        undo.exception()  # retrieved; the lease reclaims it if this failed
+            undo = asyncio.ensure_future(self._call("cancel", rid, epoch_us(now)))
+            await asyncio.wait([undo])
+            if not undo.cancelled():
+                undo.exception()  # retrieved; the lease reclaims a hold if this failed
             raise
         if reply[0] == "new":  # held by this call (or by a retry of it): same fields
             return Decision(
