@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import redis.asyncio
 
 from quotaguard.engine import Budget, Charge, Unit
 from quotaguard.errors import BudgetUnavailable
@@ -34,12 +35,15 @@ def usd(budget: str, amount: str | int) -> Charge:
 
 
 class Proxy:
-    """Forwards loopback TCP to ``upstream``; ``drop`` loses replies, ``delay`` holds them."""
+    """Forwards loopback TCP to ``upstream``; ``drop`` loses replies, ``delay`` holds them,
+    ``hold_next`` holds the next request (whichever connection sends it) that many seconds and
+    then delivers it, even if its client has gone."""
 
     def __init__(self, upstream: int) -> None:
         self.upstream = upstream
         self.drop = False
         self.delay = 0.0
+        self.hold_next = 0.0
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -69,6 +73,9 @@ class Proxy:
 
         async def up() -> None:
             while data := await cr.read(65536):
+                if self.hold_next:
+                    held, self.hold_next = self.hold_next, 0.0
+                    await asyncio.sleep(held)
                 uw.write(data)
                 await uw.drain()
 
@@ -150,6 +157,38 @@ async def test_cancelled_reserve_leaves_nothing_held(proxy: Proxy) -> None:
         records = [k async for k in ledger._client.scan_iter(match=f"{{{ledger.namespace}}}:r:*")]
         assert len(records) == 1
         assert await ledger._client.hget(records[0], "state") == b"released"
+
+
+async def test_a_reserve_arriving_after_its_cancellation_holds_nothing(
+    proxy: Proxy, redis_server: RedisServer
+) -> None:
+    # The reserve command is sent, then its caller is cancelled before Redis has run it; the
+    # ledger's undo reaches Redis first (on another connection), the reserve after it.
+    async with RedisLedger(proxy.url, namespace=namespace()) as ledger:
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
+        direct = redis.asyncio.Redis.from_url(redis_server.url)
+        try:
+            before = await evalsha_calls(direct)
+            proxy.hold_next = 0.3
+            task = asyncio.ensure_future(ledger.reserve([usd("b", 4)], now=T0))
+            await asyncio.sleep(0.05)  # sent, held by the proxy, not yet run
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await evalsha_calls(direct) == before + 1  # only the undo has run so far
+            await asyncio.sleep(0.5)  # the held reserve reaches Redis and runs
+            assert await evalsha_calls(direct) == before + 2
+        finally:
+            await direct.aclose()
+        assert await ledger.outstanding() == []
+        state = await ledger.state("b", now=T0)
+        assert (state.reserved, state.outstanding) == (0, 0)
+        assert (await ledger.reserve([usd("b", 10)], now=T0)).admitted  # all 10 still free
+
+
+async def evalsha_calls(client: redis.asyncio.Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 async def test_closed_port_is_budget_unavailable_without_secrets(
