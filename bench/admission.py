@@ -117,22 +117,30 @@ async def _reserve_cost(ledger: Ledger, outstanding: int, probes: int = 2_000) -
 
 
 def scaling(small: int = 100, large: int = 100_000) -> dict[str, Any]:
+    from bench.redis_ledger import redis_server
+    from quotaguard.ledger.redis import RedisLedger
+
     out: dict[str, Any] = {}
     factories: dict[str, Callable[[], Awaitable[float]]] = {}
-    for name in ("memory", "sqlite"):
-        for size in (small, large):
+    names = ("memory", "sqlite", "redis")
+    with redis_server() as url:
+        for name in names:
+            for size in (small, large):
 
-            async def run(name: str = name, size: int = size) -> float:
-                if name == "memory":
-                    return await _reserve_cost(MemoryLedger(), size)
-                with tempfile.TemporaryDirectory() as tmp:
-                    async with SQLiteLedger(Path(tmp) / "s.sqlite3") as ledger:
-                        return await _reserve_cost(ledger, size)
+                async def run(name: str = name, size: int = size) -> float:
+                    if name == "memory":
+                        return await _reserve_cost(MemoryLedger(), size)
+                    if name == "redis":
+                        async with RedisLedger(url, namespace=f"scale-{size}") as redis_ledger:
+                            return await _reserve_cost(redis_ledger, size)
+                    with tempfile.TemporaryDirectory() as tmp:
+                        async with SQLiteLedger(Path(tmp) / "s.sqlite3") as ledger:
+                            return await _reserve_cost(ledger, size)
 
-            factories[f"{name}_{size}"] = run
-    for label, fn in factories.items():
-        out[f"{label}_us_per_reserve_release"] = round(asyncio.run(fn()) * 1e6, 1)
-    for name in ("memory", "sqlite"):
+                factories[f"{name}_{size}"] = run
+        for label, fn in factories.items():
+            out[f"{label}_us_per_reserve_release"] = round(asyncio.run(fn()) * 1e6, 1)
+    for name in names:
         out[f"{name}_ratio_{large}_vs_{small}"] = round(
             out[f"{name}_{large}_us_per_reserve_release"]
             / out[f"{name}_{small}_us_per_reserve_release"],

@@ -14,12 +14,14 @@ no other command. The design target is >= 10,000 reserves/s with 8 workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import shutil
 import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -202,7 +204,9 @@ async def _coroutines(url: str, admin: redis.Redis, n: int) -> dict[str, Any]:
         await pool.aclose()
 
 
-def run(n: int = 20_000) -> dict[str, Any]:
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A throwaway redis-server on a free loopback port (never the shared 6379); its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("install redis-server: apt-get install redis-server; .ci/run does this")
@@ -222,23 +226,22 @@ def run(n: int = 20_000) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.02)
-        url = f"redis://127.0.0.1:{port}/0"
-        with redis.Redis.from_url(url, socket_timeout=30) as admin:
-            admin.script_load(LUA_SOURCE)  # no NOSCRIPT retry inside a measured window
-            processes = _processes(url, admin, n)
-            coroutines = asyncio.run(_coroutines(url, admin, n))
-        return {
-            "workers": WORKERS,
-            "processes_reserves_per_s": processes.pop("reserves_per_s"),
-            "coroutines_reserves_per_s": coroutines.pop("reserves_per_s"),
-            "target": TARGET,
-            "processes": processes,
-            "coroutines": coroutines,
-        }
+        yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-if __name__ == "__main__":
-    print(run())
+def run(n: int = 20_000) -> dict[str, Any]:
+    with redis_server() as url, redis.Redis.from_url(url, socket_timeout=30) as admin:
+        admin.script_load(LUA_SOURCE)  # no NOSCRIPT retry inside a measured window
+        processes = _processes(url, admin, n)
+        coroutines = asyncio.run(_coroutines(url, admin, n))
+    return {
+        "workers": WORKERS,
+        "processes_reserves_per_s": processes.pop("reserves_per_s"),
+        "coroutines_reserves_per_s": coroutines.pop("reserves_per_s"),
+        "target": TARGET,
+        "processes": processes,
+        "coroutines": coroutines,
+    }
