@@ -101,6 +101,11 @@ async def _main(external_url: str | None) -> dict[str, Any]:
         result["ratio_vs_boto3"] = round(
             result["quotaguard_calls_per_s"] / result["boto3_threads_calls_per_s"], 2
         )
+        # The target (DESIGN "Clients"): at least 3x aiobotocore at concurrency 50.
+        result["ratio_vs_aiobotocore"] = (
+            None if aiob is None else round(result["quotaguard_calls_per_s"] / aiob, 2)
+        )
+        result["target_ratio_vs_aiobotocore_min"] = 3
         return result
 
 
