@@ -153,3 +153,35 @@ async def test_an_async_send_failing_before_or_after_suspending_releases_its_hol
             state = await guard.ledger.state("toy:device", now=guard.clock())
             assert state.reserved == Decimal(0)
             assert state.outstanding == 0
+
+
+async def test_where_each_kind_of_send_runs(
+    toy: ToyAdapter,
+    clock,  # type: ignore[no-untyped-def]
+) -> None:
+    import functools
+    import threading
+
+    ran_on: list[str] = []
+
+    async def create(job_id: str) -> Job:
+        ran_on.append(threading.current_thread().name)
+        return Job(job_id)
+
+    def blocking(job_id: str) -> Job:
+        ran_on.append(threading.current_thread().name)
+        return Job(job_id)
+
+    loop_thread = threading.current_thread().name
+    async with BudgetGuard(MemoryLedger(), adapters=[toy], clock=clock) as guard:
+        await add_toy_budget(guard)
+        # A partial of an async function is awaited on the loop, like the README shows.
+        a = await guard.submit(Work(Decimal("1")), functools.partial(create, "toy-a"))
+        # A plain callable may block: it runs on one of the guard's threads, even a lambda
+        # that only returns a coroutine (created there, then awaited on the loop).
+        b = await guard.submit(Work(Decimal("1")), functools.partial(blocking, "toy-b"))
+        c = await guard.submit(Work(Decimal("1")), lambda: create("toy-c"))
+    assert (a.external_id, b.external_id, c.external_id) == ("toy-a", "toy-b", "toy-c")
+    assert ran_on[0] == loop_thread
+    assert ran_on[1] != loop_thread and ran_on[1].startswith("quotaguard")
+    assert ran_on[2] == loop_thread  # the coroutine body itself runs on the loop
