@@ -12,7 +12,7 @@ import attrs
 
 from quotaguard._cache import CachedState
 from quotaguard.engine.amounts import Unit
-from quotaguard.engine.model import Estimate, Violation
+from quotaguard.engine.model import Budget, Estimate, Violation
 from quotaguard.errors import BudgetUnavailable, InvalidInput
 from quotaguard.ibm import rules
 from quotaguard.ibm.models import JobStatus
@@ -76,12 +76,27 @@ class IBMAdapter:
         )
         reported = rules.reported_used(usage)
         await self.ledger.put_budget(budget)
-        # IBM's usage figure lags finished jobs: date the report back by the policy's lag
-        # (but not before this window began, or the report would not count at all).
+        await self.ledger.record_report(
+            budget.key, reported, at=await self._report_time(budget, reported, at)
+        )
+        return usage
+
+    async def _report_time(self, budget: Budget, reported: Decimal, at: datetime) -> datetime:
+        """When to date IBM's usage figure; the ledger counts local spend after it on top.
+
+        IBM's figure lags finished jobs. If it shows no more than this ledger committed, every
+        second it counts is one we know of: date it now (dating it back would count our own
+        recent jobs twice). If it shows more, someone else uses the instance too, and our latest
+        jobs may not be in it yet: date it back by the policy's lag so they count on top.
+        """
+        state = await self.ledger.state(budget.key, now=at)
+        if reported <= state.committed:
+            return at
         dated = at - timedelta(seconds=self.policy.usage_report_lag_seconds)
         start, _ = budget.window.bounds(at)
-        await self.ledger.record_report(budget.key, reported, at=max(dated, start or dated))
-        return usage
+        # Not before this window began (the report would not count), nor before the last
+        # report (an older report never replaces a newer one).
+        return max(d for d in (dated, start, state.reported_at) if d is not None)
 
     async def _session_remaining(self, session_id: str) -> Decimal:
         cache = self._sessions.get(session_id)
