@@ -319,6 +319,8 @@ function ops.cancel()
   elseif not state then
     redis.call('HSET', P .. 'r:' .. rid, 'id', rid, 'state', 'released', 'created', fmt(now),
       'lease', fmt(now), 'ended', fmt(now), 'charges', '[]', 'holds', '')
+    -- Only a command already in flight can arrive late: an hour outlives any of them.
+    redis.call('PEXPIRE', P .. 'r:' .. rid, 3600000)
   end
   return {'ok'}
 end

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib.resources
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisError
-from redis.retry import Retry
 
 from quotaguard.engine.amounts import as_amount, to_micro
 from quotaguard.engine.model import (
@@ -59,6 +60,8 @@ from quotaguard.ledger.base import (
 )
 
 __all__ = ["LUA_SOURCE", "RedisLedger"]
+
+log = logging.getLogger("quotaguard.ledger")
 
 LUA_SOURCE = importlib.resources.files("quotaguard.ledger").joinpath("redis.lua").read_text()
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -96,13 +99,19 @@ class RedisLedger(LedgerBase):
         self.namespace = namespace
         self._prefix = f"{{{namespace}}}:"
         self._owns_client = client is None
+        self._pool: aioredis.BlockingConnectionPool | None = None
         if client is None:
             try:
-                client = aioredis.Redis.from_url(
+                # A blocking pool: past its size, a call waits for a connection (up to the
+                # socket timeout) rather than fail with "Too many connections".
+                self._pool = aioredis.BlockingConnectionPool.from_url(
                     str(url),
+                    max_connections=64,
+                    timeout=socket_timeout,
                     socket_timeout=socket_timeout,
                     socket_connect_timeout=socket_timeout,
                     # Safe to retry: reserve carries its own id, the rest are idempotent.
+                    # (The asyncio Retry: redis.retry.Retry never awaits, so never retries.)
                     retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
                 )
             except (ValueError, RedisError) as exc:
@@ -110,6 +119,7 @@ class RedisLedger(LedgerBase):
                 raise InvalidInput(
                     "url", f"not a usable Redis URL ({type(exc).__name__})"
                 ) from None
+            client = aioredis.Redis(connection_pool=self._pool)
         self._client = client
         self._script = client.register_script(LUA_SOURCE)  # for its sha
         self._leases = self._prefix + "leases"
@@ -119,6 +129,8 @@ class RedisLedger(LedgerBase):
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         # Belt and braces over the socket timeouts: connect + retries, then give up.
         self._deadline = socket_timeout * 4 + 1.0
+        self._socket_timeout = socket_timeout
+        self._undos: set[asyncio.Task[Any]] = set()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -154,9 +166,35 @@ class RedisLedger(LedgerBase):
     async def aclose(self) -> None:
         if self._closed:
             return
+        if self._undos:  # let in-flight undos of failed reserves reach Redis (bounded)
+            await asyncio.wait(set(self._undos), timeout=self._deadline)
         self._closed = True
         if self._owns_client:
             await self._client.aclose()
+            if self._pool is not None:
+                await self._pool.aclose()
+
+    async def _undo_reserve(self, rid: str, now: datetime) -> None:
+        """Release or tombstone ``rid``; wait at most one socket timeout for it."""
+        if self._closed:
+            return
+        undo = asyncio.ensure_future(self._call("cancel", rid, epoch_us(now)))
+        self._undos.add(undo)
+        undo.add_done_callback(lambda task: self._undone(task, rid))
+        await asyncio.wait([undo], timeout=self._socket_timeout)
+
+    def _undone(self, task: asyncio.Task[Any], rid: str) -> None:
+        self._undos.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.warning(
+                "redis ledger %r: could not undo reservation %s; it lapses at its lease: %s",
+                self.namespace,
+                rid,
+                exc,
+            )
 
     @staticmethod
     def _rid(reservation_id: object) -> str:
@@ -247,16 +285,15 @@ class RedisLedger(LedgerBase):
             " ".join(f"{k} {micro}" for k, micro in totals.items()),
         ]
         # No shielded task on this path (it cost as much as the rest of reserve's Python).
-        # If we are cancelled, the script may have run, or may still run (its command was
-        # sent): "cancel" releases the hold, or leaves a released record under this id that
-        # turns a late arrival into a no-op retry. Either way nothing stays held.
+        # If we are cancelled, or the outcome is unknown (a lost reply, a timeout), the script
+        # may have run, or may still run (its command was sent): "cancel" releases the hold,
+        # or leaves a released record under this id that turns a late arrival into a no-op.
+        # So a BudgetUnavailable from reserve holds nothing, and a retry with the same key
+        # reserves and sends afresh instead of replaying a hold nobody used.
         try:
             reply = await self._call("reserve", *args)
-        except asyncio.CancelledError:
-            undo = asyncio.ensure_future(self._call("cancel", rid, epoch_us(now)))
-            await asyncio.wait([undo])
-            if not undo.cancelled():
-                undo.exception()  # retrieved; the lease reclaims a hold if this failed
+        except (asyncio.CancelledError, BudgetUnavailable):
+            await self._undo_reserve(rid, now)
             raise
         if reply[0] == "new":  # held by this call (or by a retry of it): same fields
             return Decision(

@@ -37,13 +37,16 @@ def usd(budget: str, amount: str | int) -> Charge:
 class Proxy:
     """Forwards loopback TCP to ``upstream``; ``drop`` loses replies, ``delay`` holds them,
     ``hold_next`` holds the next request (whichever connection sends it) that many seconds and
-    then delivers it, even if its client has gone."""
+    then delivers it, even if its client has gone; ``lose_reserve_replies`` loses the replies
+    to that many ledger ``reserve`` calls (the server runs them; connection set-up and other
+    calls go through)."""
 
     def __init__(self, upstream: int) -> None:
         self.upstream = upstream
         self.drop = False
         self.delay = 0.0
         self.hold_next = 0.0
+        self.lose_reserve_replies = 0
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -70,9 +73,12 @@ class Proxy:
         assert task is not None
         self._tasks.add(task)
         ur, uw = await asyncio.open_connection("127.0.0.1", self.upstream)
+        reserve_sent = False
 
         async def up() -> None:
+            nonlocal reserve_sent
             while data := await cr.read(65536):
+                reserve_sent = reserve_sent or b"\r\nreserve\r\n" in data
                 if self.hold_next:
                     held, self.hold_next = self.hold_next, 0.0
                     await asyncio.sleep(held)
@@ -85,6 +91,9 @@ class Proxy:
                     await asyncio.sleep(self.delay)
                 if self.drop:
                     return  # the server did the work; the reply is lost
+                if reserve_sent and self.lose_reserve_replies:
+                    self.lose_reserve_replies -= 1
+                    return  # this reserve ran; its reply is lost with the connection
                 cw.write(data)
                 await cw.drain()
 
@@ -113,30 +122,64 @@ def namespace() -> str:
     return f"ft-{uuid.uuid4().hex[:12]}"
 
 
-async def test_lost_reply_then_retry_with_same_key_holds_once(proxy: Proxy) -> None:
-    async with RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger:
-        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))  # also loads the script
-        proxy.drop = True
-        with pytest.raises(BudgetUnavailable):
-            await ledger.reserve([usd("b", 4)], now=T0, idempotency_key="job-1")
-        proxy.drop = False
-        retry = await ledger.reserve([usd("b", 4)], now=T0, idempotency_key="job-1")
-        assert retry.admitted and retry.replayed  # the lost call did hold: this is it
+async def test_a_lost_reply_is_retried_by_the_client_and_holds_once(
+    proxy: Proxy, redis_server: RedisServer
+) -> None:
+    # redis-py resends the same script call (same reservation id) after a lost reply; the
+    # script recognises the id and the ledger counts one hold.
+    async with (
+        redis.asyncio.Redis.from_url(redis_server.url) as direct,
+        RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger,
+    ):
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
+        before = await evalsha_calls(direct)
+        proxy.lose_reserve_replies = 1
+        decision = await ledger.reserve([usd("b", 4)], now=T0, idempotency_key="job-1")
+        assert decision.admitted and not decision.replayed
+        assert await evalsha_calls(direct) - before == 2  # sent twice
         state = await ledger.state("b", now=T0)
         assert (state.reserved, state.outstanding) == (Decimal(4), 1)
 
 
-async def test_client_retries_after_a_lost_reply_never_hold_twice(proxy: Proxy) -> None:
-    # No idempotency key: redis-py retries the same script call (same reservation id)
-    # several times; the ledger must count it once, and the lease reclaims it.
+async def test_a_reserve_that_fails_unanswered_is_undone_so_a_retry_sends_afresh(
+    proxy: Proxy, redis_server: RedisServer
+) -> None:
+    # Every attempt ran on the server but no reply came back: BudgetUnavailable. The ledger
+    # undoes the hold it may have made, so a guard retrying with the same key reserves and
+    # sends the work, instead of replaying a hold nobody used.
+    async with (
+        redis.asyncio.Redis.from_url(redis_server.url) as direct,
+        RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger,
+    ):
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
+        before = await evalsha_calls(direct)
+        proxy.lose_reserve_replies = 3  # the first try and both of redis-py's retries
+        with pytest.raises(BudgetUnavailable):
+            await ledger.reserve([usd("b", 4)], now=T0, idempotency_key="job-1")
+        assert await evalsha_calls(direct) - before == 4  # 3 reserves, 1 undo
+        assert (await ledger.state("b", now=T0)).reserved == 0
+        retry = await ledger.reserve([usd("b", 4)], now=T0, idempotency_key="job-1")
+        assert retry.admitted and not retry.replayed
+        state = await ledger.state("b", now=T0)
+        assert (state.reserved, state.outstanding) == (Decimal(4), 1)
+
+
+async def test_when_the_undo_cannot_reach_redis_the_hold_replays_until_its_lease(
+    proxy: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
     async with RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
-        proxy.drop = True
+        proxy.drop = True  # every reply lost, the undo's too
         with pytest.raises(BudgetUnavailable):
-            await ledger.reserve([usd("b", 4)], now=T0, lease=timedelta(minutes=1))
+            await ledger.reserve(
+                [usd("b", 4)], now=T0, idempotency_key="job-1", lease=timedelta(minutes=1)
+            )
         proxy.drop = False
-        assert len(await ledger.outstanding()) == 1
-        assert (await ledger.state("b", now=T0)).reserved == Decimal(4)
+        assert "could not undo reservation rsv_" in caplog.text
+        retry = await ledger.reserve([usd("b", 4)], now=T0, idempotency_key="job-1")
+        assert retry.admitted and retry.replayed  # the hold the lost call made
+        state = await ledger.state("b", now=T0)
+        assert (state.reserved, state.outstanding) == (Decimal(4), 1)
         assert (await ledger.state("b", now=T0 + timedelta(minutes=1))).reserved == 0
 
 
@@ -189,6 +232,20 @@ async def test_a_reserve_arriving_after_its_cancellation_holds_nothing(
 async def evalsha_calls(client: redis.asyncio.Redis) -> int:
     stats = await client.info("commandstats")
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_a_ledger_from_a_url_queues_calls_past_its_pool_size(
+    redis_server: RedisServer,
+) -> None:
+    # 500 concurrent calls on a 64-connection pool: each waits its turn (up to the socket
+    # timeout) rather than fail with "Too many connections".
+    async with RedisLedger(redis_server.url, namespace=namespace()) as ledger:
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(1000)))
+        decisions = await asyncio.gather(
+            *(ledger.reserve([usd("b", 1)], now=T0) for _ in range(500))
+        )
+        assert all(d.admitted for d in decisions)
+        assert (await ledger.state("b", now=T0)).outstanding == 500
 
 
 async def test_closed_port_is_budget_unavailable_without_secrets(
