@@ -40,14 +40,17 @@ async def within(awaitable: Awaitable[Any], deadline: float) -> Any:
 
     A coroutine is stepped once first: if it finishes without suspending, it could not have
     hung, and no timer is armed. Otherwise the rest of it runs under the deadline (fixed
-    before the call, so the first step's time counts against it).
+    before the call, so the first step's time counts against it). The timeout scope is
+    entered before the first step (with no deadline: no timer), so a cancellation that step
+    asks for is told apart from the timeout exactly as ``asyncio.timeout`` does.
     """
     if type(awaitable) is types.CoroutineType:
-        try:
-            first = awaitable.send(None)
-        except StopIteration as done:
-            return done.value
-        async with asyncio.timeout_at(deadline):
+        async with asyncio.timeout(None) as scope:
+            try:
+                first = awaitable.send(None)
+            except StopIteration as done:
+                return done.value
+            scope.reschedule(deadline)
             return await _resume(awaitable, first)
     async with asyncio.timeout_at(deadline):
         return await awaitable
@@ -59,21 +62,23 @@ def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Generator[Any, Any, A
     step (the task's wake-ups are sent on, its cancellations thrown in)."""
     value = first
     while True:
+        thrown: BaseException | None = None
+        sent: Any = None
         try:
             sent = yield value
         except GeneratorExit:
             coro.close()
             raise
         except BaseException as exc:
-            try:
-                value = coro.throw(exc)
-            except StopIteration as done:
-                return done.value
-        else:
-            try:
-                value = coro.send(sent)
-            except StopIteration as done:
-                return done.value
+            # Thrown in below, outside this handler: inside it, the coroutine would see the
+            # exception as one being handled (sys.exc_info, the implicit __context__).
+            thrown = exc
+        try:
+            value = coro.send(sent) if thrown is None else coro.throw(thrown)
+        except StopIteration as done:
+            return done.value
+        finally:
+            del thrown
 
 
 class Sending:

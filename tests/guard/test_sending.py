@@ -185,3 +185,34 @@ async def test_where_each_kind_of_send_runs(
     assert ran_on[0] == loop_thread
     assert ran_on[1] != loop_thread and ran_on[1].startswith("quotaguard")
     assert ran_on[2] == loop_thread  # the coroutine body itself runs on the loop
+
+
+async def test_a_send_that_swallows_its_timeout_sees_no_stale_exception() -> None:
+    import sys
+
+    seen: list[object] = []
+
+    async def send() -> None:
+        try:  # noqa: SIM105 - the except block itself is what is tested
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            pass  # swallowed: what an awaited coroutine may do
+        seen.append(sys.exc_info()[1])
+        raise RuntimeError("after the timeout")
+
+    with pytest.raises(RuntimeError, match="after the timeout") as caught:
+        await within(send(), _deadline(0.01))
+    assert seen == [None]  # nothing is being handled outside the except block
+    assert caught.value.__context__ is None
+
+
+async def test_a_cancellation_asked_for_in_the_first_step_is_not_a_timeout() -> None:
+    async def send() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()  # in the first step, before any suspension
+        await asyncio.sleep(0)
+
+    # The deadline has passed as well: still a cancellation, as with asyncio.timeout.
+    with pytest.raises(asyncio.CancelledError):
+        await within(send(), _deadline(-1))
