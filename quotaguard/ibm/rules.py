@@ -258,18 +258,9 @@ def _job(
             # The session's reservation covers its jobs: nothing more is drawn from the
             # instance. A session nobody reserved covers nothing: charge the job in full.
             return Estimate((Charge(key, 0, S),), tuple(violations), Decimal(0), S)
-    if met is None and usage is not None:
-        left = _limit(usage, policy, None) - usage.usage_consumed_seconds
-        if ceiling > left:
-            violations.append(
-                _violation(
-                    RULE_UNSET,
-                    _unset_message(key, cap, max(left, Decimal(0))),
-                    key,
-                    ceiling,
-                    max(left, Decimal(0)),
-                )
-            )
+    # No max_execution_time and the cap does not fit: the ledger refuses (budget.remaining,
+    # with what is really left after local holds and commits) and explain_rejection turns
+    # that into RULE_UNSET. Judged here from IBM's figure alone, the advice would be wrong.
     return Estimate((Charge(key, ceiling, S),), tuple(violations), ceiling, S)
 
 
