@@ -97,3 +97,11 @@ async def test_an_error_raised_in_a_worker_process_reaches_the_parent_whole() ->
             await asyncio.wait_for(future, 60)
     assert caught.value.field == "shots"
     assert caught.value.reason == "rejected in a worker process"
+
+
+def test_every_error_is_importable_from_the_package() -> None:
+    import quotaguard
+
+    missing = [name for name in errors.__all__ if name not in quotaguard.__all__]
+    assert missing == []
+    assert quotaguard.SubmitTimeout is errors.SubmitTimeout  # the docs tell users to catch it
