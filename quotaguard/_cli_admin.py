@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
+import socket
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import click
-from rich.table import Table
+
+from quotaguard._cli_output import print_limits, print_usage
 
 __all__ = ["emulator", "ibm_limit", "limits"]
 
@@ -60,27 +63,6 @@ def limit_rows(limits: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def print_limits(rows: list[dict[str, Any]]) -> None:
-    cli = _cli()
-    from rich import box
-
-    table = Table(title="Braket spending limits", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("device", "limit", "total", "queued", "remaining", "window", ""):
-        table.add_column(col, no_wrap=True)
-    for r in rows:
-        window = f"{r['start']:%Y-%m-%d}→{r['end']:%Y-%m-%d}" if r["start"] else "always"
-        table.add_row(
-            cli.short_key(str(r["device"]), 30),
-            f"${r['limit']}",
-            f"${r['total']}",
-            f"${r['queued']}",
-            f"${r['remaining']}",
-            window,
-            cli.bar(r["total"] + r["queued"], r["limit"]),
-        )
-    cli.out.print(table if rows else "no spending limits")
-
-
 def _when(value: str | None, flag: str) -> datetime | None:
     if value is None:
         return None
@@ -93,7 +75,8 @@ def _when(value: str | None, flag: str) -> datetime | None:
     return parsed
 
 
-@limits.command("set")
+# ignore_unknown_options: "-5" reaches the amount check instead of "No such option '-5'".
+@limits.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("device")
 @click.argument("amount")
 @click.option("--start", help="Window start (ISO 8601 with timezone).")
@@ -192,23 +175,6 @@ def usage_row(crn: str, usage: Any, limit: Any, source: str | None) -> dict[str,
     }
 
 
-def print_usage(row: dict[str, Any]) -> None:
-    cli = _cli()
-    limit = row["limit_seconds"]
-    cli.out.print(f"IBM instance {row['service_crn']} (plan {row['plan_id']})", soft_wrap=True)
-    used = f"{row['consumed_seconds']} s"
-    shown = f"{used} of {limit} s" if limit is not None else f"{used}, no limit"
-    line = f"  used {shown}"
-    if limit:
-        line += "  " + cli.bar(Decimal(row["consumed_seconds"]), Decimal(limit))
-    cli.out.print(line)
-    if row["period_start"]:
-        cli.out.print(
-            f"  period {row['period_start']:%Y-%m-%d %H:%M} → "
-            f"{row['period_end']:%Y-%m-%d %H:%M} UTC"
-        )
-
-
 @ibm_limit.command("set")
 @click.argument("seconds", type=click.IntRange(1, 2**31 - 1))
 @click.pass_context
@@ -254,7 +220,12 @@ def emulator(host: str, port: int, seed: bool) -> None:
     from quotaguard.testing.seed import seed_demo
 
     async def body() -> None:
-        async with Emulator(host=host, port=port) as emu:
+        emu = Emulator(host=host, port=port)
+        try:
+            await emu.start()
+        except OSError as exc:
+            cli.fail(bind_error(host, port, exc))
+        async with emu:
             lines = [f"quotaguard emulator on {emu.url} (Ctrl-C to stop)"]
             if seed:
                 demo = seed_demo(emu)
@@ -271,3 +242,12 @@ def emulator(host: str, port: int, seed: bool) -> None:
             await stop.wait()
 
     cli.run_async(body)()
+
+
+def bind_error(host: str, port: int, exc: OSError) -> str:
+    """One line for a port or host the emulator cannot listen on."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"--port: {host}:{port} is already in use"
+    if isinstance(exc, socket.gaierror):
+        return f"--host: cannot listen on {host!r}: {exc.strerror or exc}"
+    return f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}"

@@ -8,42 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from quotaguard import __version__
+from quotaguard._cli_output import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    budgets_table,
+    fail,
+    out,
+    print_json,
+    short_key,
+    show_decision,
+    state_row,
+)
 from quotaguard.config import Settings, load_settings
 from quotaguard.engine.model import BudgetState, Decision
 from quotaguard.errors import BudgetExceeded, InvalidInput, QuotaGuardError
 from quotaguard.guard import BudgetGuard
 from quotaguard.ledger.base import Ledger
 
-__all__ = ["main"]
+# The output helpers stay importable from here: quotaguard.demo uses them.
+__all__ = ["budgets_table", "main", "print_json", "short_key", "state_row"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
-
-# Piped output (CI logs, captures) gets 110 columns rather than rich's 80.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
-err = Console(stderr=True, highlight=False)
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> None:
-    err.print(f"quotaguard: {message}", markup=False, soft_wrap=True)
-    sys.exit(code)
 
 
 def run_async(fn: Callable[P, Awaitable[R]]) -> Callable[P, R]:
@@ -64,18 +60,6 @@ def run_async(fn: Callable[P, Awaitable[R]]) -> Callable[P, R]:
         raise AssertionError("unreachable")
 
     return wrapper
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
-def print_json(data: object) -> None:
-    click.echo(json.dumps(data, default=_json_default, indent=2))
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -103,8 +87,8 @@ def ibm_client(settings: Settings, *, required: bool) -> Any:
             base_url=settings.ibm_base_url,
             iam_url=settings.ibm_iam_url,
         )
-    except InvalidInput:
-        if required:
+    except InvalidInput as exc:
+        if required or not not_configured(exc):
             raise
         return None
 
@@ -114,10 +98,18 @@ def braket_client(settings: Settings, *, required: bool) -> Any:
 
     try:
         return BraketClient(settings.braket_region, endpoint_url=settings.braket_endpoint_url)
-    except InvalidInput:
-        if required:
+    except InvalidInput as exc:
+        if required or not not_configured(exc):
             raise
         return None
+
+
+# A provider nobody configured is skipped by ``status``; one configured wrongly is an error.
+_NOT_CONFIGURED = ("no IBM Cloud API key", "no Qiskit Runtime instance CRN", "no AWS region")
+
+
+def not_configured(exc: InvalidInput) -> bool:
+    return exc.reason.startswith(_NOT_CONFIGURED)
 
 
 @asynccontextmanager
@@ -146,106 +138,27 @@ async def open_guard(
         yield await stack.enter_async_context(guard)
 
 
-def state_row(s: BudgetState) -> dict[str, object]:
-    return {
-        "key": s.key,
-        "unit": s.unit.value,
-        "limit": s.limit,
-        "used": s.used,
-        "committed": s.committed,
-        "reserved": s.reserved,
-        "remaining": s.remaining,
-        "reported": s.reported,
-        "outstanding": s.outstanding,
-        "window": s.budget.window.kind,
-        "window_start": s.window_start,
-        "window_end": s.window_end,
-    }
-
-
-def bar(used: Decimal, limit: Decimal, width: int = 10) -> str:
-    frac = float(used / limit) if limit else 1.0
-    filled = min(width, round(frac * width))
-    colour = "green" if frac <= 0.8 else "yellow" if frac <= 1 else "red"
-    return f"[{colour}]{'█' * filled}[/{colour}]{'░' * (width - filled)} {frac:>4.0%}"
-
-
-def short_key(key: str, width: int = 24) -> str:
-    """A budget key that fits a table cell: the tail of long provider ARNs and CRNs."""
-    if len(key) <= width:
-        return key
-    provider, _, rest = key.partition(":")
-    tail = rest.rsplit("/", 2)[-2:] if provider == "braket" else [rest.rsplit(":", 1)[-1]]
-    return f"{provider}:…{tail[-1]}"
-
-
-def budgets_table(states: list[BudgetState], title: str = "Budgets") -> Table:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("budget", "unit", "limit", "used", "reserved", "remaining", "window", ""):
-        table.add_column(
-            col,
-            justify="right" if col in ("limit", "used", "reserved", "remaining") else "left",
-            no_wrap=True,
-        )
-    for s in states:
-        window = {"none": "-", "calendar_month": "month", "rolling_days": "rolling"}.get(
-            s.budget.window.kind, s.budget.window.kind
-        )
-        if s.window_end is not None:
-            window += f"→{s.window_end:%m-%d}"
-        table.add_row(
-            short_key(s.key),
-            "s" if s.unit.value == "seconds" else s.unit.value,
-            str(s.limit),
-            str(s.used),
-            str(s.reserved),
-            str(s.remaining),
-            window,
-            bar(s.used, s.limit),
-        )
-    return table
-
-
-def decision_dict(decision: Decision) -> dict[str, object]:
-    return {
-        "admitted": decision.admitted,
-        "charges": [
-            {"budget": c.budget, "amount": c.amount, "unit": c.unit.value} for c in decision.charges
-        ],
-        "violations": [
-            {
-                "rule": v.rule,
-                "message": v.message,
-                "budget": v.budget,
-                "requested": v.requested,
-                "remaining": v.remaining,
-                "unit": v.unit.value if v.unit else None,
-            }
-            for v in decision.violations
-        ],
-    }
-
-
-def show_decision(decision: Decision, as_json: bool) -> None:
-    if as_json:
-        print_json(decision_dict(decision))
-    elif decision.admitted:
-        out.print(
-            "[green]admitted[/green]: "
-            + ", ".join(f"{c.amount} {c.unit.value} on {c.budget}" for c in decision.charges)
-            or "admitted"
-        )
-    else:
-        out.print("[red]rejected[/red]")
-        for v in decision.violations:
-            out.print(f"  [bold]{v.rule}[/bold] {v.message}", soft_wrap=True)
-    sys.exit(EXIT_OK if decision.admitted else EXIT_REJECTED)
-
-
 # -- commands -----------------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """Click's own usage errors in the documented form: ``quotaguard: <message>``, exit 2."""
+
+    def main(  # type: ignore[override]
+        self, args: Any = None, prog_name: str | None = None, **extra: Any
+    ) -> Any:
+        if extra.get("standalone_mode") is False:
+            return super().main(args, prog_name, **extra)
+        try:
+            code = super().main(args, prog_name, **{**extra, "standalone_mode": False})
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            fail("aborted", EXIT_REJECTED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="quotaguard")
 @click.option(
     "--config",
@@ -293,7 +206,8 @@ def demo(ibm_jobs: int, braket_tasks: int, seed: int, as_json: bool) -> None:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Every budget the guard knows: provider limits, local budgets, outstanding work."""
 
-    from quotaguard._cli_admin import ibm_usage_row, limit_rows, print_limits, print_usage
+    from quotaguard._cli_admin import ibm_usage_row, limit_rows
+    from quotaguard._cli_output import limit_on_server, print_limits, print_usage
 
     async def body() -> dict[str, Any]:
         found: dict[str, Any] = {"ibm": None, "braket": None}
@@ -314,8 +228,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     found = run_async(body)()
     states: list[BudgetState] = found.pop("budgets")
+    on_server = {s.key: limit_on_server(s.key, found) for s in states}
     if as_json:
-        print_json({**found, "budgets": [state_row(s) for s in states]})
+        rows = [{**state_row(s), "limit_on_server": on_server[s.key]} for s in states]
+        print_json({**found, "budgets": rows})
         return
     providers = ", ".join(found["providers"]) or "none configured"
     out.print(f"providers: {providers}; outstanding reservations: {found['outstanding']}")
@@ -324,7 +240,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if found["braket"] is not None:
         print_limits(found["braket"])
     if states:
-        out.print(budgets_table(states, "Budgets in the ledger"))
+        gone = {key: "*" for key, on in on_server.items() if on is False}
+        out.print(budgets_table(states, "Budgets in the ledger", notes=gone))
+        if gone:
+            out.print("* no limit on the server any more; the guard no longer charges it")
     else:
         out.print("no budgets yet: add one with BudgetGuard.add_budget() or a provider limit")
 
@@ -370,6 +289,7 @@ def check_braket(
     ctx: click.Context, device: str, shots: int | None, budgets: tuple[str, ...], as_json: bool
 ) -> None:
     """Check a Braket task."""
+    from quotaguard.braket.rules import RULE_PRICE_UNKNOWN
     from quotaguard.braket.work import BraketTask
 
     async def body() -> Decision:
@@ -377,7 +297,14 @@ def check_braket(
         async with open_guard(settings_of(ctx), ibm=False, braket=True) as guard:
             return await guard.check(work, budgets=budgets)
 
-    show_decision(run_async(body)(), as_json)
+    decision = run_async(body)()
+    if any(v.rule == RULE_PRICE_UNKNOWN for v in decision.violations):
+        # A typo'd device, not an over-budget one; the command has no price setting to offer.
+        fail(
+            f"--device: unknown device {device}: no price known, and the command has no "
+            "setting for Braket prices"
+        )
+    show_decision(decision, as_json)
 
 
 from quotaguard._cli_admin import emulator, ibm_limit, limits  # noqa: E402  (registers commands)

@@ -24,6 +24,7 @@ region = "us-east-1"
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -52,6 +53,61 @@ ENV = {
     ("braket", "region"): "AWS_REGION",
     ("braket", "endpoint_url"): "AWS_ENDPOINT_URL_BRAKET",
 }
+
+
+# What each file setting may hold; anything else in the file is an error, not a silent default.
+TYPES: dict[tuple[str, str], tuple[type, ...]] = {
+    key: (str,) for key in ENV if key != ("guard", "state_ttl_seconds")
+} | {
+    ("guard", "state_ttl_seconds"): (int, float, str),
+    ("ibm", "price_per_second"): (str, int, float),
+}
+_TYPE_NAMES = {str: "a string", int: "a number", float: "a number"}
+# Key fragments that look like a credential someone meant to put here.
+_SECRETS = ("key", "token", "secret", "password", "passwd", "credential", "apikey")
+_WHERE_CREDENTIALS = {
+    "ibm": "set IBMCLOUD_API_KEY (or save a qiskit-ibm-runtime account)",
+    "braket": "use the AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws, AWS_PROFILE)",
+}
+
+
+def _check_file(data: Mapping[str, object]) -> None:
+    """Unknown sections or keys, credentials and wrong types fail before anything is opened."""
+    known = [f"{s}.{k}" for s, k in TYPES]
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise InvalidInput(
+                section,
+                "unknown setting (settings go in [ledger], [guard], [ibm] or [braket] sections)",
+            )
+        for key, value in values.items():
+            dotted = f"{section}.{key}"
+            allowed = TYPES.get((section, key))
+            secretish = any(word in key.lower() for word in _SECRETS)
+            if allowed is None and secretish and section == "ledger":
+                raise InvalidInput(
+                    dotted,
+                    "unknown setting; a Redis password goes in ledger.url (redis://:pw@host)",
+                )
+            if allowed is None and secretish:
+                where = _WHERE_CREDENTIALS.get(
+                    section, "set IBMCLOUD_API_KEY / use the AWS chain for Braket"
+                )
+                raise InvalidInput(
+                    dotted, f"credentials are never read from the config file; {where}"
+                )
+            if allowed is None:
+                near = difflib.get_close_matches(dotted, known, n=1, cutoff=0.6)
+                hint = ""
+                if near:
+                    same = near[0].startswith(f"{section}.")
+                    hint = f" (did you mean {near[0].split('.', 1)[1] if same else near[0]}?)"
+                raise InvalidInput(dotted, f"unknown setting{hint}")
+            if isinstance(value, bool) or not isinstance(value, allowed):
+                names = sorted({_TYPE_NAMES[t] for t in allowed})
+                raise InvalidInput(
+                    dotted, f"must be {' or '.join(names)}, got {type(value).__name__}"
+                )
 
 
 @attrs.frozen
@@ -99,6 +155,7 @@ def load_settings(
     """Merge file < environment < flags (``flags`` keys are ``"section.key"``)."""
     environ = os.environ if env is None else env
     data, source = _read_file([path] if path else config_paths(cwd))
+    _check_file(data)
     merged: dict[tuple[str, str], object] = {}
     for section, values in data.items():
         if isinstance(values, dict):

@@ -87,3 +87,37 @@ def test_bad_settings_name_the_field(tmp_path: Path, text: str, field: str) -> N
     with pytest.raises(InvalidInput) as info:
         load_settings(env={}, cwd=tmp_path)
     assert field in info.value.field
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[guard]\nfailmode = "open"', "guard.failmode: unknown setting (did you mean fail_mode?)"),
+        ('[ledgr]\npath = "x"', "ledgr.path: unknown setting (did you mean ledger.path?)"),
+        ('path = "x"', "path: unknown setting"),
+        ("[ledger]\npath = 5", "ledger.path: must be a string, got int"),
+        ("[guard]\nstate_ttl_seconds = true", "guard.state_ttl_seconds: must be a number"),
+    ],
+)
+def test_unknown_or_mistyped_settings_are_errors(tmp_path: Path, text: str, message: str) -> None:
+    write(tmp_path, text)
+    with pytest.raises(InvalidInput) as info:
+        load_settings(env={}, cwd=tmp_path)
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('[ibm]\napi_key = "sekrit-value"', "IBMCLOUD_API_KEY"),
+        ('[ibm]\ntoken = "sekrit-value"', "IBMCLOUD_API_KEY"),
+        ('[braket]\naws_secret_access_key = "sekrit-value"', "AWS chain"),
+    ],
+)
+def test_credentials_in_the_file_are_refused(tmp_path: Path, text: str, where: str) -> None:
+    write(tmp_path, text)
+    with pytest.raises(InvalidInput) as info:
+        load_settings(env={}, cwd=tmp_path)
+    assert "credentials are never read from the config file" in str(info.value)
+    assert where in str(info.value)
+    assert "sekrit" not in str(info.value)

@@ -4,54 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
-from pathlib import Path
 
-import pytest
-
-from quotaguard.testing import Emulator
-from quotaguard.testing.seed import seed_demo
-
-EXE = [sys.executable, "-m", "quotaguard.cli"]
-
-
-async def run(*args: str, env: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *EXE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    async with asyncio.timeout(timeout):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-@pytest.fixture
-def base_env(tmp_path: Path) -> dict[str, str]:
-    """No credentials of the developer's own; ledger and config dirs in tmp."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "IBMCLOUD_", "QISKIT_", "QUOTAGUARD_", "IAM_"))
-    }
-    env.update(
-        HOME=str(tmp_path),
-        XDG_STATE_HOME=str(tmp_path / "state"),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        QUOTAGUARD_LEDGER_PATH=str(tmp_path / "ledger.sqlite3"),
-        AWS_CONFIG_FILE=str(tmp_path / "nope"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "nope"),
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    return env
-
-
-@pytest.fixture
-async def world(base_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    async with Emulator() as emu:
-        seed = seed_demo(emu)
-        yield emu, seed, {**base_env, **seed.environment(emu.url)}
+from tests.cli.run import EXE, run
 
 
 async def test_demo_json_shows_rules_and_no_server_overspend(base_env: dict[str, str]) -> None:

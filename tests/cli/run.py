@@ -1,0 +1,26 @@
+"""Run the ``quotaguard`` command as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+EXE = [sys.executable, "-m", "quotaguard.cli"]
+
+
+async def run(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 60
+) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *EXE,
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(timeout):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
