@@ -77,14 +77,22 @@ class Emulator:
             return
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
-        if self.port == 0:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((self.host, 0))
-            self.port = sock.getsockname()[1]
-            site: web.BaseSite = web.SockSite(runner, sock)
-        else:
-            site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
+        sock: socket.socket | None = None
+        try:
+            if self.port == 0:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.bind((self.host, 0))
+                self.port = sock.getsockname()[1]
+                site: web.BaseSite = web.SockSite(runner, sock)
+            else:
+                site = web.TCPSite(runner, self.host, self.port)
+            await site.start()
+        except BaseException:
+            # A busy port or a bad host: leave no socket or runner behind.
+            if sock is not None:
+                sock.close()
+            await runner.cleanup()
+            raise
         self._runner = runner
 
     async def stop(self) -> None:

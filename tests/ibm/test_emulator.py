@@ -169,3 +169,21 @@ async def test_sessions_and_backends(http: HTTPClient, emu: Emulator) -> None:
     assert (status, session["mode"], session["state"]) == (200, "batch", "open")
     status, body = await call(http, emu, "GET", "/backends", bearer=good)
     assert [d["name"] for d in body["devices"]] == ["ibm_emulated"]
+
+
+async def test_an_emulator_that_cannot_listen_leaves_nothing_open() -> None:
+    import gc
+    import socket
+    import warnings
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            for emu in (Emulator(port=port), Emulator(host="999.1.1.1", port=0)):
+                with pytest.raises(OSError):
+                    await emu.start()
+                gc.collect()  # a leaked socket would warn here, and the warning is an error
+                assert repr(emu) == "Emulator(not started)"
