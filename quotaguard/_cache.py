@@ -79,7 +79,7 @@ class CachedState(Generic[T]):
                 return self._value  # type: ignore[return-value]
             raise BudgetUnavailable(
                 f"{self.name}: provider state could not be refreshed ({exc}) and none newer "
-                f"than {self.max_staleness} is cached",
+                f"than {self.max_staleness.total_seconds():g} s is cached",
                 budget=self.name,
             ) from exc
 

@@ -147,8 +147,9 @@ async def test_provider_down_fails_closed(world: World) -> None:
     world.emu.faults.add("ibm.get_usage", status=503, times=50)
     async with world.guard() as guard:
         job = IBMJob(world.seed.backend, max_execution_time=10)
-        with pytest.raises(BudgetUnavailable):
+        with pytest.raises(BudgetUnavailable) as info:
             await guard.submit(job, world.run_ibm(job))
+    assert "none newer than 600 s is cached" in str(info.value)  # seconds, not "0:10:00"
     assert world.emu.calls("ibm.create_job") == 0
     assert await world.ledger.outstanding() == []
 
