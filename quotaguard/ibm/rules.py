@@ -344,4 +344,19 @@ def explain_rejection(work: IBMJob | IBMSession, violation: Violation) -> Violat
             rule=RULE_UNSET,
             message=_unset_message(violation.budget, int(violation.requested), remaining),
         )
+    if (
+        isinstance(work, IBMJob)
+        and work.max_execution_time is not None
+        and violation.rule == RULE_REMAINING
+        and violation.budget is not None
+        and violation.budget.startswith("ibm:")
+        and violation.requested is not None
+        and work.max_execution_time > violation.requested
+    ):
+        # Say why the job asks for less than the caller set: IBM caps every job.
+        return attrs.evolve(
+            violation,
+            message=f"{violation.message} (max_execution_time {work.max_execution_time} s "
+            f"is capped at the {int(violation.requested)} s system limit)",
+        )
     return violation

@@ -246,6 +246,11 @@ async def test_unset_rejected_by_the_ledger_is_explained() -> None:
     assert "set max_execution_time to at most 7000 seconds" in violation.message
     other = explain_rejection(IBMJob("ibm_torino", 9000), decision.violations[0])
     assert other == decision.violations[0]
+    capped = explain_rejection(IBMJob("ibm_torino", 99999), decision.violations[0])
+    assert capped.rule == decision.violations[0].rule
+    assert capped.message.endswith(
+        "(max_execution_time 99999 s is capped at the 10800 s system limit)"
+    )
 
 
 def test_instance_budget_limit_sources_and_windows() -> None:
