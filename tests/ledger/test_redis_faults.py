@@ -35,17 +35,20 @@ def usd(budget: str, amount: str | int) -> Charge:
 
 
 class Proxy:
-    """Forwards loopback TCP to ``upstream``; ``drop`` loses replies, ``delay`` holds them,
-    ``hold_next`` holds the next request (whichever connection sends it) that many seconds and
-    then delivers it, even if its client has gone; ``lose_reserve_replies`` loses the replies
-    to that many ledger ``reserve`` calls (the server runs them; connection set-up and other
-    calls go through)."""
+    """Forwards loopback TCP to ``upstream``.
+
+    ``drop`` loses replies; ``delay`` holds them. ``hold_next`` (an event) holds the next
+    request, whichever connection sends it, until the event is set (``holding`` is set
+    meanwhile), then delivers it, even if its client has gone. ``lose_reserve_replies`` loses
+    the replies to that many ledger ``reserve`` calls (the server runs them; connection set-up
+    and other calls go through)."""
 
     def __init__(self, upstream: int) -> None:
         self.upstream = upstream
         self.drop = False
         self.delay = 0.0
-        self.hold_next = 0.0
+        self.hold_next: asyncio.Event | None = None
+        self.holding = asyncio.Event()
         self.lose_reserve_replies = 0
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -79,9 +82,10 @@ class Proxy:
             nonlocal reserve_sent
             while data := await cr.read(65536):
                 reserve_sent = reserve_sent or b"\r\nreserve\r\n" in data
-                if self.hold_next:
-                    held, self.hold_next = self.hold_next, 0.0
-                    await asyncio.sleep(held)
+                if self.hold_next is not None:
+                    release, self.hold_next = self.hold_next, None
+                    self.holding.set()
+                    await asyncio.wait_for(release.wait(), 30)
                 uw.write(data)
                 await uw.drain()
 
@@ -212,14 +216,17 @@ async def test_a_reserve_arriving_after_its_cancellation_holds_nothing(
         direct = redis.asyncio.Redis.from_url(redis_server.url)
         try:
             before = await evalsha_calls(direct)
-            proxy.hold_next = 0.3
+            release = proxy.hold_next = asyncio.Event()
             task = asyncio.ensure_future(ledger.reserve([usd("b", 4)], now=T0))
-            await asyncio.sleep(0.05)  # sent, held by the proxy, not yet run
+            await asyncio.wait_for(proxy.holding.wait(), 10)  # sent, held, not yet run
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             assert await evalsha_calls(direct) == before + 1  # only the undo has run so far
-            await asyncio.sleep(0.5)  # the held reserve reaches Redis and runs
+            release.set()  # the held reserve reaches Redis and runs
+            async with asyncio.timeout(10):
+                while await evalsha_calls(direct) < before + 2:
+                    await asyncio.sleep(0.01)
             assert await evalsha_calls(direct) == before + 2
         finally:
             await direct.aclose()
