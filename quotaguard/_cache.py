@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-from quotaguard.errors import BudgetUnavailable, ProviderError
+from quotaguard.errors import BudgetUnavailable, ProviderError, ProviderUnavailable, QuotaGuardError
 
 __all__ = ["CachedState"]
 
@@ -78,7 +78,8 @@ class CachedState(Generic[T]):
                 )
                 return self._value  # type: ignore[return-value]
             raise BudgetUnavailable(
-                f"{self.name}: provider state could not be refreshed ({exc}) and none newer "
+                f"{self.name}: provider state could not be refreshed "
+                f"({str(exc) or type(exc).__name__}) and none newer "
                 f"than {self.max_staleness.total_seconds():g} s is cached",
                 budget=self.name,
             ) from exc
@@ -95,8 +96,19 @@ class CachedState(Generic[T]):
 
     async def _run(self) -> T:
         try:
-            async with asyncio.timeout(self._timeout):
-                value = await self._fetch()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    value = await self._fetch()
+            except TimeoutError as exc:
+                if isinstance(exc, QuotaGuardError):
+                    raise
+                # The whole refresh (retries included) overran: a typed, worded error for
+                # sync() and status, which call refresh() directly; get() serves stale state
+                # for it as for any provider error.
+                raise ProviderUnavailable(
+                    f"no answer for {self.name} within {self._timeout:g} s",
+                    provider=self.name.partition(":")[0],
+                ) from exc
             self.set(value)
             self.refreshes += 1
             return value

@@ -55,6 +55,8 @@ def run_async(fn: Callable[P, Awaitable[R]]) -> Callable[P, R]:
             fail(str(exc))
         except QuotaGuardError as exc:
             fail(str(exc))
+        except TimeoutError as exc:  # a bound that no quotaguard error worded
+            fail(f"timed out: {str(exc) or 'no answer in time'}")
         except KeyboardInterrupt:
             sys.exit(130)
         raise AssertionError("unreachable")
