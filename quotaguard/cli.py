@@ -65,9 +65,19 @@ def run_async(fn: Callable[P, Awaitable[R]]) -> Callable[P, R]:
 
 
 def settings_of(ctx: click.Context) -> Settings:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Settings)
-    return obj
+    """The settings, read on first use (``main`` keeps only what it was given), so ``--help``,
+    ``demo`` and ``emulator`` work whatever the config file holds. A plain dict, not a class
+    of this module: run as ``python -m quotaguard.cli``, this module is loaded twice."""
+    root = ctx.find_root()
+    if isinstance(root.obj, Settings):
+        return root.obj
+    source: dict[str, Any] = root.obj
+    try:
+        settings = load_settings(flags=source["flags"], path=source["path"])
+    except InvalidInput as exc:
+        fail(str(exc))
+    root.obj = settings
+    return settings
 
 
 def open_ledger(settings: Settings) -> Ledger:
@@ -179,10 +189,7 @@ def main(ctx: click.Context, config_path: Path | None, ledger: str | None) -> No
         )
     if config_path is not None and not config_path.is_file():
         fail(f"--config {config_path}: no such file")
-    try:
-        ctx.obj = load_settings(flags=flags, path=config_path)
-    except InvalidInput as exc:
-        fail(str(exc))
+    ctx.obj = {"flags": flags, "path": config_path}
 
 
 @main.command()

@@ -91,6 +91,19 @@ async def test_config_file_mistakes_stop_the_command_and_write_nothing(
     assert not (tmp_path / "state").exists()  # no default ledger either
 
 
+async def test_a_bad_config_file_does_not_block_help_or_commands_that_do_not_read_it(
+    base_env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "quotaguard.toml").write_text("[ibm]\nx = 1\n")
+    for args in (("status", "--help"), ("emulator", "--help"), ("--help",)):
+        code, out, _ = await run(*args, env=base_env, cwd=tmp_path)
+        assert code == 0, args
+        assert "Usage:" in out
+    code, _, err = await run("status", env=base_env, cwd=tmp_path)  # it reads settings
+    assert code == 2
+    assert one_line(err).startswith("quotaguard: ibm.x: unknown setting")
+
+
 async def test_status_with_a_malformed_crn_fails_like_check_ibm(world) -> None:  # type: ignore[no-untyped-def]
     _, _, env = world
     env = {**env, "QUOTAGUARD_IBM_SERVICE_CRN": "garbage"}
