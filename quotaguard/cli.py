@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -100,9 +101,14 @@ def ibm_client(settings: Settings, *, required: bool) -> Any:
             iam_url=settings.ibm_iam_url,
         )
     except InvalidInput as exc:
-        if required or not not_configured(exc):
+        mentioned = settings.ibm_service_crn or settings.ibm_base_url or _env_key()
+        if required or mentioned or not not_configured(exc):
             raise
         return None
+
+
+def _env_key() -> bool:
+    return bool(os.environ.get("IBMCLOUD_API_KEY") or os.environ.get("QISKIT_IBM_TOKEN"))
 
 
 def braket_client(settings: Settings, *, required: bool) -> Any:
@@ -111,12 +117,13 @@ def braket_client(settings: Settings, *, required: bool) -> Any:
     try:
         return BraketClient(settings.braket_region, endpoint_url=settings.braket_endpoint_url)
     except InvalidInput as exc:
-        if required or not not_configured(exc):
+        if required or settings.braket_endpoint_url or not not_configured(exc):
             raise
         return None
 
 
-# A provider nobody configured is skipped by ``status``; one configured wrongly is an error.
+# A provider nobody configured is skipped by ``status``; one configured wrongly or only in
+# part (a CRN but no API key, an endpoint but no region) is an error.
 _NOT_CONFIGURED = ("no IBM Cloud API key", "no Qiskit Runtime instance CRN", "no AWS region")
 
 

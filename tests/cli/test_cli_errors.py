@@ -117,6 +117,18 @@ async def test_status_with_a_malformed_crn_fails_like_check_ibm(world) -> None: 
     assert (code, check_err) == (2, err)
 
 
+async def test_status_refuses_a_half_configured_provider(world) -> None:  # type: ignore[no-untyped-def]
+    _, _, env = world
+    no_key = {k: v for k, v in env.items() if k != "IBMCLOUD_API_KEY"}  # a CRN, but no key
+    code, out, err = await run("status", "--json", env=no_key)
+    assert (code, out) == (2, "")
+    assert "IBMCLOUD_API_KEY" in one_line(err)
+    no_region = {k: v for k, v in env.items() if not k.startswith("AWS_") or k.endswith("_BRAKET")}
+    code, out, err = await run("status", "--json", env=no_region)  # an endpoint, no region
+    assert (code, out) == (2, "")
+    assert "region" in one_line(err)
+
+
 async def test_status_skips_a_provider_nobody_configured(world) -> None:  # type: ignore[no-untyped-def]
     _, _, env = world
     env = {k: v for k, v in env.items() if not k.startswith(("IBMCLOUD_", "QUOTAGUARD_IBM"))}
