@@ -324,27 +324,18 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
         return await self._run(op, write=False)
 
     async def outstanding(self) -> list[Reservation]:
-        def op(conn: sqlite3.Connection) -> list[Reservation]:
-            return [
-                row_to_reservation(r)
-                for r in conn.execute(
-                    "SELECT * FROM reservations WHERE state = 'held' ORDER BY lease_expires_at"
-                )
-            ]
-
-        return await self._run(op, write=False)
+        return await self._select("state = 'held' ORDER BY lease_expires_at")
 
     async def lapsed(self) -> list[Reservation]:
-        def op(conn: sqlite3.Connection) -> list[Reservation]:
-            return [
-                row_to_reservation(r)
-                for r in conn.execute(
-                    "SELECT * FROM reservations WHERE state = 'expired' "
-                    "AND external_id IS NOT NULL ORDER BY ended_at"
-                )
-            ]
+        # The WHERE clause matches the partial index reservations_lapsed.
+        return await self._select("state = 'expired' AND external_id IS NOT NULL ORDER BY ended_at")
 
-        return await self._run(op, write=False)
+    async def _select(self, where: str) -> list[Reservation]:
+        """Reservations matching a fixed clause of this module (never caller input)."""
+        sql = f"SELECT * FROM reservations WHERE {where}"
+        return await self._run(
+            lambda conn: [row_to_reservation(r) for r in conn.execute(sql)], write=False
+        )
 
     async def record_report(self, key: str, used: object, *, at: datetime) -> None:
         check_now(at, "at")
