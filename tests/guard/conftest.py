@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import attrs
 import pytest
@@ -77,6 +78,22 @@ class ToyAdapter:
 @pytest.fixture
 def toy() -> ToyAdapter:
     return ToyAdapter()
+
+
+def emulated_ibm_client(emulator: Any, clock: Any, key: str, crn: str) -> Any:
+    """A real IBMRuntimeClient on the emulator: one attempt, 2 s timeout (no slow retries)."""
+    from quotaguard._http import RetryPolicy
+    from quotaguard.ibm.client import IBMRuntimeClient
+
+    return IBMRuntimeClient(
+        key,
+        crn,
+        base_url=f"{emulator.url}/api",
+        iam_url=emulator.url,
+        clock=clock,
+        retry=RetryPolicy(attempts=1),
+        timeout=2,
+    )
 
 
 async def add_toy_budget(guard, limit: str = "10") -> None:  # type: ignore[no-untyped-def]

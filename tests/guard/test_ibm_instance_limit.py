@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from quotaguard import BudgetExceeded, BudgetUnavailable, MemoryLedger
-from quotaguard._http import RetryPolicy
 from quotaguard.guard import BudgetGuard
 from quotaguard.ibm.client import IBMRuntimeClient
 from quotaguard.ibm.work import IBMJob
 from quotaguard.testing import Emulator
 from tests.conftest import FakeClock
+from tests.guard.conftest import emulated_ibm_client
 
 KEY = "qg-limit-test-apikey-71c3"
 CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-lim:inst-1::"
@@ -33,15 +33,7 @@ async def make_guard(emulator: Emulator, clock: FakeClock) -> AsyncIterator[Call
 
     def make(**instance: Any) -> BudgetGuard:
         emulator.ibm.add_instance(CRN, plan_id="premium", backends=[BACKEND], **instance)
-        ibm = IBMRuntimeClient(
-            KEY,
-            CRN,
-            base_url=f"{emulator.url}/api",
-            iam_url=emulator.url,
-            clock=clock,
-            retry=RetryPolicy(attempts=1),
-            timeout=2,
-        )
+        ibm = emulated_ibm_client(emulator, clock, KEY, CRN)
         opened.append(ibm)
         return BudgetGuard(MemoryLedger(), ibm=ibm, clock=clock)
 

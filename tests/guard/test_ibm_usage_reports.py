@@ -14,12 +14,12 @@ from functools import partial
 import pytest
 
 from quotaguard import MemoryLedger
-from quotaguard._http import RetryPolicy
 from quotaguard.guard import BudgetGuard
 from quotaguard.ibm.client import IBMRuntimeClient
 from quotaguard.ibm.work import IBMJob
 from quotaguard.testing import Emulator
 from tests.conftest import FakeClock
+from tests.guard.conftest import emulated_ibm_client
 
 KEY = "qg-usage-test-apikey-2d90"
 CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-use:inst-1::"
@@ -31,15 +31,7 @@ BACKEND = "ibm_emulated"
 async def guard(emulator: Emulator, clock: FakeClock) -> AsyncIterator[BudgetGuard]:
     emulator.ibm.add_api_key(KEY, "acct-use")
     emulator.ibm.add_instance(CRN, plan_id="open", backends=[BACKEND])  # 600 s
-    ibm = IBMRuntimeClient(
-        KEY,
-        CRN,
-        base_url=f"{emulator.url}/api",
-        iam_url=emulator.url,
-        clock=clock,
-        retry=RetryPolicy(attempts=1),
-        timeout=2,
-    )
+    ibm = emulated_ibm_client(emulator, clock, KEY, CRN)
     async with ibm, BudgetGuard(MemoryLedger(), ibm=ibm, clock=clock) as g:
         yield g
 
