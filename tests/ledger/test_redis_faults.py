@@ -122,19 +122,23 @@ async def proxy(redis_server: RedisServer) -> AsyncIterator[Proxy]:
         yield p
 
 
+@pytest.fixture
+async def direct(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    """A client on the server itself, past the proxy: to read what really ran there."""
+    async with redis.asyncio.Redis.from_url(redis_server.url) as client:
+        yield client
+
+
 def namespace() -> str:
     return f"ft-{uuid.uuid4().hex[:12]}"
 
 
 async def test_a_lost_reply_is_retried_by_the_client_and_holds_once(
-    proxy: Proxy, redis_server: RedisServer
+    proxy: Proxy, direct: redis.asyncio.Redis
 ) -> None:
     # redis-py resends the same script call (same reservation id) after a lost reply; the
     # script recognises the id and the ledger counts one hold.
-    async with (
-        redis.asyncio.Redis.from_url(redis_server.url) as direct,
-        RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger,
-    ):
+    async with RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         before = await evalsha_calls(direct)
         proxy.lose_reserve_replies = 1
@@ -146,15 +150,12 @@ async def test_a_lost_reply_is_retried_by_the_client_and_holds_once(
 
 
 async def test_a_reserve_that_fails_unanswered_is_undone_so_a_retry_sends_afresh(
-    proxy: Proxy, redis_server: RedisServer
+    proxy: Proxy, direct: redis.asyncio.Redis
 ) -> None:
     # Every attempt ran on the server but no reply came back: BudgetUnavailable. The ledger
     # undoes the hold it may have made, so a guard retrying with the same key reserves and
     # sends the work, instead of replaying a hold nobody used.
-    async with (
-        redis.asyncio.Redis.from_url(redis_server.url) as direct,
-        RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger,
-    ):
+    async with RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         before = await evalsha_calls(direct)
         proxy.lose_reserve_replies = 3  # the first try and both of redis-py's retries
@@ -207,29 +208,25 @@ async def test_cancelled_reserve_leaves_nothing_held(proxy: Proxy) -> None:
 
 
 async def test_a_reserve_arriving_after_its_cancellation_holds_nothing(
-    proxy: Proxy, redis_server: RedisServer
+    proxy: Proxy, direct: redis.asyncio.Redis
 ) -> None:
     # The reserve command is sent, then its caller is cancelled before Redis has run it; the
     # ledger's undo reaches Redis first (on another connection), the reserve after it.
     async with RedisLedger(proxy.url, namespace=namespace()) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
-        direct = redis.asyncio.Redis.from_url(redis_server.url)
-        try:
-            before = await evalsha_calls(direct)
-            release = proxy.hold_next = asyncio.Event()
-            task = asyncio.ensure_future(ledger.reserve([usd("b", 4)], now=T0))
-            await asyncio.wait_for(proxy.holding.wait(), 10)  # sent, held, not yet run
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert await evalsha_calls(direct) == before + 1  # only the undo has run so far
-            release.set()  # the held reserve reaches Redis and runs
-            async with asyncio.timeout(10):
-                while await evalsha_calls(direct) < before + 2:
-                    await asyncio.sleep(0.01)
-            assert await evalsha_calls(direct) == before + 2
-        finally:
-            await direct.aclose()
+        before = await evalsha_calls(direct)
+        release = proxy.hold_next = asyncio.Event()
+        task = asyncio.ensure_future(ledger.reserve([usd("b", 4)], now=T0))
+        await asyncio.wait_for(proxy.holding.wait(), 10)  # sent, held, not yet run
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await evalsha_calls(direct) == before + 1  # only the undo has run so far
+        release.set()  # the held reserve reaches Redis and runs
+        async with asyncio.timeout(10):
+            while await evalsha_calls(direct) < before + 2:
+                await asyncio.sleep(0.01)
+        assert await evalsha_calls(direct) == before + 2
         assert await ledger.outstanding() == []
         state = await ledger.state("b", now=T0)
         assert (state.reserved, state.outstanding) == (0, 0)
