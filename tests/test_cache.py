@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from quotaguard._cache import CachedState
 from quotaguard.errors import BudgetUnavailable, ProviderUnavailable
+from quotaguard.guard.cache import CachedState
 from tests.conftest import FakeClock
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from quotaguard import InvalidInput
-from quotaguard.config import config_paths, load_settings
+from quotaguard.cli.settings import config_paths, load_settings
 
 TOML = """
 [ledger]

@@ -6,7 +6,7 @@ import pytest
 
 from quotaguard import InvalidInput
 from quotaguard._http import check_endpoint
-from quotaguard.config import load_settings
+from quotaguard.cli.settings import load_settings
 from tests.secrets import URL_PASSWORD as PASSWORD
 
 

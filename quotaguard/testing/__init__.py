@@ -7,7 +7,7 @@ For demos, for quotaguard's own tests and for yours::
         ...
 """
 
-from quotaguard.testing._faults import Fault, Faults
 from quotaguard.testing.emulator import Emulator, RequestRecord
+from quotaguard.testing.faults import Fault, Faults
 
 __all__ = ["Emulator", "Fault", "Faults", "RequestRecord"]

@@ -11,8 +11,8 @@ from typing import Self
 import attrs
 from aiohttp import web
 
-from quotaguard.testing._faults import Faults
 from quotaguard.testing.braket import BraketService
+from quotaguard.testing.faults import Faults
 from quotaguard.testing.ibm import IBMService
 
 __all__ = ["Emulator", "RequestRecord"]

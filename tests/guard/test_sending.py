@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from quotaguard import MemoryLedger
-from quotaguard._sending import is_async, within
 from quotaguard.guard import BudgetGuard
+from quotaguard.guard.sending import is_async, within
 from tests.guard.conftest import Job, ToyAdapter, Work, add_toy_budget
 
 

@@ -15,8 +15,8 @@ import pytest
 from quotaguard.engine import Budget, CalendarMonth, ReservationState, Unit
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger import MemoryLedger, SQLiteLedger
-from quotaguard.ledger._sqlite_store import _CHECKPOINT_EVERY, _Busy
 from quotaguard.ledger.sqlite import SCHEMA_VERSION, default_path
+from quotaguard.ledger.sqlite.store import _CHECKPOINT_EVERY, _Busy
 from tests.ledger.conftest import T0, usd
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+import attrs
 
 from quotaguard.engine import Charge, Unit
 from quotaguard.errors import BudgetUnavailable
@@ -111,12 +114,21 @@ def crash_worker(path: str, lease_s: int, out: Any) -> None:
     asyncio.run(_crash(path, lease_s, out))
 
 
-async def _restart(url: str, namespace: str, count: int, seed: int) -> list[tuple[str, str, str]]:
-    """Reserve ``count`` times with idempotency keys, retrying a key until it gets an id."""
+async def _restart(
+    url: str, namespace: str, count: int, seed: int, gate: RestartGate | None
+) -> list[tuple[str, str, str]]:
+    """Reserve ``count`` times with idempotency keys, retrying a key until it gets an id.
+
+    With a ``gate``, the worker says when a quarter is done and waits to be let go on.
+    """
     rng = random.Random(seed)
     got: list[tuple[str, str, str]] = []
     async with open_ledger("redis", url, namespace) as ledger:
         for n in range(count):
+            if gate is not None and n == count // 4:
+                gate.reached.set()
+                if not await asyncio.to_thread(gate.go.wait, 30):
+                    raise TimeoutError("the test never let this worker go on")
             key = f"w{seed}-{n}"
             size = Decimal(rng.randint(1, 100)).scaleb(-2)
             deadline = time.monotonic() + 30
@@ -135,5 +147,15 @@ async def _restart(url: str, namespace: str, count: int, seed: int) -> list[tupl
     return got
 
 
-def restart_worker(url: str, namespace: str, count: int, seed: int) -> list[tuple[str, str, str]]:
-    return asyncio.run(_restart(url, namespace, count, seed))
+@attrs.frozen
+class RestartGate:
+    """Two thread events: the worker has done a quarter of its run; the test lets it go on."""
+
+    reached: threading.Event = attrs.Factory(threading.Event)
+    go: threading.Event = attrs.Factory(threading.Event)
+
+
+def restart_worker(
+    url: str, namespace: str, count: int, seed: int, gate: RestartGate | None = None
+) -> list[tuple[str, str, str]]:
+    return asyncio.run(_restart(url, namespace, count, seed, gate))

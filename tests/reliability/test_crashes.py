@@ -25,7 +25,14 @@ from quotaguard.engine import Budget, Charge, ReservationState, Unit
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger import SQLiteLedger
 from tests.redis_server import RedisServer
-from tests.reliability._workers import KEY, T0, crash_worker, open_ledger, restart_worker
+from tests.reliability._workers import (
+    KEY,
+    T0,
+    RestartGate,
+    crash_worker,
+    open_ledger,
+    restart_worker,
+)
 
 LEASE_S = 300
 
@@ -96,18 +103,25 @@ async def test_redis_restart_mid_run_forgets_no_admitted_work(tmp_path: Path) ->
     with RedisServer(appendonly=True, dir=tmp_path) as server:
         async with open_ledger("redis", server.url, namespace) as ledger:
             await ledger.put_budget(Budget(KEY, Unit.USD, Decimal(1_000_000)))
-            # Workers run in threads (each its own loop and ledger) so the kill lands mid-run.
+            # Workers run in threads (each its own loop and ledger). Each stops a quarter of
+            # the way in; two are let go just before the kill (their requests are in flight
+            # when it lands), two only after it (they are certainly mid-run).
+            gates = [RestartGate() for _ in range(4)]
             workers = [
                 asyncio.ensure_future(
-                    asyncio.to_thread(restart_worker, server.url, namespace, 400, seed)
+                    asyncio.to_thread(restart_worker, server.url, namespace, 400, seed, gate)
                 )
-                for seed in range(4)
+                for seed, gate in enumerate(gates)
             ]
-            await asyncio.sleep(0.3)  # let them get going
-            assert not any(w.done() for w in workers), "the restart must land mid-run"
+            for gate in gates:
+                assert await asyncio.to_thread(gate.reached.wait, 60), "a worker never started"
             before_kill = len(await ledger.outstanding())
+            gates[0].go.set()
+            gates[1].go.set()
             await asyncio.to_thread(server.kill)  # SIGKILL: only the AOF survives
-            await asyncio.sleep(0.2)
+            assert not any(w.done() for w in workers[2:]), "the restart must land mid-run"
+            gates[2].go.set()
+            gates[3].go.set()
             await asyncio.to_thread(server.start)
             results = await asyncio.gather(*workers)
             got = [entry for result in results for entry in result]

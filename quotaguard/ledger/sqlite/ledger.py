@@ -26,17 +26,6 @@ from quotaguard.engine.model import (
 from quotaguard.engine.rules import check_charges, evaluate, state_of
 from quotaguard.engine.windows import window_to_dict
 from quotaguard.errors import InvalidInput, ReservationNotFound, UnknownBudget
-from quotaguard.ledger._sqlite_schema import (
-    SCHEMA_VERSION,
-    charges_json,
-    default_path,
-    expire_due,
-    row_to_budget,
-    row_to_reservation,
-    unhold,
-    usage_of,
-)
-from quotaguard.ledger._sqlite_store import SQLiteStore
 from quotaguard.ledger.base import (
     DEFAULT_LEASE,
     LedgerBase,
@@ -47,6 +36,17 @@ from quotaguard.ledger.base import (
     epoch_us,
     new_reservation_id,
 )
+from quotaguard.ledger.sqlite.schema import (
+    SCHEMA_VERSION,
+    charges_json,
+    default_path,
+    expire_due,
+    row_to_budget,
+    row_to_reservation,
+    unhold,
+    usage_of,
+)
+from quotaguard.ledger.sqlite.store import SQLiteStore
 
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger", "default_path"]
 

@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from quotaguard import __version__
-from quotaguard._cli_output import (
+from quotaguard.cli.output import (
     EXIT_OK,
     EXIT_REJECTED,
     budgets_table,
@@ -30,13 +30,13 @@ from quotaguard._cli_output import (
     show_decision,
     state_row,
 )
-from quotaguard.config import Settings, load_settings
+from quotaguard.cli.settings import Settings, load_settings
 from quotaguard.engine.model import BudgetState, Decision
 from quotaguard.errors import BudgetExceeded, InvalidInput, QuotaGuardError
 from quotaguard.guard import BudgetGuard
 from quotaguard.ledger.base import Ledger
 
-# The output helpers stay importable from here: quotaguard.demo uses them.
+# The output helpers stay importable from here: quotaguard.cli.demo uses them.
 __all__ = ["budgets_table", "main", "print_json", "short_key", "state_row"]
 
 P = ParamSpec("P")
@@ -206,7 +206,7 @@ def main(ctx: click.Context, config_path: Path | None, ledger: str | None) -> No
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def demo(ibm_jobs: int, braket_tasks: int, seed: int, as_json: bool) -> None:
     """Run a burst of IBM and Braket work through the guard against the local emulator."""
-    from quotaguard.demo import run_demo
+    from quotaguard.cli.demo import run_demo
 
     if ibm_jobs < 0 or braket_tasks < 0:
         fail("--ibm-jobs and --braket-tasks must be >= 0")
@@ -222,8 +222,8 @@ def demo(ibm_jobs: int, braket_tasks: int, seed: int, as_json: bool) -> None:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Every budget the guard knows: provider limits, local budgets, outstanding work."""
 
-    from quotaguard._cli_admin import ibm_usage_row, limit_rows
-    from quotaguard._cli_output import limit_on_server, print_limits, print_usage
+    from quotaguard.cli.admin import ibm_usage_row, limit_rows
+    from quotaguard.cli.output import limit_on_server, print_limits, print_usage
 
     async def body() -> dict[str, Any]:
         found: dict[str, Any] = {"ibm": None, "braket": None}
@@ -323,7 +323,7 @@ def check_braket(
     show_decision(decision, as_json)
 
 
-from quotaguard._cli_admin import emulator, ibm_limit, limits  # noqa: E402  (registers commands)
+from quotaguard.cli.admin import emulator, ibm_limit, limits  # noqa: E402  (registers commands)
 
 main.add_command(limits)
 main.add_command(ibm_limit)

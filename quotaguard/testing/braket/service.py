@@ -23,9 +23,10 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from quotaguard.testing._braket_devices import capabilities
-from quotaguard.testing._braket_state import ACCOUNT, BraketState, EmuDevice, EmuLimit, EmuTask
-from quotaguard.testing._braket_wire import (
+from quotaguard.testing.braket.devices import capabilities
+from quotaguard.testing.braket.sigv4 import AUTH, verify
+from quotaguard.testing.braket.state import ACCOUNT, BraketState, EmuDevice, EmuLimit, EmuTask
+from quotaguard.testing.braket.wire import (
     ApiError,
     amount,
     device_json,
@@ -37,7 +38,6 @@ from quotaguard.testing._braket_wire import (
     task_json,
     validation,
 )
-from quotaguard.testing._sigv4 import AUTH, verify
 
 __all__ = [
     "OVER_LIMIT_MESSAGE",

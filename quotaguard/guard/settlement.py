@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quotaguard._guard_types import Adapter, Submission
 from quotaguard.engine.amounts import Unit, as_amount
 from quotaguard.engine.model import Charge, Reservation, ReservationState
 from quotaguard.errors import (
@@ -23,6 +22,7 @@ from quotaguard.errors import (
     QuotaGuardError,
     ReservationNotFound,
 )
+from quotaguard.guard.contract import Adapter, Submission
 from quotaguard.ledger.base import Ledger
 
 __all__ = ["Settlement"]

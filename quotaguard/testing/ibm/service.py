@@ -22,19 +22,19 @@ from typing import Any
 
 from aiohttp import web
 
-from quotaguard.testing._iam import bearer_account, exchange_api_key
-from quotaguard.testing._ibm_backends import (
+from quotaguard.testing.ibm.backends import (
     backend_configuration,
     backend_device,
     backend_status,
 )
-from quotaguard.testing._ibm_state import (
+from quotaguard.testing.ibm.iam import bearer_account, exchange_api_key
+from quotaguard.testing.ibm.state import (
     IBMInstanceState,
     IBMJobState,
     IBMSessionState,
     IBMState,
 )
-from quotaguard.testing._ibm_wire import (
+from quotaguard.testing.ibm.wire import (
     ACCOUNT_ID,
     API_VERSION,
     INT32_MAX,

@@ -125,7 +125,7 @@ async def run_demo(
             server = _server_check(emu, world)
     ok = all(s["within_limit"] for s in server)
     if as_json:
-        from quotaguard.cli import print_json, state_row
+        from quotaguard.cli.output import print_json, state_row
 
         print_json(
             {
@@ -234,7 +234,7 @@ def _report(
 ) -> None:
     from rich import box
 
-    from quotaguard.cli import budgets_table, short_key
+    from quotaguard.cli.output import budgets_table, short_key
 
     table = Table(title="Submissions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("work", "result", "rule", "budget", "asks", "left"):

@@ -39,15 +39,6 @@ from quotaguard.engine.model import (
 )
 from quotaguard.engine.rules import Usage, check_charges, evaluate, state_of
 from quotaguard.errors import BudgetUnavailable, InvalidInput, ReservationNotFound, UnknownBudget
-from quotaguard.ledger._redis_codec import (
-    budget_from,
-    charges_json,
-    fingerprint,
-    reservation_from,
-    text,
-    usage_from,
-    window_args,
-)
 from quotaguard.ledger.base import (
     DEFAULT_LEASE,
     LedgerBase,
@@ -58,12 +49,21 @@ from quotaguard.ledger.base import (
     epoch_us,
     new_reservation_id,
 )
+from quotaguard.ledger.redis.codec import (
+    budget_from,
+    charges_json,
+    fingerprint,
+    reservation_from,
+    text,
+    usage_from,
+    window_args,
+)
 
 __all__ = ["LUA_SOURCE", "RedisLedger"]
 
 log = logging.getLogger("quotaguard.ledger")
 
-LUA_SOURCE = importlib.resources.files("quotaguard.ledger").joinpath("redis.lua").read_text()
+LUA_SOURCE = importlib.resources.files("quotaguard.ledger.redis").joinpath("redis.lua").read_text()
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 

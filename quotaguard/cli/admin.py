@@ -12,13 +12,13 @@ from typing import Any
 
 import click
 
-from quotaguard._cli_output import print_limits, print_usage
+from quotaguard.cli.output import print_limits, print_usage
 
 __all__ = ["emulator", "ibm_limit", "limits"]
 
 
 def _cli() -> Any:
-    from quotaguard import cli  # late: cli imports this module while it is being built
+    from quotaguard.cli import app as cli  # late: app imports this module while it is built
 
     return cli
 

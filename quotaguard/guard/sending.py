@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from quotaguard._guard_types import Adapter
 from quotaguard.engine.model import Reservation
 from quotaguard.errors import QuotaGuardError, SubmitTimeout
+from quotaguard.guard.contract import Adapter
 from quotaguard.ledger.base import Ledger
 
 __all__ = ["Sending", "is_async", "within"]

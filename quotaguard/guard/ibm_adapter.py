@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from quotaguard._cache import CachedState
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Budget, Estimate, Violation
 from quotaguard.errors import BudgetUnavailable, InvalidInput
+from quotaguard.guard.cache import CachedState
 from quotaguard.ibm import rules
 from quotaguard.ibm.models import JobStatus
 from quotaguard.ibm.work import IBMJob, IBMSession

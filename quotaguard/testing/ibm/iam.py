@@ -11,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from quotaguard.testing._ibm_state import IBMState
-from quotaguard.testing._ibm_wire import Reject, json_response
+from quotaguard.testing.ibm.state import IBMState
+from quotaguard.testing.ibm.wire import Reject, json_response
 
 __all__ = ["GRANT_TYPE", "bearer_account", "exchange_api_key", "jwt_shaped"]
 

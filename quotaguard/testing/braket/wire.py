@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from quotaguard.testing._braket_state import EmuDevice, EmuLimit, EmuTask
+    from quotaguard.testing.braket.state import EmuDevice, EmuLimit, EmuTask
 
 __all__ = [
     "ApiError",

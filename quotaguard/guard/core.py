@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from quotaguard._aio import AsyncClosing
-from quotaguard._guard_types import Adapter, Submission
-from quotaguard._sending import Sending
-from quotaguard._settlement import Settlement
 from quotaguard.engine.amounts import Unit, as_amount, to_micro
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Estimate, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.engine.windows import check_aware
 from quotaguard.errors import BudgetExceeded, InvalidInput, QuotaGuardError
+from quotaguard.guard.contract import Adapter, Submission
+from quotaguard.guard.sending import Sending
+from quotaguard.guard.settlement import Settlement
 from quotaguard.ledger.base import Ledger, check_lease
 from quotaguard.ledger.sqlite import SQLiteLedger
 
@@ -114,11 +114,11 @@ class BudgetGuard(Sending, Settlement, AsyncClosing):
             "max_staleness": max_staleness,
         }
         if ibm is not None:
-            from quotaguard._ibm_adapter import IBMAdapter
+            from quotaguard.guard.ibm_adapter import IBMAdapter
 
             self.adapters.append(IBMAdapter(ibm, policy=ibm_policy, **common))  # type: ignore[arg-type]
         if braket is not None or prices is not None:
-            from quotaguard._braket_adapter import BraketAdapter
+            from quotaguard.guard.braket_adapter import BraketAdapter
 
             self.adapters.append(BraketAdapter(braket, prices=prices, **common))  # type: ignore[arg-type]
 

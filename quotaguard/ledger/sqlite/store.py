@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from quotaguard.errors import BudgetUnavailable
-from quotaguard.ledger._sqlite_schema import init_schema
+from quotaguard.ledger.sqlite.schema import init_schema
 
 __all__ = ["SQLiteStore"]
 

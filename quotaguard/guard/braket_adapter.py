@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from quotaguard._cache import CachedState
 from quotaguard.braket import rules
 from quotaguard.braket.pricing import PriceTable, UnknownPrice
 from quotaguard.braket.work import BraketTask
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Estimate, Violation
 from quotaguard.errors import BudgetUnavailable
+from quotaguard.guard.cache import CachedState
 from quotaguard.ledger.base import Ledger
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ from typing import Any
 import attrs
 
 from quotaguard.braket.pricing import DEFAULT_PRICES, Price
-from quotaguard.testing._braket_devices import capabilities
-from quotaguard.testing._braket_wire import ApiError
+from quotaguard.testing.braket.devices import capabilities
+from quotaguard.testing.braket.wire import ApiError
 
 __all__ = ["ACCOUNT", "BraketState", "EmuDevice", "EmuLimit", "EmuTask"]
 
