@@ -24,6 +24,8 @@ def lint(session: nox.Session) -> None:
     session.install(*group("lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The import layers and no cycles (contracts in pyproject.toml [tool.importlinter]).
+    session.run("lint-imports")
 
 
 @nox.session

@@ -1,0 +1,69 @@
+"""The import layers hold, and the contract that keeps them fails on an upward import.
+
+``nox -s lint`` runs ``lint-imports`` on the tree; these tests show the contract has teeth:
+the same check on a copy of the package with one deliberate upward import (the engine
+importing the guard) or one cycle fails, naming the arrow.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A copy of the package and its contracts, to break on purpose."""
+    shutil.copytree(ROOT / "quotaguard", tmp_path / "quotaguard")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def test_the_tree_keeps_every_contract() -> None:
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_an_upward_import_breaks_the_layers(tree: Path) -> None:
+    amounts = tree / "quotaguard" / "engine" / "amounts.py"
+    amounts.write_text(amounts.read_text() + "\nimport quotaguard.guard.core  # upward\n")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert "Layers point down BROKEN" in result.stdout
+    assert "quotaguard.engine.amounts -> quotaguard.guard.core" in result.stdout
+
+
+def test_a_cycle_breaks_the_acyclic_contract(tree: Path) -> None:
+    # ibm.models is below ibm.rules (rules import it); make models import rules back.
+    models = tree / "quotaguard" / "ibm" / "models.py"
+    models.write_text(models.read_text() + "\nimport quotaguard.ibm.rules  # a cycle\n")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert "No import cycles, at any depth BROKEN" in result.stdout
+
+
+def test_the_emulator_importing_the_guard_breaks_its_contract(tree: Path) -> None:
+    faults = tree / "quotaguard" / "testing" / "faults.py"
+    faults.write_text(faults.read_text() + "\nimport quotaguard.engine  # not the emulator's\n")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert "The emulator stands alone" in result.stdout
