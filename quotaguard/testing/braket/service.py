@@ -4,12 +4,14 @@ Routes follow botocore's ``braket`` model (2019-09-01) and also accept the seed'
 (``PUT``/``DELETE /spending-limit/{arn}``). A SigV4 ``Authorization`` header is required; once
 :meth:`~BraketState.add_credentials` has registered a key, its signature is verified as AWS
 does (403 ``UnrecognizedClientException`` / ``InvalidSignatureException``), before that only its
-shape is checked. ``CreateQuantumTask`` estimates list price × shots + the
-per-task fee and reserves it as ``queuedSpend``; over the limit, or outside the limit's time
-window, it answers Braket's own 400 ``ValidationException``. Tests drive task state with
-:meth:`BraketService.complete_task`, :meth:`fail_task` and :meth:`cancel_task`.
+shape is checked. ``CreateQuantumTask`` charges a QPU task the per-task fee + shots × the
+per-shot price of the emulator's own table (``prices``) and reserves it as ``queuedSpend``;
+over the limit, or outside the limit's time window, it answers Braket's own 400
+``ValidationException``. Tests drive task state with :meth:`BraketService.complete_task`,
+:meth:`fail_task` and :meth:`cancel_task`.
 
-Seeding lives in ``_braket_state``, request fields and documents in ``_braket_wire``.
+Seeding lives in ``state``, the held records in ``models``, request fields and documents in
+``wire``.
 """
 
 from __future__ import annotations
@@ -24,19 +26,18 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from quotaguard.testing.braket.devices import capabilities
+from quotaguard.testing.braket.errors import ApiError, error_response, validation
+from quotaguard.testing.braket.models import ACCOUNT, EmuDevice, EmuLimit, EmuTask
 from quotaguard.testing.braket.sigv4 import AUTH, verify
-from quotaguard.testing.braket.state import ACCOUNT, BraketState, EmuDevice, EmuLimit, EmuTask
+from quotaguard.testing.braket.state import BraketState
 from quotaguard.testing.braket.wire import (
-    ApiError,
     amount,
     device_json,
-    error_response,
     filtered,
     limit_json,
     page,
     period,
     task_json,
-    validation,
 )
 
 __all__ = [
@@ -231,7 +232,8 @@ class BraketService(BraketState):
             if not isinstance(body.get(key), str) or not body[key]:
                 raise validation(f"{key} is required")
         now = self.clock()
-        cost = dev.price.per_task + dev.price.per_shot * shots if dev.type == "QPU" else Decimal(0)
+        # A QPU task reserves its price as queued spend; a simulator's is billed when it ends.
+        cost = dev.price.charge(shots) if dev.type == "QPU" else Decimal(0)
         lim = self.limit_for(dev.arn) if dev.type == "QPU" else None
         if lim is not None:
             outside = lim.period is not None and not lim.period[0] <= now < lim.period[1]

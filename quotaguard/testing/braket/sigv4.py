@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from quotaguard.testing.braket.wire import ApiError
+from quotaguard.testing.braket.errors import ApiError
 
 __all__ = ["AUTH", "verify"]
 

@@ -8,61 +8,22 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import attrs
-
-from quotaguard.braket.pricing import DEFAULT_PRICES, Price
 from quotaguard.testing.braket.devices import capabilities
-from quotaguard.testing.braket.wire import ApiError
+from quotaguard.testing.braket.errors import ApiError
+from quotaguard.testing.braket.models import ACCOUNT, EmuDevice, EmuLimit, EmuTask
+from quotaguard.testing.braket.prices import (
+    PRICES,
+    QPU_TASK_FEE,
+    SIMULATOR_MIN_BILLED,
+    DevicePrice,
+)
 
-__all__ = ["ACCOUNT", "BraketState", "EmuDevice", "EmuLimit", "EmuTask"]
-
-ACCOUNT = "123456789012"
-
-
-@attrs.define
-class EmuDevice:
-    arn: str
-    name: str
-    provider: str
-    type: str
-    status: str
-    price: Price
-    capabilities: str
-
-
-@attrs.define
-class EmuLimit:
-    arn: str
-    device_arn: str
-    amount: Decimal
-    total: Decimal
-    queued: Decimal
-    period: tuple[datetime, datetime] | None
-    created_at: datetime
-    updated_at: datetime
-    tags: dict[str, str] = attrs.Factory(dict)
-
-
-@attrs.define
-class EmuTask:
-    arn: str
-    device_arn: str
-    shots: int
-    cost: Decimal
-    status: str
-    bucket: str
-    prefix: str
-    created_at: datetime
-    device_parameters: str = "{}"
-    ended_at: datetime | None = None
-    failure_reason: str | None = None
-    limit_arn: str | None = None
-    tags: dict[str, str] = attrs.Factory(dict)
+__all__ = ["BraketState"]
 
 
 class BraketState:
-    """Devices, spending limits and tasks; ``BraketService`` serves them. Every device in the
-    default price table is pre-seeded."""
+    """Devices, spending limits and tasks; ``BraketService`` serves them. Every device of the
+    emulator's price table (:data:`~quotaguard.testing.braket.prices.PRICES`) is pre-seeded."""
 
     def __init__(self, *, clock: Callable[[], datetime]) -> None:
         self.clock = clock
@@ -75,8 +36,8 @@ class BraketState:
         #: AWS does at 15 minutes). Off by default: tests move ``clock`` while signers read the
         #: wall clock.
         self.max_clock_skew: timedelta | None = None
-        for arn, price in DEFAULT_PRICES.items():
-            self.add_device(arn, per_task=price.per_task, per_shot=price.per_shot)
+        for arn, price in PRICES.items():
+            self._put_device(arn, price)
 
     def add_credentials(self, access_key_id: str, secret_access_key: str) -> None:
         """Accept requests signed with this key. From the first call on, every request must
@@ -93,20 +54,48 @@ class BraketState:
         name: str | None = None,
         provider: str | None = None,
         status: str = "ONLINE",
-        per_task: Decimal | str = Decimal("0.30"),
+        per_task: Decimal | str | None = None,
         per_shot: Decimal | str = Decimal(0),
+        per_minute: Decimal | str = Decimal(0),
+        shots_range: tuple[int, int] = (1, 100_000),
+        device_capabilities: str | None = None,
+    ) -> EmuDevice:
+        """Serve (or replace) a device at this price. ``per_task`` defaults to the QPU task fee
+        on a QPU and to nothing on a simulator; a ``per_minute`` price is billed as the
+        simulators are, with their minimum duration."""
+        if per_task is None:
+            per_task = QPU_TASK_FEE if "device/qpu/" in arn else Decimal(0)
+        billed = SIMULATOR_MIN_BILLED if Decimal(per_minute) else timedelta(0)
+        price = DevicePrice(per_task, per_shot, per_minute, billed)
+        return self._put_device(
+            arn,
+            price,
+            name=name,
+            provider=provider,
+            status=status,
+            shots_range=shots_range,
+            device_capabilities=device_capabilities,
+        )
+
+    def _put_device(
+        self,
+        arn: str,
+        price: DevicePrice,
+        *,
+        name: str | None = None,
+        provider: str | None = None,
+        status: str = "ONLINE",
         shots_range: tuple[int, int] = (1, 100_000),
         device_capabilities: str | None = None,
     ) -> EmuDevice:
         parts = arn.split("/")
-        qpu = "device/qpu/" in arn
         device = EmuDevice(
             arn=arn,
             name=name or parts[-1],
             provider=provider or (parts[-2] if len(parts) >= 2 else "unknown"),
-            type="QPU" if qpu else "SIMULATOR",
+            type="QPU" if "device/qpu/" in arn else "SIMULATOR",
             status=status,
-            price=Price(per_task=Decimal(per_task), per_shot=Decimal(per_shot)),
+            price=price,
             capabilities=device_capabilities or capabilities(parts[-1], shots_range),
         )
         self.devices[arn] = device
@@ -155,9 +144,15 @@ class BraketState:
                 limit.total += task.cost
         return task
 
-    def complete_task(self, arn: str) -> EmuTask:
-        """Queued spend moves to total spend."""
-        return self._end(arn, "COMPLETED")
+    def complete_task(self, arn: str, *, duration: timedelta | None = None) -> EmuTask:
+        """Queued spend moves to total spend. A simulator task is billed for ``duration`` (by
+        default the time since it was created, on ``clock``)."""
+        task = self._end(arn, "COMPLETED")
+        device = self.devices.get(task.device_arn)
+        if device is not None and device.type == "SIMULATOR" and task.ended_at is not None:
+            run = duration if duration is not None else task.ended_at - task.created_at
+            task.cost = device.price.charge(task.shots, run)
+        return task
 
     def fail_task(self, arn: str, reason: str = "failed by the test") -> EmuTask:
         """Queued spend is released (failed tasks cost nothing)."""

@@ -1,54 +1,30 @@
 """How the emulator's Braket half speaks: request fields, JSON documents, pagination and
-filters, and errors as ``x-amzn-ErrorType`` responses (SigV4 lives in ``_sigv4``)."""
+filters (errors live in ``errors``, SigV4 in ``sigv4``)."""
 
 from __future__ import annotations
 
 import base64
 import re
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aiohttp import web
-
-if TYPE_CHECKING:
-    from quotaguard.testing.braket.state import EmuDevice, EmuLimit, EmuTask
+from quotaguard.testing.braket.errors import validation
+from quotaguard.testing.braket.models import EmuDevice, EmuLimit, EmuTask
 
 __all__ = [
-    "ApiError",
     "amount",
     "device_json",
-    "error_response",
     "filtered",
     "iso",
     "limit_json",
     "page",
     "period",
     "task_json",
-    "validation",
 ]
 
 _AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def validation(message: str) -> ApiError:
-    return ApiError(400, "ValidationException", message)
-
-
-def error_response(exc: ApiError) -> web.Response:
-    return web.json_response(
-        {"message": exc.message},
-        status=exc.status,
-        headers={"x-amzn-ErrorType": exc.code, "x-amzn-RequestId": str(uuid.uuid4())},
-    )
 
 
 # -- request fields --------------------------------------------------------------------------

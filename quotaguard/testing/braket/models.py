@@ -1,0 +1,59 @@
+"""What the emulator's Braket half holds: devices, spending limits and quantum tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import attrs
+
+from quotaguard.testing.braket.prices import DevicePrice
+
+__all__ = ["ACCOUNT", "EmuDevice", "EmuLimit", "EmuTask"]
+
+#: The AWS account every emulated ARN belongs to.
+ACCOUNT = "123456789012"
+
+
+@attrs.define
+class EmuDevice:
+    arn: str
+    name: str
+    provider: str
+    type: str
+    status: str
+    price: DevicePrice
+    capabilities: str
+
+
+@attrs.define
+class EmuLimit:
+    arn: str
+    device_arn: str
+    amount: Decimal
+    total: Decimal
+    queued: Decimal
+    period: tuple[datetime, datetime] | None
+    created_at: datetime
+    updated_at: datetime
+    tags: dict[str, str] = attrs.Factory(dict)
+
+
+@attrs.define
+class EmuTask:
+    """One task; ``cost`` is what it is charged (a QPU task's from creation on, a simulator
+    task's once completed)."""
+
+    arn: str
+    device_arn: str
+    shots: int
+    cost: Decimal
+    status: str
+    bucket: str
+    prefix: str
+    created_at: datetime
+    device_parameters: str = "{}"
+    ended_at: datetime | None = None
+    failure_reason: str | None = None
+    limit_arn: str | None = None
+    tags: dict[str, str] = attrs.Factory(dict)
