@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from quotaguard.testing import Emulator
+from quotaguard._http import set_testing
+from quotaguard.testing import Emulator, FakeClock
 from tests.redis_server import MISSING as REDIS_MISSING
 from tests.redis_server import RedisServer
 
@@ -16,18 +16,13 @@ from tests.redis_server import RedisServer
 pytest_plugins = ["tests.reliability.secrets_plugin"]
 
 
-class FakeClock:
-    """A clock tests move by hand; every component takes it as ``clock=``."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> datetime:
-        self.now += timedelta(**kwargs)
-        return self.now
+@pytest.fixture(autouse=True)
+def fast_retries() -> Iterator[None]:
+    """Clients made without ``retry=`` wait zero seconds between their usual attempts; a test
+    about attempts or delays passes its own RetryPolicy, which still wins."""
+    set_testing(True)
+    yield
+    set_testing(False)
 
 
 @pytest.fixture
