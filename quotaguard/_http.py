@@ -1,15 +1,15 @@
 """The one aiohttp boundary: sessions, timeouts, bounded retries, transport-error mapping.
 
-Everything above this module deals in :class:`Response` values and quotaguard errors; only
-here do aiohttp's types and exceptions appear. ``CancelledError`` is never swallowed. No
-header value is ever logged or put into an error message (they carry credentials).
+Everything above this module deals in :class:`~quotaguard._wire.Response` values (header keys
+lower-cased here, once) and quotaguard errors; only here do aiohttp's types and exceptions
+appear. ``CancelledError`` is never swallowed. No header value is ever logged or put into an
+error message (they carry credentials).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -23,9 +23,17 @@ import attrs
 import yarl
 
 from quotaguard._aio import AsyncClosing
+from quotaguard._wire import Response
 from quotaguard.errors import InvalidInput, ProviderUnavailable
 
-__all__ = ["HTTPClient", "Response", "RetryPolicy", "check_endpoint", "is_loopback"]
+__all__ = [
+    "HTTPClient",
+    "Response",
+    "RetryPolicy",
+    "check_endpoint",
+    "is_loopback",
+    "set_testing",
+]
 
 log = logging.getLogger("quotaguard.http")
 
@@ -34,7 +42,11 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 @attrs.frozen
 class RetryPolicy:
-    """Bounded retries with full-jitter exponential backoff, honouring ``Retry-After``."""
+    """Bounded retries with full-jitter exponential backoff, honouring ``Retry-After``.
+
+    ``attempts`` counts the first try; a delay is ``uniform(0, min(cap, base * 2**n))`` seconds
+    before retry ``n + 1``, or the server's ``Retry-After`` capped at ``max_retry_after``.
+    """
 
     attempts: int = 4
     base: float = 0.2
@@ -47,19 +59,22 @@ class RetryPolicy:
         return rng.uniform(0, min(self.cap, self.base * 2**attempt))
 
 
-@attrs.frozen
-class Response:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    url: str
+_DEFAULT = RetryPolicy()
+# The same attempts as the default, with every wait (backoff and Retry-After) zero.
+_TESTING = attrs.evolve(_DEFAULT, base=0.0, cap=0.0, max_retry_after=0.0)
+_testing = False
 
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
 
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
+def set_testing(on: bool) -> None:
+    """Make the *default* retry policy wait zero time between attempts (for test suites).
+
+    Clients made without ``retry=`` still try as often as ever (so retry-count tests hold),
+    but wait zero seconds between tries, whatever ``Retry-After`` says; a :class:`RetryPolicy`
+    passed explicitly is used as given. Takes effect on the next request, also of clients made
+    before the call.
+    """
+    global _testing
+    _testing = bool(on)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -99,7 +114,7 @@ def _utcnow() -> datetime:
 
 def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
     """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    value = headers.get("Retry-After")
+    value = headers.get("retry-after")
     if value is None:
         return None
     try:
@@ -135,13 +150,20 @@ class HTTPClient(AsyncClosing):
         self._session = session
         self._owns_session = session is None
         self._timeout = timeout
-        self.retry = retry or RetryPolicy()
+        self._retry = retry
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clock = clock
 
     def __repr__(self) -> str:
         return f"HTTPClient(provider={self.provider!r}, timeout={self._timeout})"
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The caller's policy if one was given; else the default (waitless under testing)."""
+        if self._retry is not None:
+            return self._retry
+        return _TESTING if _testing else _DEFAULT
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):
@@ -176,7 +198,9 @@ class HTTPClient(AsyncClosing):
                 allow_redirects=False,
             ) as resp:
                 body = await resp.read()
-                return Response(resp.status, dict(resp.headers), body, url)
+                # Lower-cased once, here: every caller looks a header up in one spelling.
+                headers = {key.lower(): value for key, value in resp.headers.items()}
+                return Response(resp.status, headers, body, url)
         except asyncio.CancelledError:
             raise
         except TimeoutError as exc:
@@ -216,7 +240,8 @@ class HTTPClient(AsyncClosing):
             raise InvalidInput("timeout", f"must be positive, got {timeout}")
         total = timeout or self._timeout
         retry_on = RETRY_STATUSES if idempotent else RETRY_STATUSES & frozenset(safe_statuses)
-        attempts = self.retry.attempts if (idempotent or retry_on) else 1
+        policy = self.retry
+        attempts = policy.attempts if (idempotent or retry_on) else 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
@@ -224,7 +249,7 @@ class HTTPClient(AsyncClosing):
             except ProviderUnavailable:
                 if last or not idempotent:
                     raise
-                delay = self.retry.delay(attempt, None, self._rng)
+                delay = policy.delay(attempt, None, self._rng)
                 log.debug(
                     "%s %s: transport error, retry %d in %.2fs", method, url, attempt + 1, delay
                 )
@@ -234,7 +259,7 @@ class HTTPClient(AsyncClosing):
             if response.status not in retry_on or last:
                 return response
             retry_after = _retry_after(response.headers, self._clock())
-            delay = self.retry.delay(attempt, retry_after, self._rng)
+            delay = policy.delay(attempt, retry_after, self._rng)
             log.debug(
                 "%s %s: HTTP %d, retry %d in %.2fs",
                 method,

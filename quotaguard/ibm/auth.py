@@ -13,11 +13,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from quotaguard._http import HTTPClient
 from quotaguard.errors import InvalidInput
 from quotaguard.ibm.models import IAMToken
 from quotaguard.ibm.sansio import build_iam_token, decipher_token
+
+if TYPE_CHECKING:  # the client hands its HTTPClient in; importing Secret loads no aiohttp
+    from quotaguard._http import HTTPClient
 
 __all__ = ["IAMAuth", "Secret"]
 
@@ -115,7 +118,7 @@ class IAMAuth:
         response = await self._http.request(
             "POST", self._url, headers=headers, data=form, idempotent=True
         )
-        token = decipher_token(response.status, response.headers, response.body)
+        token = decipher_token(response)
         return _Cached(token.access_token, self._refresh_at(token))
 
     def _refresh_at(self, token: IAMToken) -> datetime:

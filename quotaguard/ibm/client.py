@@ -11,8 +11,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from quotaguard._aio import AsyncClosing
-from quotaguard._http import HTTPClient, RetryPolicy, check_endpoint
-from quotaguard.errors import MalformedPayload
+from quotaguard._http import HTTPClient, Response, RetryPolicy, check_endpoint
 from quotaguard.ibm import sansio
 from quotaguard.ibm.auth import IAMAuth, Secret
 from quotaguard.ibm.config import region_base_url, resolve
@@ -24,7 +23,6 @@ from quotaguard.ibm.models import (
     Job,
     JobMetrics,
     Session,
-    structure,
 )
 
 __all__ = ["IBMRuntimeClient"]
@@ -120,7 +118,7 @@ class IBMRuntimeClient(AsyncClosing):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, request: sansio.Request) -> Any:
+    async def _send(self, request: sansio.Request) -> Response:
         url = self.base_url + request.path
         token = await self._auth.token()
         for attempt in range(2):
@@ -141,13 +139,11 @@ class IBMRuntimeClient(AsyncClosing):
                 self._auth.invalidate(token)
                 token = await self._auth.token()
                 continue
-            return sansio.decipher(
-                request.operation, response.status, response.headers, response.body
-            )
+            return response
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get(self, request: sansio.Request, model: type[T]) -> T:
-        return structure(await self._send(request), model)
+        return sansio.decipher_as(request, await self._send(request), model)
 
     async def get_instance(self) -> Instance:
         return await self._get(sansio.build_get_instance(), Instance)
@@ -157,7 +153,8 @@ class IBMRuntimeClient(AsyncClosing):
 
     async def update_instance_configuration(self, instance_limit: int | None) -> None:
         """Set the instance limit in seconds; ``None`` removes it. 409 → UsageExceedsLimit."""
-        await self._send(sansio.build_update_instance_configuration(instance_limit))
+        request = sansio.build_update_instance_configuration(instance_limit)
+        sansio.decipher(request, await self._send(request))
 
     async def get_account(
         self, account_id: str, plan_id: str | None = None
@@ -170,13 +167,8 @@ class IBMRuntimeClient(AsyncClosing):
         return await self._get(sansio.build_get_usage(), GetUsageResponse)
 
     async def get_job(self, job_id: str) -> Job:
-        data = await self._send(sansio.build_get_job(job_id))
-        if isinstance(data, dict) and "status" not in data:
-            # Older payloads carry the status only under "state".
-            state = data.get("state")
-            if isinstance(state, dict):
-                data = {**data, "status": state.get("status"), "reason": state.get("reason")}
-        return structure(data, Job)
+        request = sansio.build_get_job(job_id)
+        return sansio.decipher_job(request, await self._send(request))
 
     async def get_job_metrics(self, job_id: str) -> JobMetrics:
         return await self._get(sansio.build_get_job_metrics(job_id), JobMetrics)
@@ -195,19 +187,11 @@ class IBMRuntimeClient(AsyncClosing):
     ) -> str:
         """Submit a job (``POST /v1/jobs``); returns its id. Guard it with BudgetGuard.submit."""
         request = sansio.build_run_job(program_id, backend, params, max_execution_time, session_id)
-        data = await self._send(request)
-        return _id_of(data, "$.id")
+        return sansio.decipher_id(request, await self._send(request))
 
     async def create_session(
         self, backend: str, *, mode: str = "dedicated", max_ttl: int | None = None
     ) -> str:
         """Open a session or batch (``POST /v1/sessions``); returns its id."""
-        data = await self._send(sansio.build_create_session(backend, mode, max_ttl))
-        return _id_of(data, "$.id")
-
-
-def _id_of(data: object, field: str) -> str:
-    value = data.get("id") if isinstance(data, dict) else None
-    if not isinstance(value, str) or not value:
-        raise MalformedPayload(field, "expected a non-empty string id", provider=sansio.PROVIDER)
-    return value
+        request = sansio.build_create_session(backend, mode, max_ttl)
+        return sansio.decipher_id(request, await self._send(request))

@@ -1,9 +1,10 @@
 """Pure request building and response deciphering for the IBM APIs (no I/O, gidgethub style).
 
-:func:`build_*` validate inputs against the spec's patterns and bounds and return a
-:class:`Request`; :func:`decipher` turns a status, headers and body into JSON data or a typed
-error (``ErrorContainer`` and ``GenericErrorDto`` bodies keep their ``trace`` and each error's
-code/message/more_info). The I/O lives in :mod:`quotaguard.ibm.client`.
+``build_*`` validate inputs against the spec's patterns and bounds and return a
+:class:`Request`; ``decipher_*`` turn a :class:`~quotaguard._wire.Response` into JSON data, a
+model or a typed error (``ErrorContainer`` and ``GenericErrorDto`` bodies keep their ``trace``
+and each error's code/message/more_info). The I/O lives in :mod:`quotaguard.ibm.client` and
+:mod:`quotaguard.ibm.auth`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlencode
 
 import attrs
 
+from quotaguard._wire import Response
 from quotaguard.errors import (
     AuthenticationError,
     BadRequest,
@@ -30,7 +32,7 @@ from quotaguard.errors import (
     Throttled,
     UsageExceedsLimit,
 )
-from quotaguard.ibm.models import IAMToken, structure
+from quotaguard.ibm.models import IAMToken, Job, structure
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -41,6 +43,7 @@ __all__ = [
     "REGIONS",
     "Request",
     "api_headers",
+    "build_create_session",
     "build_get_account",
     "build_get_instance",
     "build_get_instance_configuration",
@@ -49,15 +52,21 @@ __all__ = [
     "build_get_session",
     "build_get_usage",
     "build_iam_token",
+    "build_run_job",
     "build_update_instance_configuration",
     "check_api_version",
     "check_crn",
     "decipher",
+    "decipher_as",
+    "decipher_id",
+    "decipher_job",
     "decipher_token",
     "error_for",
     "load_json",
     "region_from_crn",
 ]
+
+T = TypeVar("T")
 
 PROVIDER: Final = "ibm"
 DEFAULT_API_VERSION: Final = "2026-03-15"
@@ -302,22 +311,20 @@ def _error_items(data: object) -> tuple[str | None, tuple[dict[str, str], ...]]:
 
 
 def error_for(
-    operation: str,
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    kind: type[ProviderError] | None = None,
+    operation: str, response: Response, kind: type[ProviderError] | None = None
 ) -> ProviderError:
     """The typed error for a non-2xx answer. Messages come from the body, never our headers."""
     try:
-        data = json.loads(body) if body else None
+        data = json.loads(response.body) if response.body else None
     except (ValueError, UnicodeDecodeError):
         data = None
     trace, items = _error_items(data)
-    trace = trace or headers.get("x-global-transaction-id") or headers.get("X-Request-Id")
+    headers = response.headers
+    trace = trace or headers.get("x-global-transaction-id") or headers.get("x-request-id")
     code = items[0].get("code") if items else None
     detail = items[0].get("message") if items else None
     message = f"{operation} failed" + (f": {detail}" if detail else "")
+    status = response.status
     cls: type[ProviderError]
     if kind is not None:
         cls = kind
@@ -330,21 +337,49 @@ def error_for(
     return cls(message, provider=PROVIDER, status=status, code=code, trace=trace, errors=items)
 
 
-def decipher(operation: str, status: int, headers: Mapping[str, str], body: bytes) -> Any:
-    """The JSON data of a 2xx answer (``None`` for 204), or raise the typed error."""
-    if 200 <= status < 300:
-        if status == 204 or not body:
+def _data(operation: str, response: Response) -> Any:
+    if response.ok:
+        if response.status == 204 or not response.body:
             return None
-        return load_json(body)
-    raise error_for(operation, status, headers, body)
+        return load_json(response.body)
+    raise error_for(operation, response)
 
 
-def decipher_token(status: int, headers: Mapping[str, str], body: bytes) -> IAMToken:
+def decipher(request: Request, response: Response) -> Any:
+    """The JSON data of a 2xx answer to ``request`` (``None`` for 204), or raise the error."""
+    return _data(request.operation, response)
+
+
+def decipher_as(request: Request, response: Response, model: type[T]) -> T:
+    """A 2xx answer structured into ``model``; a wrong shape names the wire field."""
+    return structure(_data(request.operation, response), model)
+
+
+def decipher_job(request: Request, response: Response) -> Job:
+    data = _data(request.operation, response)
+    if isinstance(data, dict) and "status" not in data:
+        # Older payloads carry the status only under "state".
+        state = data.get("state")
+        if isinstance(state, dict):
+            data = {**data, "status": state.get("status"), "reason": state.get("reason")}
+    return structure(data, Job)
+
+
+def decipher_id(request: Request, response: Response) -> str:
+    """The ``id`` of what a POST created (a job, a session)."""
+    data = _data(request.operation, response)
+    value = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise MalformedPayload("$.id", "expected a non-empty string id", provider=PROVIDER)
+    return value
+
+
+def decipher_token(response: Response) -> IAMToken:
     """IAM's answer: a token, or :class:`AuthenticationError` (IAM says 400 for a bad key)."""
-    if status in (400, 401, 403):
-        raise error_for("IAM token exchange", status, headers, body, AuthenticationError)
-    data = decipher("IAM token exchange", status, headers, body)
-    token = structure(data, IAMToken)
+    operation = "IAM token exchange"
+    if response.status in (400, 401, 403):
+        raise error_for(operation, response, AuthenticationError)
+    token = structure(_data(operation, response), IAMToken)
     if not token.access_token:
         raise MalformedPayload("$.access_token", "empty token", provider=PROVIDER)
     return token

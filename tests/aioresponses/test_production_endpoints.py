@@ -95,9 +95,7 @@ async def test_dns_failure_is_provider_unavailable_after_bounded_retries() -> No
             ),
             repeat=True,
         )
-        async with IBMRuntimeClient(
-            KEY, CRN, retry=RetryPolicy(attempts=3, base=0.01), sleep=sleep
-        ) as ibm:
+        async with IBMRuntimeClient(KEY, CRN, retry=RetryPolicy(attempts=3), sleep=sleep) as ibm:
             with pytest.raises(ProviderUnavailable) as info:
                 await ibm.get_usage()
     assert KEY not in str(info.value)

@@ -9,7 +9,6 @@ import boto3
 import botocore.session
 import pytest
 
-from quotaguard._http import RetryPolicy
 from quotaguard.braket import BraketClient
 from quotaguard.testing import Emulator
 from tests.conftest import FakeClock
@@ -63,7 +62,6 @@ async def braket(emulator: Emulator) -> AsyncIterator[BraketClient]:
         "us-east-1",
         endpoint_url=emulator.url,
         botocore_session=botocore_session(SESSION_TOKEN),
-        retry=RetryPolicy(base=0.001, cap=0.01),
     ) as client:
         yield client
 

@@ -226,7 +226,7 @@ async def test_missing_signature_is_refused_by_the_emulator(emulator: Emulator) 
             "POST", emulator.url + "/spending-limits", data=b"{}", idempotent=False
         )
     assert resp.status == 403
-    assert resp.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+    assert resp.headers["x-amzn-errortype"] == "MissingAuthenticationTokenException"
 
 
 BAD_INPUT = [

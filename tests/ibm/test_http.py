@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from quotaguard._http import HTTPClient, RetryPolicy, check_endpoint, is_loopback
+from quotaguard._http import HTTPClient, RetryPolicy, check_endpoint, is_loopback, set_testing
 from quotaguard.errors import InvalidInput, ProviderUnavailable
 from tests.ibm.conftest import Sleeps
 
@@ -44,7 +44,12 @@ async def flaky(request: web.Request) -> web.Response:
 
 
 async def ok(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+    return web.json_response({"ok": True}, headers={"X-Request-Id": "r-1"})
+
+
+async def down(request: web.Request) -> web.Response:
+    request.app[HITS].append(1)
+    return web.Response(status=503, headers={"Retry-After": "30"})
 
 
 @pytest.fixture
@@ -56,6 +61,7 @@ async def server() -> AsyncIterator[TestServer]:
     app.router.add_get("/cut", cut)
     app.router.add_get("/flaky", flaky)
     app.router.add_get("/ok", ok)
+    app.router.add_get("/down", down)
     async with TestServer(app, host="127.0.0.1") as srv:
         try:
             yield srv
@@ -108,11 +114,58 @@ async def test_retry_after_http_date_uses_the_injected_clock(
     server: TestServer, sleeps: Sleeps
 ) -> None:
     now = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
-    async with HTTPClient(provider="t", sleep=sleeps, clock=lambda: now) as http:
+    retry = RetryPolicy()  # explicit: the testing switch would make the wait zero
+    async with HTTPClient(provider="t", sleep=sleeps, clock=lambda: now, retry=retry) as http:
         response = await http.request("GET", str(server.make_url("/flaky")), idempotent=True)
     assert response.ok
     assert response.json() == {"ok": True}
     assert sleeps.delays == [4.0]
+
+
+async def test_header_keys_are_lower_case(server: TestServer) -> None:
+    async with HTTPClient(provider="t") as http:
+        response = await http.request("GET", str(server.make_url("/ok")), idempotent=True)
+    assert response.headers["x-request-id"] == "r-1"
+    assert response.headers["content-type"].startswith("application/json")
+    assert all(key == key.lower() for key in response.headers)
+
+
+# -- the testing switch (the root conftest turns it on for every test) ----------------------
+
+
+async def test_the_testing_switch_keeps_attempts_and_waits_zero(
+    server: TestServer, sleeps: Sleeps
+) -> None:
+    async with HTTPClient(provider="t", sleep=sleeps) as http:
+        response = await http.request("GET", str(server.make_url("/down")), idempotent=True)
+    assert response.status == 503
+    assert len(server.app[HITS]) == RetryPolicy().attempts  # the default's four tries
+    assert sleeps.delays == [0.0, 0.0, 0.0]  # Retry-After: 30 ignored too
+
+
+async def test_an_explicit_policy_wins_over_the_testing_switch(
+    server: TestServer, sleeps: Sleeps
+) -> None:
+    retry = RetryPolicy(attempts=2, max_retry_after=12.0)
+    async with HTTPClient(provider="t", sleep=sleeps, retry=retry) as http:
+        await http.request("GET", str(server.make_url("/down")), idempotent=True)
+    assert len(server.app[HITS]) == 2
+    assert sleeps.delays == [12.0]  # Retry-After: 30, capped by this policy
+    assert http.retry is retry
+
+
+async def test_the_switch_applies_to_clients_already_made(
+    server: TestServer, sleeps: Sleeps
+) -> None:
+    async with HTTPClient(provider="t", sleep=sleeps) as http:
+        assert http.retry.cap == 0 and http.retry.max_retry_after == 0
+        set_testing(False)
+        try:
+            assert http.retry == RetryPolicy()
+            await http.request("GET", str(server.make_url("/down")), idempotent=True)
+        finally:
+            set_testing(True)
+    assert sleeps.delays == [30.0, 30.0, 30.0]  # the server's Retry-After, as in production
 
 
 async def test_non_https_non_loopback_refused() -> None:

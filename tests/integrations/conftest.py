@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from quotaguard._http import RetryPolicy
 from quotaguard.braket import BraketClient
 from quotaguard.guard import BudgetGuard
 from quotaguard.ibm import IBMRuntimeClient
@@ -57,7 +56,6 @@ async def braket_guard(
         "us-east-1",
         endpoint_url=emulator.url,
         botocore_session=botocore_session(),
-        retry=RetryPolicy(base=0.001, cap=0.01),
     )
     async with client, BudgetGuard(MemoryLedger(), braket=client, clock=clock) as guard:
         yield guard

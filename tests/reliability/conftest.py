@@ -74,7 +74,9 @@ async def world(emulator: Emulator, clock: FakeClock) -> AsyncIterator[World]:
     emulator.braket.add_credentials(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
     emulator.braket.add_spending_limit(FORTE, Decimal(100))
     sleeps = Sleeps()
-    retry = RetryPolicy(attempts=ATTEMPTS, base=0.001, cap=0.005, max_retry_after=0.05)
+    # Explicit policies: these tests count attempts. IBM's sleeps are recorded, not slept;
+    # Braket sleeps for real, so its waits (and a Retry-After: 7) are capped small.
+    braket_retry = RetryPolicy(attempts=ATTEMPTS, base=0.001, cap=0.005, max_retry_after=0.05)
     async with (
         IBMRuntimeClient(
             IBM_API_KEY,
@@ -82,7 +84,7 @@ async def world(emulator: Emulator, clock: FakeClock) -> AsyncIterator[World]:
             base_url=f"{emulator.url}/api",
             iam_url=emulator.url,
             timeout=TIMEOUT,
-            retry=RetryPolicy(attempts=ATTEMPTS, base=0.001, cap=0.005),
+            retry=RetryPolicy(attempts=ATTEMPTS),
             sleep=sleeps,
             clock=clock,
         ) as ibm,
@@ -91,7 +93,7 @@ async def world(emulator: Emulator, clock: FakeClock) -> AsyncIterator[World]:
             endpoint_url=emulator.url,
             botocore_session=aws_session(),
             timeout=TIMEOUT,
-            retry=retry,
+            retry=braket_retry,
         ) as braket,
     ):
         yield World(emulator, ibm, braket, clock, sleeps)
