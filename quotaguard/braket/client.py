@@ -1,4 +1,5 @@
-"""``BraketClient``: the Braket API over aiohttp, with botocore's model, signer and credentials.
+"""``BraketClient``: the Braket API over aiohttp, with botocore's model, signer and credentials;
+and :func:`load_price_list`, AWS's public Price List for Braket. All Braket HTTP is here.
 
 Endpoint resolved once; credentials from botocore's standard chain, looked up and refreshed
 off the event loop; every call idempotent (reads, or writes carrying a ``clientToken``), so
@@ -8,76 +9,39 @@ every call is retried on 429/5xx/connection errors. The client never logs or rep
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
 import botocore.credentials
 import botocore.session
 
 from quotaguard._aio import AsyncClosing
-from quotaguard._http import HTTPClient, RetryPolicy
+from quotaguard._http import HTTPClient, Response, RetryPolicy, check_endpoint
 from quotaguard.braket import sansio
-from quotaguard.braket.models import Device, QuantumTask, SpendingLimit, TimePeriod, structure
-from quotaguard.braket.rules import check_create, check_time_period, check_update
-from quotaguard.braket.work import (
-    check_amount,
-    check_shots,
-    check_spending_limit_arn,
-    check_task_arn,
-    parse_device_arn,
-)
+from quotaguard.braket.checks import parse_device_arn
+from quotaguard.braket.models import Device, QuantumTask, SpendingLimit, TimePeriod
+from quotaguard.braket.pricing import DEFAULT_OFFERS_URL, PriceTable
+from quotaguard.braket.signing import sign
 from quotaguard.errors import AuthenticationError, InvalidInput, MalformedPayload
 
-__all__ = ["BraketClient"]
-
-T = TypeVar("T")
-PAGE_SIZE = 100  # the model's maximum maxResults
+__all__ = ["BraketClient", "endpoint_for", "load_price_list"]
 
 
-def _token(value: object, field: str = "client_token") -> str:
-    if value is None:
-        return str(uuid.uuid4())
-    if not isinstance(value, str) or not 1 <= len(value) <= 64:
-        raise InvalidInput(field, "client token must be a string of 1-64 characters")
-    return value
-
-
-def _tags(value: object) -> dict[str, str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise InvalidInput("tags", "tags must be a mapping of str to str")
-    return dict(value)
-
-
-def _period(value: TimePeriod | None) -> dict[str, Any] | None:
-    return None if value is None else {"startAt": value.start_at, "endAt": value.end_at}
-
-
-def _str_len(value: object, field: str, low: int, high: int) -> str:
-    if not isinstance(value, str) or not low <= len(value) <= high:
-        raise InvalidInput(field, f"must be a string of {low}-{high} characters")
-    return value
-
-
-def _json_text(value: object, field: str) -> str:
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, Mapping):
-        text = json.dumps(value)
-    else:
-        raise InvalidInput(field, f"must be a JSON string or a dict, got {type(value).__name__}")
-    try:
-        json.loads(text)
-    except ValueError as exc:
-        raise InvalidInput(field, f"is not valid JSON: {exc}") from None
-    return text
+def endpoint_for(region: str, endpoint_url: str | None = None) -> str:
+    """The Braket endpoint: explicit URL, then ``AWS_ENDPOINT_URL_BRAKET``/``AWS_ENDPOINT_URL``,
+    then ``https://braket.{region}.amazonaws.com`` (``.com.cn`` in China regions)."""
+    url = (
+        endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_BRAKET")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    if url:
+        return check_endpoint(url, "endpoint_url")
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://braket.{region}.{suffix}"
 
 
 class BraketClient(AsyncClosing):
@@ -101,8 +65,10 @@ class BraketClient(AsyncClosing):
         if not isinstance(resolved, str) or not resolved:
             raise InvalidInput("region", "no AWS region; pass region= or set AWS_REGION")
         self.region = resolved
-        self.endpoint = sansio.endpoint_for(resolved, endpoint_url)
-        self._http = HTTPClient(provider="braket", session=session, timeout=timeout, retry=retry)
+        self.endpoint = endpoint_for(resolved, endpoint_url)
+        self._http = HTTPClient(
+            provider=sansio.PROVIDER, session=session, timeout=timeout, retry=retry
+        )
         self._credentials: botocore.credentials.Credentials | None = None
         self._lock = asyncio.Lock()
 
@@ -122,7 +88,7 @@ class BraketClient(AsyncClosing):
         if creds is None:
             raise AuthenticationError(
                 "no AWS credentials found (environment, profile, SSO, container or instance role)",
-                provider="braket",
+                provider=sansio.PROVIDER,
             )
         if isinstance(creds, botocore.credentials.RefreshableCredentials) and (
             creds.refresh_needed()
@@ -130,46 +96,17 @@ class BraketClient(AsyncClosing):
             return await asyncio.to_thread(creds.get_frozen_credentials)
         return creds.get_frozen_credentials()
 
-    async def _call(
-        self,
-        name: str,
-        params: Mapping[str, Any],
-        *,
-        device_arn: str | None = None,
-        requested: Decimal | None = None,
-    ) -> dict[str, Any]:
+    async def _send(self, request: sansio.Request) -> Response:
         creds = await self._frozen()
-        req = sansio.prepare(
-            name, params, endpoint=self.endpoint, region=self.region, credentials=creds
-        )
-        resp = await self._http.request(
-            req.method,
-            req.url,
-            headers=req.headers,
-            data=req.body,
+        signed = sign(request, endpoint=self.endpoint, region=self.region, credentials=creds)
+        return await self._http.request(
+            signed.method,
+            signed.url,
+            headers=signed.headers,
+            data=signed.body,
             idempotent=True,
             encoded=True,  # the path SigV4 signed, as signed (ARNs: %3A, %2F)
         )
-        if not resp.ok:
-            raise sansio.decode_error(
-                resp.status, resp.headers, resp.body, device_arn=device_arn, requested=requested
-            )
-        try:
-            data = json.loads(resp.body) if resp.body else {}
-        except ValueError:
-            raise MalformedPayload(
-                "$", f"{name} answered with non-JSON", provider="braket"
-            ) from None
-        if not isinstance(data, dict):
-            raise MalformedPayload("$", f"{name} answered with a non-object", provider="braket")
-        return data
-
-    @staticmethod
-    def _field(data: Mapping[str, Any], key: str, cls: type[T]) -> T:
-        value = data.get(key)
-        if not isinstance(value, cls):
-            raise MalformedPayload(f"$.{key}", f"expected {cls.__name__}", provider="braket")
-        return value
 
     # -- spending limits -------------------------------------------------------------------
 
@@ -184,23 +121,16 @@ class BraketClient(AsyncClosing):
         check_existing: bool = True,
     ) -> str:
         """Create a limit; returns its ARN. Refused locally if the device already has one."""
-        arn, value, period = check_create(device_arn, amount, time_period)
-        params: dict[str, Any] = {
-            "clientToken": _token(client_token),
-            "deviceArn": arn,
-            "spendingLimit": format(value, "f"),
-        }
-        if period is not None:
-            params["timePeriod"] = _period(period)
-        if (tag_map := _tags(tags)) is not None:
-            params["tags"] = tag_map
+        request = sansio.build_create_spending_limit(
+            device_arn, amount, time_period, tags, client_token
+        )
+        arn = request.params["deviceArn"]
         if check_existing and (existing := await self.spending_limit_for(arn)) is not None:
             raise InvalidInput(
                 "device_arn",
                 f"{arn} already has spending limit {existing.spending_limit_arn}; update it",
             )
-        data = await self._call("CreateSpendingLimit", params)
-        return self._field(data, "spendingLimitArn", str)
+        return sansio.decipher_field(request, await self._send(request), "spendingLimitArn")
 
     async def update_spending_limit(
         self,
@@ -213,56 +143,26 @@ class BraketClient(AsyncClosing):
     ) -> None:
         """Change the amount and/or period. With ``current``, a new limit below its
         ``total_spend + queued_spend`` is refused before sending (as Braket would)."""
-        limit_arn = check_spending_limit_arn(arn, "arn")
-        period = check_time_period(time_period)
-        if amount is None and period is None:
-            raise InvalidInput("amount", "give a new amount, a new time_period, or both")
-        params: dict[str, Any] = {
-            "spendingLimitArn": limit_arn,
-            "clientToken": _token(client_token),
-        }
-        if amount is not None:
-            value = check_amount(amount)
-            check_update(value, current)
-            params["spendingLimit"] = format(value, "f")
-        if period is not None:
-            params["timePeriod"] = _period(period)
-        await self._call("UpdateSpendingLimit", params)
+        request = sansio.build_update_spending_limit(
+            arn, amount, time_period, current=current, client_token=client_token
+        )
+        sansio.decipher(request, await self._send(request))
 
     async def delete_spending_limit(self, arn: str) -> None:
-        limit_arn = check_spending_limit_arn(arn, "arn")
-        await self._call("DeleteSpendingLimit", {"spendingLimitArn": limit_arn})
+        request = sansio.build_delete_spending_limit(arn)
+        sansio.decipher(request, await self._send(request))
 
     async def search_spending_limits(
-        self, device_arns: Sequence[str] | None = None, *, page_size: int = PAGE_SIZE
+        self, device_arns: Sequence[str] | None = None, *, page_size: int = sansio.PAGE_SIZE
     ) -> AsyncIterator[SpendingLimit]:
         """Every limit (optionally for ``device_arns``), following ``nextToken``."""
-        if not 1 <= page_size <= PAGE_SIZE:
-            raise InvalidInput("page_size", f"must be 1-{PAGE_SIZE}")
-        if device_arns is None:
-            groups: list[list[str] | None] = [None]
-        else:
-            if isinstance(device_arns, str):
-                raise InvalidInput("device_arns", "pass a list of device ARNs, not one string")
-            arns = [parse_device_arn(a, f"device_arns[{i}]").arn for i, a in enumerate(device_arns)]
-            groups = [arns[i : i + 10] for i in range(0, len(arns), 10)]  # ≤ 10 values a filter
-        for group in groups:
+        for group in sansio.search_groups(device_arns, page_size):
             token: str | None = None
             while True:
-                params: dict[str, Any] = {"maxResults": page_size}
-                if group is not None:
-                    params["filters"] = [
-                        {"name": "deviceArn", "operator": "EQUAL", "values": group}
-                    ]
-                if token:
-                    params["nextToken"] = token
-                data = await self._call("SearchSpendingLimits", params)
-                items = data.get("spendingLimits")
-                if not isinstance(items, list):
-                    raise MalformedPayload("$.spendingLimits", "expected a list", provider="braket")
-                for limit in structure(items, list[SpendingLimit], path="$.spendingLimits"):
+                request = sansio.build_search_spending_limits(group, page_size, token)
+                limits, token = sansio.decipher_spending_limits(request, await self._send(request))
+                for limit in limits:
                     yield limit
-                token = data.get("nextToken")
                 if not token:
                     break
 
@@ -276,21 +176,16 @@ class BraketClient(AsyncClosing):
     # -- devices and tasks -----------------------------------------------------------------
 
     async def get_device(self, arn: str) -> Device:
-        device_arn = parse_device_arn(arn, "arn").arn
-        data = await self._call("GetDevice", {"deviceArn": device_arn})
-        return structure(data, Device)
+        request = sansio.build_get_device(arn)
+        return sansio.decipher_as(request, await self._send(request), Device)
 
     async def get_quantum_task(self, arn: str) -> QuantumTask:
-        task_arn = check_task_arn(arn, "arn")
-        data = await self._call("GetQuantumTask", {"quantumTaskArn": task_arn})
-        return structure(data, QuantumTask)
+        request = sansio.build_get_quantum_task(arn)
+        return sansio.decipher_as(request, await self._send(request), QuantumTask)
 
     async def cancel_quantum_task(self, arn: str, client_token: str | None = None) -> str:
-        task_arn = check_task_arn(arn, "arn")
-        data = await self._call(
-            "CancelQuantumTask", {"quantumTaskArn": task_arn, "clientToken": _token(client_token)}
-        )
-        return self._field(data, "cancellationStatus", str)
+        request = sansio.build_cancel_quantum_task(arn, client_token)
+        return sansio.decipher_field(request, await self._send(request), "cancellationStatus")
 
     async def create_quantum_task(
         self,
@@ -308,20 +203,62 @@ class BraketClient(AsyncClosing):
     ) -> str:
         """Send a task; returns its ARN. Braket's own over-limit 400 raises
         ``BudgetExceeded(source="server")`` (``estimate`` fills in the requested amount)."""
-        ref = parse_device_arn(device_arn)
-        params: dict[str, Any] = {
-            "clientToken": _token(client_token),
-            "deviceArn": ref.arn,
-            "shots": check_shots(shots, qpu=ref.is_qpu),
-            "outputS3Bucket": _str_len(output_s3_bucket, "output_s3_bucket", 3, 63),
-            "outputS3KeyPrefix": _str_len(output_s3_key_prefix, "output_s3_key_prefix", 1, 1024),
-            "action": _json_text(action, "action"),
-        }
-        if device_parameters is not None:
-            params["deviceParameters"] = _json_text(device_parameters, "device_parameters")
-        if (tag_map := _tags(tags)) is not None:
-            params["tags"] = tag_map
-        if job_token is not None:
-            params["jobToken"] = _str_len(job_token, "job_token", 1, 128)
-        data = await self._call("CreateQuantumTask", params, device_arn=ref.arn, requested=estimate)
-        return self._field(data, "quantumTaskArn", str)
+        request = sansio.build_create_quantum_task(
+            device_arn,
+            action,
+            shots,
+            output_s3_bucket,
+            output_s3_key_prefix,
+            device_parameters,
+            client_token,
+            tags,
+            job_token,
+            estimate=estimate,
+        )
+        return sansio.decipher_field(request, await self._send(request), "quantumTaskArn")
+
+
+# -- AWS's public Price List -------------------------------------------------------------------
+
+_cache: dict[str, PriceTable] = {}
+_locks: dict[str, asyncio.Lock] = {}
+
+
+async def _fetch(source: str, timeout: float, session: Any) -> str:
+    if source.startswith(("http://", "https://")):
+        check_endpoint(source, "BRAKET_PRICE_OFFERS_URL")
+        async with HTTPClient(provider="braket", session=session, timeout=timeout) as http:
+            response = await http.request("GET", source, idempotent=True)
+        if not response.ok:
+            raise MalformedPayload(
+                "BRAKET_PRICE_OFFERS_URL",
+                f"GET {source} answered HTTP {response.status}",
+                provider="braket",
+            )
+        return response.body.decode("utf-8")
+    path = Path(source.removeprefix("file://"))
+    try:
+        return await asyncio.to_thread(path.read_text, "utf-8")
+    except OSError as exc:
+        raise InvalidInput("BRAKET_PRICE_OFFERS_URL", f"cannot read {path}: {exc}") from exc
+
+
+async def load_price_list(
+    source: str | None = None,
+    *,
+    session: Any = None,
+    timeout: float = 60.0,
+    refresh: bool = False,
+    base: PriceTable | None = None,
+) -> PriceTable:
+    """Load AWS's Price List CSV for Braket (``BRAKET_PRICE_OFFERS_URL`` or ``source``, a URL
+    or a local file path), cached per source; merged over ``base`` (the offline default)."""
+    where = source or os.environ.get("BRAKET_PRICE_OFFERS_URL") or DEFAULT_OFFERS_URL
+    lock = _locks.setdefault(where, asyncio.Lock())
+    async with lock:  # one download per source, however many coroutines ask
+        table = None if refresh else _cache.get(where)
+        if table is None:
+            text = await _fetch(where, timeout, session)
+            table = await asyncio.to_thread(PriceTable.from_offer_csv, text)
+            _cache[where] = table
+    return (base if base is not None else PriceTable.default()).merged(table)

@@ -8,23 +8,21 @@ price: there is no guess, the caller must supply one (``with_price``) or the wor
 The Price List CSV (the Braket SDK's ``braket/tracking/pricing.py`` reads the same file) has
 five metadata lines, then a header with ``Product Family``, ``Region Code``, ``DeviceName``
 (QPU rows), ``Version`` (simulator rows), ``operation``, ``Unit``, ``PricePerUnit``, ``Currency``.
+Parsing it is here; downloading it is :func:`quotaguard.braket.client.load_price_list` (the
+client module is the one that does HTTP).
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import os
 from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
-from typing import Any
 
 import attrs
 
-from quotaguard.braket.work import check_shots, parse_device_arn
+from quotaguard.braket.checks import check_shots, parse_device_arn
 from quotaguard.engine.amounts import as_amount
 from quotaguard.errors import InvalidInput, MalformedPayload
 
@@ -36,7 +34,6 @@ __all__ = [
     "Price",
     "PriceTable",
     "UnknownPrice",
-    "load_price_list",
 ]
 
 DEFAULT_OFFERS_URL = (
@@ -243,49 +240,3 @@ def _parse_offer_csv(text: str) -> dict[tuple[str, str], Price]:
     for key, per_minute in minute.items():
         catalog[key] = Price(per_minute=per_minute, min_seconds=SIMULATOR_MIN_SECONDS)
     return catalog
-
-
-_cache: dict[str, PriceTable] = {}
-_locks: dict[str, asyncio.Lock] = {}
-
-
-async def _fetch(source: str, timeout: float, session: Any) -> str:
-    if source.startswith(("http://", "https://")):
-        from quotaguard._http import HTTPClient, check_endpoint
-
-        check_endpoint(source, "BRAKET_PRICE_OFFERS_URL")
-        async with HTTPClient(provider="braket", session=session, timeout=timeout) as http:
-            response = await http.request("GET", source, idempotent=True)
-        if not response.ok:
-            raise MalformedPayload(
-                "BRAKET_PRICE_OFFERS_URL",
-                f"GET {source} answered HTTP {response.status}",
-                provider="braket",
-            )
-        return response.body.decode("utf-8")
-    path = Path(source.removeprefix("file://"))
-    try:
-        return await asyncio.to_thread(path.read_text, "utf-8")
-    except OSError as exc:
-        raise InvalidInput("BRAKET_PRICE_OFFERS_URL", f"cannot read {path}: {exc}") from exc
-
-
-async def load_price_list(
-    source: str | None = None,
-    *,
-    session: Any = None,
-    timeout: float = 60.0,
-    refresh: bool = False,
-    base: PriceTable | None = None,
-) -> PriceTable:
-    """Load AWS's Price List CSV for Braket (``BRAKET_PRICE_OFFERS_URL`` or ``source``, a URL
-    or a local file path), cached per source; merged over ``base`` (the offline default)."""
-    where = source or os.environ.get("BRAKET_PRICE_OFFERS_URL") or DEFAULT_OFFERS_URL
-    lock = _locks.setdefault(where, asyncio.Lock())
-    async with lock:  # one download per source, however many coroutines ask
-        table = None if refresh else _cache.get(where)
-        if table is None:
-            text = await _fetch(where, timeout, session)
-            table = await asyncio.to_thread(PriceTable.from_offer_csv, text)
-            _cache[where] = table
-    return (base if base is not None else PriceTable.default()).merged(table)

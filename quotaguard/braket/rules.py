@@ -12,9 +12,10 @@ import functools
 from datetime import datetime
 from decimal import Decimal
 
+from quotaguard.braket.checks import check_amount, check_shots, parse_device_arn
 from quotaguard.braket.models import Device, SpendingLimit, TimePeriod
 from quotaguard.braket.pricing import PriceTable
-from quotaguard.braket.work import BraketTask, check_amount, check_shots, parse_device_arn
+from quotaguard.braket.work import BraketTask
 from quotaguard.engine import Budget, Charge, Estimate, FixedWindow, NoWindow, Unit, Violation
 from quotaguard.engine.windows import check_aware
 from quotaguard.errors import InvalidInput

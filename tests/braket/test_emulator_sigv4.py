@@ -18,8 +18,11 @@ import pytest
 import yarl
 from botocore.awsrequest import AWSRequest
 
-from quotaguard._http import RetryPolicy
-from quotaguard.braket import BraketClient, sansio
+from quotaguard._wire import Response
+from quotaguard.braket import BraketClient
+from quotaguard.braket.sansio import Request as BraketRequest
+from quotaguard.braket.sansio import decipher_error
+from quotaguard.braket.signing import sign
 from quotaguard.errors import AuthenticationError
 from quotaguard.testing import Emulator
 from tests.conftest import FakeClock
@@ -29,7 +32,6 @@ from .conftest import ACCESS_KEY, FORTE, SECRET_KEY, SESSION_TOKEN, botocore_ses
 
 MISMATCH = "The request signature we calculated does not match the signature you provided."
 TIMEOUT = aiohttp.ClientTimeout(total=10)
-FAST = RetryPolicy(base=0.001, cap=0.01)
 ACTION: dict[str, Any] = {
     "braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"},
     "source": "OPENQASM 3;",
@@ -37,7 +39,7 @@ ACTION: dict[str, Any] = {
 
 
 def client(emu: Emulator, session: botocore.session.Session) -> BraketClient:
-    return BraketClient("us-east-1", endpoint_url=emu.url, botocore_session=session, retry=FAST)
+    return BraketClient("us-east-1", endpoint_url=emu.url, botocore_session=session)
 
 
 def session_with(key: str, secret: str, token: str | None = None) -> botocore.session.Session:
@@ -101,7 +103,7 @@ Request = tuple[str, str, dict[str, str], bytes]
 
 def signed(name: str, params: dict[str, Any], emu: Emulator, token: str | None) -> Request:
     creds = botocore.credentials.ReadOnlyCredentials(ACCESS_KEY, SECRET_KEY, token)
-    req = sansio.prepare(name, params, endpoint=emu.url, region="us-east-1", credentials=creds)
+    req = sign(BraketRequest(name, params), endpoint=emu.url, region="us-east-1", credentials=creds)
     return req.method, req.url, dict(req.headers), req.body
 
 
@@ -158,7 +160,9 @@ async def test_any_changed_part_is_an_invalid_signature(emulator: Emulator, part
     assert message.startswith(MISMATCH) or message.startswith("Date in Credential scope")
     assert emulator.braket.limits == {}
     assert SECRET_KEY not in text and SESSION_TOKEN not in text
-    decoded = sansio.decode_error(status, headers, text.encode())
+    lower = {key.lower(): value for key, value in headers.items()}
+    request = BraketRequest("CreateSpendingLimit", {})
+    decoded = decipher_error(request, Response(status, lower, text.encode(), emulator.url))
     assert isinstance(decoded, AuthenticationError)
 
 

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from quotaguard.braket.pricing import (
-    DEFAULT_PRICES,
-    Price,
-    PriceTable,
-    UnknownPrice,
-    load_price_list,
-)
+from quotaguard.braket import load_price_list
+from quotaguard.braket.pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPrice
 from quotaguard.errors import InvalidInput, MalformedPayload
 
 from .conftest import FORTE, SV1

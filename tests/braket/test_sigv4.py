@@ -11,7 +11,8 @@ import botocore.auth
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from quotaguard.braket import sansio
+from quotaguard.braket.sansio import Request
+from quotaguard.braket.signing import sign
 
 from .conftest import ACCESS_KEY, FORTE, SECRET_KEY, SESSION_TOKEN, botocore_session
 
@@ -103,7 +104,7 @@ def test_authorization_header_matches_boto3(
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: FROZEN)
     theirs = boto3_request(py_name, params, token)
     creds = botocore_session(token).get_credentials().get_frozen_credentials()
-    ours = sansio.prepare(op, params, endpoint=ENDPOINT, region="us-east-1", credentials=creds)
+    ours = sign(Request(op, params), endpoint=ENDPOINT, region="us-east-1", credentials=creds)
     their_auth = theirs.headers["Authorization"]
     their_auth = their_auth.decode() if isinstance(their_auth, bytes) else their_auth
     assert ours.headers["Authorization"] == their_auth
@@ -112,9 +113,12 @@ def test_authorization_header_matches_boto3(
     assert ours.body == (theirs.body or b"")
 
 
-def test_prepared_request_repr_hides_headers() -> None:
+def test_signed_request_repr_hides_headers() -> None:
     creds = botocore_session(SESSION_TOKEN).get_credentials().get_frozen_credentials()
-    ours = sansio.prepare(
-        "GetDevice", {"deviceArn": FORTE}, endpoint=ENDPOINT, region="us-east-1", credentials=creds
+    ours = sign(
+        Request("GetDevice", {"deviceArn": FORTE}),
+        endpoint=ENDPOINT,
+        region="us-east-1",
+        credentials=creds,
     )
     assert SESSION_TOKEN not in repr(ours) and "Signature" not in repr(ours)
