@@ -23,6 +23,8 @@ T = TypeVar("T")
 
 
 class CachedState(Generic[T]):
+    """One piece of provider state, fetched by ``fetch`` and kept for ``ttl``."""
+
     def __init__(
         self,
         name: str,

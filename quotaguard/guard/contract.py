@@ -1,7 +1,7 @@
 """The guard's contract with a provider (``Adapter``) and what it hands back (``Submission``).
 
 Both are re-exported by ``quotaguard.guard``; they live here so the submission flow
-(``guard``) and settlement (``_settlement``) can share them.
+(``core``), sending (``sending``) and settlement (``settlement``) can share them.
 """
 
 from __future__ import annotations
@@ -22,17 +22,42 @@ __all__ = ["Adapter", "Submission"]
 class Adapter(Protocol):
     """What the guard needs from a provider: estimates from cached state, job ids, actuals."""
 
+    #: A short name for messages and ``repr`` ("ibm", "braket").
     provider: str
+    #: The unit the provider bills in; ``actual`` answers in it.
     unit: Unit
 
-    def handles(self, work: object) -> bool: ...
-    async def estimate(self, work: Any, *, now: datetime, fail_open: bool) -> Estimate: ...
-    def explain(self, work: Any, violations: Sequence[Violation]) -> tuple[Violation, ...]: ...
-    def external_id(self, work: Any, result: object) -> str | None: ...
-    def owns(self, external_id: str) -> bool: ...
-    async def actual(self, external_id: str, reserved: Decimal) -> Decimal | None: ...
-    async def sync(self) -> None: ...
-    async def aclose(self) -> None: ...
+    def handles(self, work: object) -> bool:
+        """Whether this adapter prices and settles ``work`` (the first that says yes does)."""
+        ...
+
+    async def estimate(self, work: Any, *, now: datetime, fail_open: bool) -> Estimate:
+        """Charges and provider-side violations for ``work``, from cached provider state."""
+        ...
+
+    def explain(self, work: Any, violations: Sequence[Violation]) -> tuple[Violation, ...]:
+        """The violations as the caller should read them, reworded to name a provider fix."""
+        ...
+
+    def external_id(self, work: Any, result: object) -> str | None:
+        """The provider's job id in what ``submit`` returned, or None if there is none."""
+        ...
+
+    def owns(self, external_id: str) -> bool:
+        """Whether ``external_id`` names a job of this provider."""
+        ...
+
+    async def actual(self, external_id: str, reserved: Decimal) -> Decimal | None:
+        """What the job cost in ``unit``; None while it has not finished."""
+        ...
+
+    async def sync(self) -> None:
+        """Refresh the cached provider state now."""
+        ...
+
+    async def aclose(self) -> None:
+        """Let go of what the adapter holds (it never closes the client it was given)."""
+        ...
 
 
 @attrs.frozen

@@ -1,18 +1,16 @@
 """``BudgetGuard``: estimate → reserve (one atomic step) → submit → bind → settle.
 
 The guard is the only place that wires clients, provider rules and the ledger together.
-Provider specifics live in adapters (``_ibm_adapter``, ``_braket_adapter``); this module is
-provider-neutral. It holds the submission flow; settling and watching are in ``_settlement``.
+Provider specifics live in adapters (``ibm_adapter``, ``braket_adapter``); this module is
+provider-neutral. It decides what is admitted; calling ``submit`` is the :class:`Sender`'s
+work (``sending``), settling and watching the :class:`Settler`'s (``settlement``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,10 +22,11 @@ from quotaguard.engine.amounts import Unit, as_amount, to_micro
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Estimate, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.engine.windows import check_aware
-from quotaguard.errors import BudgetExceeded, InvalidInput, QuotaGuardError
+from quotaguard.errors import BudgetExceeded, InvalidInput
 from quotaguard.guard.contract import Adapter, Submission
-from quotaguard.guard.sending import Sending
-from quotaguard.guard.settlement import Settlement
+from quotaguard.guard.sending import Sender
+from quotaguard.guard.settlement import Settler
+from quotaguard.guard.units import UnitConverter
 from quotaguard.ledger.base import Ledger, check_lease
 from quotaguard.ledger.sqlite import SQLiteLedger
 
@@ -39,14 +38,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Adapter", "BudgetGuard", "Submission"]
 
-log = logging.getLogger("quotaguard.guard")
-
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class BudgetGuard(Sending, Settlement, AsyncClosing):
+class BudgetGuard(AsyncClosing):
     """Rejects over-budget work before it is sent.
 
     ``ledger=None`` opens the embedded SQLite ledger in the user state dir. The guard closes
@@ -88,81 +85,126 @@ class BudgetGuard(Sending, Settlement, AsyncClosing):
             )
         check_aware(clock(), "clock()")
         self._owns_ledger = ledger is None
-        self.ledger: Ledger = ledger if ledger is not None else SQLiteLedger()
+        self._ledger: Ledger = ledger if ledger is not None else SQLiteLedger()
+        self._clock = clock
+        self._lease = lease
+        self._converter = UnitConverter(ibm_price_per_second)
         self.fail_mode = fail_mode
-        self.lease = lease
-        self.submit_timeout = submit_timeout
-        self.ibm_price_per_second = ibm_price_per_second
-        self.clock = clock
         self._budget_units: dict[str, Unit] = {}
         # The same work is priced into the same user budgets over and over: a Charge is
         # frozen, so one built (and validated) for an amount and unit serves every repeat.
         self._user_charges: dict[tuple[object, ...], Charge] = {}
         self._inflight: dict[str, tuple[object, tuple[str, ...], asyncio.Future[Submission]]] = {}
-        self._warned_open: set[str] = set()
-        self._watcher: asyncio.Task[None] | None = None
-        # Sync sends (SDK calls) run on threads of our own: callers waiting on the guard from
-        # the loop's default executor (asyncio.to_thread) can never starve them.
-        self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="quotaguard-send")
-        self._followups: set[asyncio.Task[Any]] = set()
         # Extra adapters first: a custom provider (or a test double) can claim any work type.
-        self.adapters: list[Adapter] = list(adapters)
+        self._adapters: list[Adapter] = list(adapters)
         common = {
-            "ledger": self.ledger,
+            "ledger": self._ledger,
             "clock": clock,
             "ttl": state_ttl,
             "max_staleness": max_staleness,
         }
+        # Imported when used: a guard for one provider does not load the other's modules.
         if ibm is not None:
             from quotaguard.guard.ibm_adapter import IBMAdapter
 
-            self.adapters.append(IBMAdapter(ibm, policy=ibm_policy, **common))  # type: ignore[arg-type]
+            self._adapters.append(IBMAdapter(ibm, policy=ibm_policy, **common))  # type: ignore[arg-type]
         if braket is not None or prices is not None:
             from quotaguard.guard.braket_adapter import BraketAdapter
 
-            self.adapters.append(BraketAdapter(braket, prices=prices, **common))  # type: ignore[arg-type]
+            self._adapters.append(BraketAdapter(braket, prices=prices, **common))  # type: ignore[arg-type]
+        # The guard holds two parts: one calls ``submit``, one settles what was sent.
+        # ``guard.ibm`` and ``guard.braket`` stay free: they are reserved for guarded sends
+        # from plain async code (a later release); the adapters are in ``adapters``.
+        self._sender = Sender(self._ledger, clock=clock, submit_timeout=submit_timeout)
+        self._settler = Settler(
+            self._ledger, self._adapters, clock=clock, lease=lease, converter=self._converter
+        )
 
     def __repr__(self) -> str:
-        names = [a.provider for a in self.adapters]
+        names = [a.provider for a in self._adapters]
         return (
-            f"BudgetGuard(ledger={self.ledger!r}, providers={names}, fail_mode={self.fail_mode!r})"
+            f"BudgetGuard(ledger={self._ledger!r}, providers={names}, fail_mode={self.fail_mode!r})"
         )
+
+    # -- settings: assignable as plain attributes; a new value reaches the parts that use it --
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    @ledger.setter
+    def ledger(self, ledger: Ledger) -> None:
+        self._ledger = self._sender.ledger = self._settler.ledger = ledger
+
+    @property
+    def adapters(self) -> list[Adapter]:
+        return self._adapters
+
+    @adapters.setter
+    def adapters(self, adapters: list[Adapter]) -> None:
+        self._adapters = self._settler.adapters = adapters
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], datetime]) -> None:
+        self._clock = self._sender.clock = self._settler.clock = clock
+
+    @property
+    def lease(self) -> timedelta:
+        return self._lease
+
+    @lease.setter
+    def lease(self, lease: timedelta) -> None:
+        self._lease = self._settler.lease = lease
+
+    @property
+    def submit_timeout(self) -> float:
+        return self._sender.submit_timeout
+
+    @submit_timeout.setter
+    def submit_timeout(self, seconds: float) -> None:
+        self._sender.submit_timeout = seconds
+
+    @property
+    def ibm_price_per_second(self) -> Decimal | None:
+        return self._converter.ibm_price_per_second
+
+    @ibm_price_per_second.setter
+    def ibm_price_per_second(self, price: Decimal | None) -> None:
+        self._converter = self._settler.converter = UnitConverter(price)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
-        if self._followups:
-            await asyncio.wait(self._followups, timeout=30)
-        self._executor.shutdown(wait=False)
-        for adapter in self.adapters:
+        await self._settler.aclose()
+        await self._sender.aclose()
+        for adapter in self._adapters:
             await adapter.aclose()
         if self._owns_ledger:
-            await self.ledger.aclose()
+            await self._ledger.aclose()
 
     # -- budgets ------------------------------------------------------------------------------
 
     async def add_budget(self, budget: Budget) -> None:
         """Add or replace one of your own budgets (team, project, cross-provider USD)."""
-        await self.ledger.put_budget(budget)
+        await self._ledger.put_budget(budget)
         self._budget_units[budget.key] = budget.unit
 
     async def _unit_of(self, key: str, field: str) -> Unit:
         if key not in self._budget_units:
             try:
-                self._budget_units[key] = (await self.ledger.get_budget(key)).unit
+                self._budget_units[key] = (await self._ledger.get_budget(key)).unit
             except InvalidInput as exc:
                 raise InvalidInput(field, exc.reason) from None
         return self._budget_units[key]
 
-    # -- the flow -----------------------------------------------------------------------------
+    # -- the decision -------------------------------------------------------------------------
 
     def _adapter_for(self, work: object) -> Adapter:
-        for adapter in self.adapters:
+        for adapter in self._adapters:
             if adapter.handles(work):
                 return adapter
         kind = type(work).__name__
@@ -175,7 +217,7 @@ class BudgetGuard(Sending, Settlement, AsyncClosing):
     async def _estimate(self, work: object) -> tuple[Adapter, Estimate]:
         adapter = self._adapter_for(work)
         estimate = await adapter.estimate(
-            work, now=self.clock(), fail_open=self.fail_mode == "open"
+            work, now=self._clock(), fail_open=self.fail_mode == "open"
         )
         return adapter, estimate
 
@@ -187,6 +229,7 @@ class BudgetGuard(Sending, Settlement, AsyncClosing):
             raise InvalidInput("budgets", "pass a sequence of budget keys, e.g. ('team:a',)")
         charges = list(estimate.charges)
         seen: set[str] = {c.budget for c in charges}
+        converter = self._converter
         # Only finite Decimals are memo keys (a signalling NaN cannot even be hashed).
         memoable = type(estimate.amount) is Decimal and estimate.amount.is_finite()
         for i, key in enumerate(budgets):
@@ -194,10 +237,12 @@ class BudgetGuard(Sending, Settlement, AsyncClosing):
                 raise InvalidInput(f"budgets[{i}]", f"budget {key!r} is named twice")
             seen.add(key)
             unit = self._budget_units.get(key) or await self._unit_of(key, f"budgets[{i}]")
-            memo = (key, estimate.amount, estimate.unit, unit, self.ibm_price_per_second)
+            memo = (key, estimate.amount, estimate.unit, unit, converter.ibm_price_per_second)
             charge = self._user_charges.get(memo) if memoable else None
             if charge is None:
-                amount = self._convert(estimate.amount, estimate.unit, unit, f"budgets[{i}]", key)
+                amount = converter.convert(
+                    estimate.amount, estimate.unit, unit, f"budgets[{i}]", key
+                )
                 charge = Charge(key, amount, unit)
                 if memoable:
                     if len(self._user_charges) >= 1024:
@@ -212,9 +257,9 @@ class BudgetGuard(Sending, Settlement, AsyncClosing):
         charges = await self._charges(estimate, budgets, adapter)
         if estimate.violations:
             return Decision.reject(adapter.explain(work, estimate.violations), charges)
-        now = self.clock()
+        now = self._clock()
         keys = {c.budget for c in charges}
-        states = {k: await self.ledger.state(k, now=now) for k in keys}
+        states = {k: await self._ledger.state(k, now=now) for k in keys}
         known = {k: s.budget for k, s in states.items()}
         requested = check_charges(list(charges), known) if charges else {}
         usage = {k: Usage(committed=to_micro(s.used), reserved=0) for k, s in states.items()}
@@ -284,15 +329,15 @@ class BudgetGuard(Sending, Settlement, AsyncClosing):
             )
         if not charges:
             # Nothing metered and no user budget named: nothing to hold, nothing to check.
-            result = await self._send_unheld(submit)
+            result = await self._sender.send_unheld(submit)
             empty = Reservation(
-                id="", charges=(), created_at=self.clock(), lease_expires_at=self.clock()
+                id="", charges=(), created_at=self._clock(), lease_expires_at=self._clock()
             )
             return Submission(
                 empty, Decision(admitted=True), work, result, adapter.external_id(work, result)
             )
-        decision = await self.ledger.reserve(
-            charges, now=self.clock(), lease=self.lease, idempotency_key=idempotency_key
+        decision = await self._ledger.reserve(
+            charges, now=self._clock(), lease=self._lease, idempotency_key=idempotency_key
         )
         if not decision.admitted:
             explained = attrs.evolve(
@@ -303,51 +348,50 @@ class BudgetGuard(Sending, Settlement, AsyncClosing):
         assert reservation is not None
         if decision.replayed:
             return Submission(reservation, decision, work, None, reservation.external_id, True)
-        result = await self._send_held(submit, reservation, work, adapter)
+        result = await self._sender.send_held(submit, reservation, work, adapter)
         external_id = adapter.external_id(work, result)
         if external_id is not None:
-            reservation = await self._bind(reservation, external_id)
+            reservation = await self._sender.bind(reservation, external_id)
         return Submission(reservation, decision, work, result, external_id)
 
-    async def _bind(self, reservation: Reservation, external_id: str) -> Reservation:
-        """Tie the hold to the provider's job. The work was sent: never fail the caller here."""
-        for attempt in range(3):
-            task = asyncio.ensure_future(self.ledger.bind(reservation.id, external_id))
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                await asyncio.wait([task], timeout=30)
-                raise
-            except QuotaGuardError as exc:
-                log.warning(
-                    "bind %s to %s failed (attempt %d): %s",
-                    reservation.id,
-                    external_id,
-                    attempt + 1,
-                    exc,
-                )
-                await asyncio.sleep(0.05 * 2**attempt)
-        log.error(
-            "reservation %s stays unbound; %s was sent; settle it with settle(%r, actual=...)",
-            reservation.id,
-            external_id,
-            reservation.id,
-        )
-        return reservation
+    # -- after the send -----------------------------------------------------------------------
+
+    async def settle(
+        self, target: Submission | Reservation | str, actual: Decimal | None = None
+    ) -> Reservation:
+        """Commit the actual cost and release the rest, exactly once.
+
+        ``actual`` is in the provider's unit (IBM seconds, Braket USD); without it the
+        provider is asked. Work that has not finished yet is returned still held.
+        """
+        return await self._settler.settle(target, actual)
 
     async def release(self, target: Submission | Reservation | str) -> Reservation:
         """Release a hold you know was not used (e.g. after a SubmitTimeout)."""
-        reservation = await self._resolve(target)
-        return await self.ledger.release(reservation.id, now=self.clock())
+        reservation = await self._settler.resolve(target)
+        return await self._ledger.release(reservation.id, now=self._clock())
+
+    def watch(self, *, interval: float = 5.0, max_interval: float = 60.0) -> asyncio.Task[None]:
+        """Settle bound submissions as their jobs end and renew their leases meanwhile."""
+        return self._settler.watch(interval=interval, max_interval=max_interval)
+
+    async def watch_once(self) -> int:
+        """One pass of the watcher; returns how many reservations it settled.
+
+        It settles held work that is bound to a job, and *lapsed* work: bound work whose
+        lease expired while nobody watched (the process was down longer than the lease).
+        That work ran; its cost is still owed to every budget it was charged to.
+        """
+        return await self._settler.watch_once()
 
     # -- state --------------------------------------------------------------------------------
 
     async def sync(self) -> None:
         """Refresh every provider's state now (limits, usage, spend)."""
-        for adapter in self.adapters:
+        for adapter in self._adapters:
             await adapter.sync()
 
     async def status(self) -> list[BudgetState]:
         """Every budget the ledger knows: limit, used, reserved, remaining, window."""
-        now = self.clock()
-        return [await self.ledger.state(b.key, now=now) for b in await self.ledger.budgets()]
+        now = self._clock()
+        return [await self._ledger.state(b.key, now=now) for b in await self._ledger.budgets()]

@@ -1,7 +1,7 @@
 """Calling the caller's ``submit``: on the loop or on a worker thread, always under a deadline.
 
-``Sending`` is the half of ``BudgetGuard`` that runs ``submit`` and decides what happens to the
-hold when it fails; the guard inherits it and sets the attributes declared here.
+:class:`Sender` is the part of ``BudgetGuard`` that runs ``submit`` and decides what happens to
+the hold: released when nothing can have been sent, bound to the job when one was created.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,9 @@ from quotaguard.errors import QuotaGuardError, SubmitTimeout
 from quotaguard.guard.contract import Adapter
 from quotaguard.ledger.base import Ledger
 
-__all__ = ["Sending", "is_async", "within"]
+__all__ = ["Sender", "is_async", "within"]
+
+log = logging.getLogger("quotaguard.guard")
 
 
 def is_async(fn: Callable[..., Any]) -> bool:
@@ -81,16 +84,34 @@ def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Generator[Any, Any, A
             del thrown
 
 
-class Sending:
-    """``_send_unheld`` and ``_send_held`` over the guard's executor, ledger and timeout."""
+class Sender:
+    """Runs the caller's ``submit`` and decides what becomes of the hold around it.
 
-    ledger: Ledger
-    clock: Callable[[], datetime]
-    submit_timeout: float
-    _executor: ThreadPoolExecutor
-    _followups: set[asyncio.Task[Any]]
+    It owns the worker threads that sync sends run on and the follow-up tasks (bind or
+    release) of sends that outlived their caller; ``aclose`` waits for those, then lets the
+    threads go. ``ledger``, ``clock`` and ``submit_timeout`` are the guard's, handed over.
+    """
 
-    async def _send_unheld(self, submit: Callable[[], Any]) -> Any:
+    def __init__(
+        self, ledger: Ledger, *, clock: Callable[[], datetime], submit_timeout: float
+    ) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self.submit_timeout = submit_timeout
+        # Sync sends (SDK calls) run on threads of our own: callers waiting on the guard from
+        # the loop's default executor (asyncio.to_thread) can never starve them.
+        self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="quotaguard-send")
+        self._followups: set[asyncio.Task[Any]] = set()
+
+    async def aclose(self) -> None:
+        """Wait (up to 30 s) for the follow-ups, then stop taking sends on threads."""
+        if self._followups:
+            await asyncio.wait(self._followups, timeout=30)
+        self._executor.shutdown(wait=False)
+
+    async def send_unheld(self, submit: Callable[[], Any]) -> Any:
+        """Call ``submit`` for work that holds nothing; :class:`SubmitTimeout` past the
+        deadline."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.submit_timeout
         try:
@@ -105,7 +126,7 @@ class Sending:
                 raise
             raise SubmitTimeout(f"submit did not return within {self.submit_timeout:g}s") from exc
 
-    async def _send_held(
+    async def send_held(
         self, submit: Callable[[], Any], reservation: Reservation, work: object, adapter: Adapter
     ) -> Any:
         """Call ``submit`` while ``reservation`` holds its budget.
@@ -152,6 +173,32 @@ class Sending:
                 ) from exc
             await self._release_shielded(reservation.id)
             raise
+
+    async def bind(self, reservation: Reservation, external_id: str) -> Reservation:
+        """Tie the hold to the provider's job. The work was sent: never fail the caller here."""
+        for attempt in range(3):
+            task = asyncio.ensure_future(self.ledger.bind(reservation.id, external_id))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                await asyncio.wait([task], timeout=30)
+                raise
+            except QuotaGuardError as exc:
+                log.warning(
+                    "bind %s to %s failed (attempt %d): %s",
+                    reservation.id,
+                    external_id,
+                    attempt + 1,
+                    exc,
+                )
+                await asyncio.sleep(0.05 * 2**attempt)
+        log.error(
+            "reservation %s stays unbound; %s was sent; settle it with settle(%r, actual=...)",
+            reservation.id,
+            external_id,
+            reservation.id,
+        )
+        return reservation
 
     def _thread_finished(
         self, reservation: Reservation, work: object, adapter: Adapter, done: asyncio.Future[Any]

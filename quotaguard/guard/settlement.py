@@ -1,7 +1,8 @@
 """Settling admitted work at its actual cost, and the watcher that does it as jobs end.
 
-``Settlement`` is the half of ``BudgetGuard`` that runs after ``submit`` returned; the guard
-inherits it and sets the attributes declared here.
+:class:`Settler` is the part of ``BudgetGuard`` that runs after ``submit`` returned: it finds
+a hold again (by submission, reservation id or job id), asks the provider what the work cost,
+commits that to every budget the hold charged, and keeps leases of running work renewed.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -23,36 +24,47 @@ from quotaguard.errors import (
     ReservationNotFound,
 )
 from quotaguard.guard.contract import Adapter, Submission
+from quotaguard.guard.units import UnitConverter
 from quotaguard.ledger.base import Ledger
 
-__all__ = ["Settlement"]
+__all__ = ["Settler"]
 
 log = logging.getLogger("quotaguard.guard")
 
 
-class Settlement:
-    """``settle``, ``watch`` and ``watch_once`` over the guard's ledger and adapters."""
+class Settler:
+    """``settle``, ``watch`` and ``watch_once`` over a ledger and the providers' adapters.
 
-    ledger: Ledger
-    adapters: list[Adapter]
-    clock: Callable[[], datetime]
-    lease: timedelta
-    ibm_price_per_second: Decimal | None
-    _watcher: asyncio.Task[None] | None
+    ``adapters`` is the guard's own list (adapters added to it later are seen here too); the
+    watcher task is this object's, and ``aclose`` stops it.
+    """
 
-    def _convert(self, amount: Decimal, have: Unit, want: Unit, field: str, key: str) -> Decimal:
-        """``amount`` in ``have`` as ``want``; also prices user budgets at submit time."""
-        if have is want:
-            return amount
-        if have is Unit.SECONDS and want is Unit.USD and self.ibm_price_per_second is not None:
-            return amount * self.ibm_price_per_second
-        raise InvalidInput(
-            field,
-            f"budget {key!r} counts {want.value} but this work is measured in {have.value}; "
-            "pass ibm_price_per_second=Decimal(...) to BudgetGuard to convert IBM seconds to USD",
-        )
+    def __init__(
+        self,
+        ledger: Ledger,
+        adapters: Sequence[Adapter],
+        *,
+        clock: Callable[[], datetime],
+        lease: timedelta,
+        converter: UnitConverter,
+    ) -> None:
+        self.ledger = ledger
+        self.adapters = adapters
+        self.clock = clock
+        self.lease = lease
+        self.converter = converter
+        self._watcher: asyncio.Task[None] | None = None
 
-    async def _resolve(self, target: Submission | Reservation | str) -> Reservation:
+    async def aclose(self) -> None:
+        """Stop the watcher, if one runs."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+
+    async def resolve(self, target: Submission | Reservation | str) -> Reservation:
+        """The hold behind a submission, a reservation, a reservation id or a job id/ARN."""
         if isinstance(target, Submission) and not target.id:
             return target.reservation  # unmetered work: nothing was held
         if isinstance(target, (Submission, Reservation)):
@@ -71,12 +83,8 @@ class Settlement:
     async def settle(
         self, target: Submission | Reservation | str, actual: Decimal | None = None
     ) -> Reservation:
-        """Commit the actual cost and release the rest, exactly once.
-
-        ``actual`` is in the provider's unit (IBM seconds, Braket USD); without it the
-        provider is asked. Work that has not finished yet is returned still held.
-        """
-        reservation = await self._resolve(target)
+        """Commit the actual cost and release the rest, once; unfinished work stays held."""
+        reservation = await self.resolve(target)
         if not reservation.id or reservation.state in (
             ReservationState.COMMITTED,
             ReservationState.RELEASED,
@@ -135,23 +143,18 @@ class Settlement:
         unit = provider_unit or reservation.charges[0].unit
         out = []
         for charge in reservation.charges:
-            amount = self._convert(actual, unit, charge.unit, "actual", charge.budget)
+            amount = self.converter.convert(actual, unit, charge.unit, "actual", charge.budget)
             out.append(Charge(charge.budget, amount, charge.unit))
         return out
 
     def watch(self, *, interval: float = 5.0, max_interval: float = 60.0) -> asyncio.Task[None]:
-        """Settle bound submissions as their jobs end and renew their leases meanwhile."""
+        """Start the watcher loop, unless one runs already; either way return its task."""
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch(interval, max_interval))
         return self._watcher
 
     async def watch_once(self) -> int:
-        """One pass of the watcher; returns how many reservations it settled.
-
-        It settles held work that is bound to a job, and *lapsed* work: bound work whose
-        lease expired while nobody watched (the process was down longer than the lease).
-        That work ran; its cost is still owed to every budget it was charged to.
-        """
+        """Renew and settle bound held work, then settle lapsed work; how many were settled."""
         settled = 0
         for reservation in await self.ledger.outstanding():
             if reservation.external_id is None:
