@@ -77,6 +77,17 @@ async def test_400_carries_trace_and_every_error(client: IBMRuntimeClient, emu: 
     assert "trace-123" in str(err)
 
 
+@pytest.mark.parametrize("header", ["X-Global-Transaction-Id", "X-Request-Id"])
+async def test_a_body_without_trace_takes_it_from_the_headers(
+    client: IBMRuntimeClient, emu: Emulator, header: str
+) -> None:
+    # Sent in the server's casing; the HTTP layer lower-cases keys, read in one spelling.
+    emu.faults.add("ibm.get_instance", status=404, body=b"", headers={header: "hdr-trace-1"})
+    with pytest.raises(NotFound) as info:
+        await client.get_instance()
+    assert info.value.trace == "hdr-trace-1"
+
+
 async def test_usage_route_generic_error_dto(client: IBMRuntimeClient, emu: Emulator) -> None:
     body = {
         "errors": [{"code": 1000, "message": "m", "solution": "s", "more_info": "u"}],
