@@ -67,3 +67,45 @@ def test_the_emulator_importing_the_guard_breaks_its_contract(tree: Path) -> Non
     result = lint_imports(tree)
     assert result.returncode != 0
     assert "The emulator stands alone" in result.stdout
+
+
+CLOCK_READS = {
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("datetime", "today"),
+    ("date", "today"),
+    ("time", "time"),
+    ("time", "time_ns"),
+    ("time", "monotonic"),
+    ("time", "perf_counter"),
+}
+
+
+def clock_reads(source: str) -> list[str]:
+    """``datetime.now()``-style calls in ``source``: the engine takes ``now`` as an argument."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and (node.func.value.id, node.func.attr) in CLOCK_READS
+        ):
+            found.append(f"{node.func.value.id}.{node.func.attr}() at line {node.lineno}")
+    return found
+
+
+def test_the_engine_reads_no_clock() -> None:
+    reads = {
+        str(path.relative_to(ROOT)): clock_reads(path.read_text())
+        for path in sorted((ROOT / "quotaguard" / "engine").glob("*.py"))
+    }
+    assert {path: found for path, found in reads.items() if found} == {}
+
+
+def test_the_clock_check_sees_a_clock_read() -> None:
+    assert clock_reads("from datetime import datetime\nx = datetime.now()\n") == [
+        "datetime.now() at line 2"
+    ]
