@@ -30,9 +30,9 @@ def test_advance_takes_timedelta_keywords_and_returns_the_new_time() -> None:
 async def test_the_emulator_reads_it() -> None:
     clock = FakeClock()
     async with Emulator(clock=clock) as emu:
-        first = emu.braket.add_spending_limit(f"{IONQ}/Aria-1", 5)
+        first = emu.braket.add_spending_limit(f"{IONQ}/Aria-1", "5")
         clock.advance(hours=1)
-        later = emu.braket.add_spending_limit(f"{IONQ}/Forte-1", 5)
+        later = emu.braket.add_spending_limit(f"{IONQ}/Forte-1", "5")
     made = [emu.braket.limits[arn].created_at for arn in (first, later)]
     assert made == [datetime(2026, 11, 21, 12, tzinfo=UTC), datetime(2026, 11, 21, 13, tzinfo=UTC)]
 
