@@ -1,6 +1,8 @@
 """quotaguard: reject over-budget quantum work before it is sent.
 
-The public surface is re-exported here; everything else is internal.
+The public surface is re-exported here; everything else is internal. Names that need aiohttp
+(``RetryPolicy``, ``set_testing``) or the optional ``redis`` package (``RedisLedger``) load on
+first use (PEP 562), so ``import quotaguard`` stays light.
 """
 
 from typing import TYPE_CHECKING
@@ -46,6 +48,7 @@ from quotaguard.ibm.work import IBMJob, IBMSession
 from quotaguard.ledger import Ledger, MemoryLedger, SQLiteLedger
 
 if TYPE_CHECKING:
+    from quotaguard._http import RetryPolicy, set_testing
     from quotaguard.ledger.redis import RedisLedger
 
 __version__ = "0.1.0"
@@ -81,6 +84,7 @@ __all__ = [
     "Reservation",
     "ReservationNotFound",
     "ReservationState",
+    "RetryPolicy",
     "RollingDays",
     "SQLiteLedger",
     "ServiceQuotaExceeded",
@@ -92,13 +96,17 @@ __all__ = [
     "UsageExceedsLimit",
     "Violation",
     "__version__",
+    "set_testing",
 ]
 
 
 def __getattr__(name: str) -> object:
-    # RedisLedger needs the optional ``redis`` package: import it only when asked for.
     if name == "RedisLedger":
         from quotaguard.ledger.redis import RedisLedger
 
         return RedisLedger
+    if name in ("RetryPolicy", "set_testing"):
+        from quotaguard import _http
+
+        return getattr(_http, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

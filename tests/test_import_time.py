@@ -60,3 +60,13 @@ def test_redis_loads_only_with_the_redis_ledger() -> None:
 
 def test_the_emulator_does_not_load_the_cli() -> None:
     assert "quotaguard.cli" not in loaded_after("import quotaguard.testing")
+
+
+def test_every_public_name_resolves() -> None:
+    import quotaguard
+
+    missing = [name for name in quotaguard.__all__ if not hasattr(quotaguard, name)]
+    assert missing == []
+    from quotaguard._http import RetryPolicy, set_testing
+
+    assert (quotaguard.RetryPolicy, quotaguard.set_testing) == (RetryPolicy, set_testing)
