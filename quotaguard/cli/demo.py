@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import tempfile
 from decimal import Decimal
 from pathlib import Path
@@ -15,23 +16,49 @@ from typing import Any
 
 import attrs
 import botocore.session
+import click
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from quotaguard.braket.client import BraketClient
-from quotaguard.braket.work import BraketTask
-from quotaguard.engine.amounts import Unit
-from quotaguard.engine.model import Budget
+from quotaguard.braket import BraketClient, BraketTask
+from quotaguard.cli.context import run_async
+from quotaguard.cli.output import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    budgets_table,
+    fail,
+    out,
+    print_json,
+    short_key,
+    state_row,
+)
+from quotaguard.engine import Budget, Unit
 from quotaguard.errors import BudgetExceeded
 from quotaguard.guard import BudgetGuard, Submission
-from quotaguard.ibm.client import IBMRuntimeClient
-from quotaguard.ibm.work import IBMJob
-from quotaguard.ledger.sqlite import SQLiteLedger
+from quotaguard.ibm import IBMJob, IBMRuntimeClient
+from quotaguard.ledger import SQLiteLedger
 from quotaguard.testing import Emulator
 from quotaguard.testing.seed import DemoSeed, seed_demo
 
-__all__ = ["DemoRow", "run_demo"]
+__all__ = ["DemoRow", "demo", "run_demo"]
+
+
+@click.command()
+@click.option("--ibm-jobs", default=12, show_default=True, help="IBM jobs in the burst.")
+@click.option("--braket-tasks", default=12, show_default=True, help="Braket tasks in the burst.")
+@click.option("--seed", default=7, show_default=True, help="Random seed for the burst.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def demo(ibm_jobs: int, braket_tasks: int, seed: int, as_json: bool) -> None:
+    """Run a burst of IBM and Braket work through the guard against the local emulator."""
+    if ibm_jobs < 0 or braket_tasks < 0:
+        fail("--ibm-jobs and --braket-tasks must be >= 0")
+    ok = run_async(run_demo)(
+        ibm_jobs=ibm_jobs, braket_tasks=braket_tasks, seed=seed, as_json=as_json, console=out
+    )
+    sys.exit(EXIT_OK if ok else EXIT_REJECTED)
+
 
 TEAMS = {"team:research": Decimal("30"), "team:physics": Decimal("100")}
 BRAKET_SHOTS = 100
@@ -125,8 +152,6 @@ async def run_demo(
             server = _server_check(emu, world)
     ok = all(s["within_limit"] for s in server)
     if as_json:
-        from quotaguard.cli.output import print_json, state_row
-
         print_json(
             {
                 "ok": ok,
@@ -232,10 +257,6 @@ def _server_check(emu: Emulator, world: DemoSeed) -> list[dict[str, Any]]:
 def _report(
     console: Console, rows: list[DemoRow], states: Any, server: list[dict[str, Any]], settled: int
 ) -> None:
-    from rich import box
-
-    from quotaguard.cli.output import budgets_table, short_key
-
     table = Table(title="Submissions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("work", "result", "rule", "budget", "asks", "left"):
         table.add_column(col, no_wrap=True)

@@ -1,26 +1,23 @@
-"""Provider administration: Braket spending limits, the IBM instance limit, the emulator."""
+"""The provider limits: ``quotaguard limits`` (Braket spending limits, per device) and
+``quotaguard ibm-limit`` (the IBM Qiskit Runtime instance limit), and the rows both they and
+``status`` print."""
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import signal
-import socket
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import click
 
-from quotaguard.cli.output import print_limits, print_usage
+from quotaguard.braket import TimePeriod
+from quotaguard.cli.context import braket_client, ibm_client, run_async, settings_of
+from quotaguard.cli.output import fail, out, print_json, print_limits, print_usage
 
-__all__ = ["emulator", "ibm_limit", "limits"]
+__all__ = ["ibm_limit", "ibm_usage_row", "limit_rows", "limits", "usage_row"]
 
 
-def _cli() -> Any:
-    from quotaguard.cli import app as cli  # late: app imports this module while it is built
-
-    return cli
+# -- Braket -------------------------------------------------------------------------------------
 
 
 @click.group()
@@ -34,15 +31,14 @@ def limits() -> None:
 @click.pass_context
 def limits_list(ctx: click.Context, devices: tuple[str, ...], as_json: bool) -> None:
     """List spending limits: limit, total, queued, remaining, window."""
-    cli = _cli()
 
     async def body() -> list[Any]:
-        async with cli.braket_client(cli.settings_of(ctx), required=True) as braket:
+        async with braket_client(settings_of(ctx), required=True) as braket:
             return [lim async for lim in braket.search_spending_limits(list(devices) or None)]
 
-    rows = limit_rows(cli.run_async(body)())
+    rows = limit_rows(run_async(body)())
     if as_json:
-        cli.print_json({"spending_limits": rows})
+        print_json({"spending_limits": rows})
         return
     print_limits(rows)
 
@@ -86,16 +82,13 @@ def limits_set(
     ctx: click.Context, device: str, amount: str, start: str | None, end: str | None
 ) -> None:
     """Create or update DEVICE's spending limit to AMOUNT USD."""
-    cli = _cli()
-    from quotaguard.braket.models import TimePeriod
-
     begin, finish = _when(start, "--start"), _when(end, "--end")
     if (begin is None) != (finish is None):
         raise click.UsageError("give both --start and --end, or neither")
 
     async def body() -> str:
         period = TimePeriod(begin, finish) if begin and finish else None
-        async with cli.braket_client(cli.settings_of(ctx), required=True) as braket:
+        async with braket_client(settings_of(ctx), required=True) as braket:
             current = await braket.spending_limit_for(device)
             if current is None:
                 await braket.create_spending_limit(device, amount, time_period=period)
@@ -105,8 +98,8 @@ def limits_set(
             )
             return "updated"
 
-    verb = cli.run_async(body)()
-    cli.out.print(f"{verb} spending limit for {device}: ${Decimal(amount)}")
+    verb = run_async(body)()
+    out.print(f"{verb} spending limit for {device}: ${Decimal(amount)}")
 
 
 @limits.command("delete")
@@ -114,19 +107,21 @@ def limits_set(
 @click.pass_context
 def limits_delete(ctx: click.Context, device: str) -> None:
     """Delete DEVICE's spending limit."""
-    cli = _cli()
 
     async def body() -> bool:
-        async with cli.braket_client(cli.settings_of(ctx), required=True) as braket:
+        async with braket_client(settings_of(ctx), required=True) as braket:
             current = await braket.spending_limit_for(device)
             if current is None:
                 return False
             await braket.delete_spending_limit(current.spending_limit_arn)
             return True
 
-    if not cli.run_async(body)():
-        cli.fail(f"no spending limit for {device}")
-    cli.out.print(f"deleted spending limit for {device}")
+    if not run_async(body)():
+        fail(f"no spending limit for {device}")
+    out.print(f"deleted spending limit for {device}")
+
+
+# -- IBM ----------------------------------------------------------------------------------------
 
 
 @click.group("ibm-limit")
@@ -139,15 +134,14 @@ def ibm_limit() -> None:
 @click.pass_context
 def ibm_limit_show(ctx: click.Context, as_json: bool) -> None:
     """Instance usage: consumed, limit, period, plan."""
-    cli = _cli()
 
     async def body() -> Any:
-        async with cli.ibm_client(cli.settings_of(ctx), required=True) as ibm:
+        async with ibm_client(settings_of(ctx), required=True) as ibm:
             return await ibm_usage_row(ibm)
 
-    row = cli.run_async(body)()
+    row = run_async(body)()
     if as_json:
-        cli.print_json(row)
+        print_json(row)
         return
     print_usage(row)
 
@@ -180,74 +174,23 @@ def usage_row(crn: str, usage: Any, limit: Any, source: str | None) -> dict[str,
 @click.pass_context
 def ibm_limit_set(ctx: click.Context, seconds: int) -> None:
     """Set the instance limit to SECONDS."""
-    cli = _cli()
 
     async def body() -> None:
-        async with cli.ibm_client(cli.settings_of(ctx), required=True) as ibm:
+        async with ibm_client(settings_of(ctx), required=True) as ibm:
             await ibm.update_instance_configuration(seconds)
 
-    cli.run_async(body)()
-    cli.out.print(f"instance limit set to {seconds} s")
+    run_async(body)()
+    out.print(f"instance limit set to {seconds} s")
 
 
 @ibm_limit.command("clear")
 @click.pass_context
 def ibm_limit_clear(ctx: click.Context) -> None:
     """Remove the instance limit."""
-    cli = _cli()
 
     async def body() -> None:
-        async with cli.ibm_client(cli.settings_of(ctx), required=True) as ibm:
+        async with ibm_client(settings_of(ctx), required=True) as ibm:
             await ibm.update_instance_configuration(None)
 
-    cli.run_async(body)()
-    cli.out.print("instance limit cleared")
-
-
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=0, type=click.IntRange(0, 65535), help="0 picks a free port.")
-@click.option(
-    "--seed/--no-seed",
-    default=True,
-    show_default=True,
-    help="Seed the demo instance, device and spending limit.",
-)
-def emulator(host: str, port: int, seed: bool) -> None:
-    """Serve both emulated services until interrupted."""
-    cli = _cli()
-    from quotaguard.testing import Emulator
-    from quotaguard.testing.seed import seed_demo
-
-    async def body() -> None:
-        emu = Emulator(host=host, port=port)
-        try:
-            await emu.start()
-        except OSError as exc:
-            cli.fail(bind_error(host, port, exc))
-        async with emu:
-            lines = [f"quotaguard emulator on {emu.url} (Ctrl-C to stop)"]
-            if seed:
-                demo = seed_demo(emu)
-                lines += [
-                    "",
-                    "# point clients at it:",
-                    *(f"export {k}={v}" for k, v in demo.environment(emu.url).items()),
-                ]
-            cli.out.print("\n".join(lines), markup=False, soft_wrap=True)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
-
-    cli.run_async(body)()
-
-
-def bind_error(host: str, port: int, exc: OSError) -> str:
-    """One line for a port or host the emulator cannot listen on."""
-    if exc.errno == errno.EADDRINUSE:
-        return f"--port: {host}:{port} is already in use"
-    if isinstance(exc, socket.gaierror):
-        return f"--host: cannot listen on {host!r}: {exc.strerror or exc}"
-    return f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}"
+    run_async(body)()
+    out.print("instance limit cleared")

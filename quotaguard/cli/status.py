@@ -1,0 +1,67 @@
+"""``quotaguard status``: provider limits, the ledger's budgets and its outstanding work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from quotaguard.cli.context import open_guard, run_async, settings_of
+from quotaguard.cli.limits import ibm_usage_row, limit_rows
+from quotaguard.cli.output import (
+    budgets_table,
+    limit_on_server,
+    out,
+    print_json,
+    print_limits,
+    print_usage,
+    state_row,
+)
+from quotaguard.engine import BudgetState
+
+__all__ = ["status"]
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Every budget the guard knows: provider limits, local budgets, outstanding work."""
+
+    async def body() -> dict[str, Any]:
+        found: dict[str, Any] = {"ibm": None, "braket": None}
+        async with open_guard(settings_of(ctx)) as guard:
+            await guard.sync()
+            for adapter in guard.adapters:
+                client: Any = getattr(adapter, "client", None)
+                if adapter.provider == "ibm":
+                    found["ibm"] = await ibm_usage_row(client)
+                elif adapter.provider == "braket" and client is not None:
+                    found["braket"] = limit_rows(
+                        [lim async for lim in client.search_spending_limits()]
+                    )
+            found["providers"] = [a.provider for a in guard.adapters]
+            found["budgets"] = await guard.status()
+            found["outstanding"] = len(await guard.ledger.outstanding())
+        return found
+
+    found = run_async(body)()
+    states: list[BudgetState] = found.pop("budgets")
+    on_server = {s.key: limit_on_server(s.key, found) for s in states}
+    if as_json:
+        rows = [{**state_row(s), "limit_on_server": on_server[s.key]} for s in states]
+        print_json({**found, "budgets": rows})
+        return
+    providers = ", ".join(found["providers"]) or "none configured"
+    out.print(f"providers: {providers}; outstanding reservations: {found['outstanding']}")
+    if found["ibm"] is not None:
+        print_usage(found["ibm"])
+    if found["braket"] is not None:
+        print_limits(found["braket"])
+    if states:
+        gone = {key: "*" for key, on in on_server.items() if on is False}
+        out.print(budgets_table(states, "Budgets in the ledger", notes=gone))
+        if gone:
+            out.print("* no limit on the server any more; the guard no longer charges it")
+    else:
+        out.print("no budgets yet: add one with BudgetGuard.add_budget() or a provider limit")
