@@ -25,8 +25,10 @@ __all__ = [
     "RULE_REMAINING",
     "RULE_WINDOW_CLOSED",
     "Usage",
+    "check_charge_types",
     "check_charges",
     "evaluate",
+    "not_a_charge",
     "report_counts",
     "state_of",
     "used_micro",
@@ -68,11 +70,11 @@ def check_charges(
 ) -> dict[str, int]:
     """Validate a charge set against known budgets; the micro-unit total per budget key."""
     if not charges:
-        raise InvalidInput(field, "at least one charge is required")
+        raise _no_charges(field)
     totals: dict[str, int] = {}
     for i, charge in enumerate(charges):
         if not isinstance(charge, Charge):
-            raise InvalidInput(f"{field}[{i}]", f"expected a Charge, got {type(charge).__name__}")
+            raise not_a_charge(f"{field}[{i}]", charge)
         budget = budgets.get(charge.budget)
         if budget is None:
             raise UnknownBudget(f"{field}[{i}].budget", charge.budget)
@@ -84,6 +86,25 @@ def check_charges(
             )
         totals[charge.budget] = totals.get(charge.budget, 0) + to_micro(charge.amount)
     return totals
+
+
+def check_charge_types(charges: Sequence[object], field: str = "charges") -> None:
+    """The checks of :func:`check_charges` that need no budget: some charges, all of them
+    :class:`Charge` values."""
+    if not charges:
+        raise _no_charges(field)
+    for i, charge in enumerate(charges):
+        if not isinstance(charge, Charge):
+            raise not_a_charge(f"{field}[{i}]", charge)
+
+
+def not_a_charge(field: str, value: object) -> InvalidInput:
+    """The error for an item that should have been a :class:`Charge`."""
+    return InvalidInput(field, f"expected a Charge, got {type(value).__name__}")
+
+
+def _no_charges(field: str) -> InvalidInput:
+    return InvalidInput(field, "at least one charge is required")
 
 
 def _describe_window(budget: Budget) -> str:

@@ -4,33 +4,37 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 import attrs
 
-from quotaguard.engine.amounts import as_amount, to_micro
-from quotaguard.engine.model import (
-    Budget,
-    BudgetState,
-    Charge,
-    Decision,
-    Reservation,
-    ReservationState,
-    check_key,
+from quotaguard.engine.amounts import to_micro
+from quotaguard.engine.model import Budget, Charge, Reservation
+from quotaguard.engine.reservations import (
+    Event,
+    Step,
+    keeps_key,
+    misfit,
+    owed,
+    same_charges,
+    step,
 )
-from quotaguard.engine.rules import Usage, check_charges, evaluate, report_counts, state_of
-from quotaguard.errors import InvalidInput, ReservationNotFound, UnknownBudget
-from quotaguard.ledger.base import (
-    DEFAULT_LEASE,
-    LedgerBase,
-    check_actual,
-    check_lease,
-    check_now,
-    check_reserve,
-    epoch_us,
-    new_reservation_id,
+from quotaguard.engine.rules import Usage, check_charges, evaluate, report_counts
+from quotaguard.ledger.base import LedgerBase
+from quotaguard.ledger.checks import new_reservation_id
+from quotaguard.ledger.encoding import epoch_us
+from quotaguard.ledger.outcomes import (
+    NO_BUDGET,
+    NO_RESERVATION,
+    OUTSTANDING,
+    ActualMismatch,
+    Counters,
+    KeyConflict,
+    Refusal,
+    Rejected,
+    Replayed,
+    UnitInUse,
 )
 
 __all__ = ["MemoryLedger"]
@@ -143,13 +147,13 @@ class MemoryLedger(LedgerBase):
 
     def __init__(self) -> None:
         self._accounts: dict[str, _Account] = {}
-        self._budgets = _BudgetView(self._accounts)
+        self._budgets_view = _BudgetView(self._accounts)
         self._reservations: dict[str, Reservation] = {}
         self._holds: dict[str, dict[str, int]] = {}
         self._by_key: dict[str, str] = {}
         self._by_external: dict[str, str] = {}
         self._leases: list[tuple[int, str]] = []  # heap; stale entries skipped on pop
-        self._lapsed: dict[str, None] = {}  # expired and bound: the work ran, cost unrecorded
+        self._owed: dict[str, None] = {}  # expired and bound: the work ran, cost unrecorded
         # Commits of removed budgets, restored if the key comes back (spend is never forgotten,
         # as in SQLite, whose commits table outlives the budget row).
         self._retired: dict[str, _Account] = {}
@@ -159,9 +163,9 @@ class MemoryLedger(LedgerBase):
             f"MemoryLedger(budgets={len(self._accounts)}, reservations={len(self._reservations)})"
         )
 
-    async def put_budget(self, budget: Budget) -> None:
-        if not isinstance(budget, Budget):
-            raise InvalidInput("budget", f"expected a Budget, got {type(budget).__name__}")
+    # -- budgets ----------------------------------------------------------------------------
+
+    async def _put_budget(self, budget: Budget) -> UnitInUse | None:
         account = self._accounts.get(budget.key)
         if account is None:
             account = _Account(budget)
@@ -171,57 +175,42 @@ class MemoryLedger(LedgerBase):
                 account.commit_totals = retired.commit_totals
             self._accounts[budget.key] = account
         elif account.budget.unit is not budget.unit and (account.reserved or account.commit_times):
-            raise InvalidInput(
-                "budget.unit",
-                f"budget {budget.key!r} already counts {account.budget.unit.value}; "
-                "use a new key for another unit",
-            )
+            return UnitInUse(account.budget.unit)
         else:
             account.budget = budget
+        return None
 
-    async def remove_budget(self, key: str) -> None:
-        account = self._account(key, "key")
+    async def _remove_budget(self, key: str) -> Refusal | None:
+        account = self._accounts.get(key)
+        if account is None:
+            return NO_BUDGET
         if account.outstanding:
-            raise InvalidInput("key", f"budget {key!r} still has outstanding reservations")
+            return OUTSTANDING
         self._retired[key] = account
         del self._accounts[key]
+        return None
 
-    async def get_budget(self, key: str) -> Budget:
-        return self._account(key, "key").budget
+    async def _get_budget(self, key: str) -> Budget | Refusal:
+        account = self._accounts.get(key)
+        return NO_BUDGET if account is None else account.budget
 
-    async def budgets(self) -> list[Budget]:
+    async def _budgets(self) -> list[Budget]:
         return [a.budget for a in self._accounts.values()]
 
-    def _account(self, key: str, field: str) -> _Account:
-        check_key(key, field)
-        try:
-            return self._accounts[key]
-        except KeyError:
-            raise UnknownBudget(field, key) from None
+    # -- the atomic path: no await between the check and the hold ---------------------------
 
-    async def reserve(
-        self,
-        charges: Sequence[Charge],
-        *,
-        now: datetime,
-        lease: timedelta = DEFAULT_LEASE,
-        idempotency_key: str | None = None,
-    ) -> Decision:
-        charges, key = check_reserve(charges, now, lease, idempotency_key)
-        budgets = self._budgets
+    async def _reserve(
+        self, charges: tuple[Charge, ...], now: datetime, lease: timedelta, key: str | None
+    ) -> Reservation | Rejected | Replayed | KeyConflict:
+        budgets = self._budgets_view
         requested = check_charges(charges, budgets)
         if self._leases and self._leases[0][0] <= epoch_us(now):
-            self._expire(now)  # before the key lookup: a lapsed lease frees its idempotency key
+            self._sweep(now)  # before the key lookup: a lapsed lease frees its idempotency key
         if key is not None and key in self._by_key:
             existing = self._reservations[self._by_key[key]]
-            if sorted(existing.charges, key=repr) != sorted(charges, key=repr):
-                raise InvalidInput(
-                    "idempotency_key",
-                    f"key {key!r} was used for different charges (reservation {existing.id})",
-                )
-            return Decision(
-                admitted=True, reservation=existing, charges=existing.charges, replayed=True
-            )
+            if not same_charges(existing.charges, charges):
+                return KeyConflict(existing.id)
+            return Replayed(existing)
         accounts = self._accounts
         for k, amount in requested.items():
             # evaluate()'s rule, inline: the window admits now and the amount fits what is left.
@@ -232,7 +221,7 @@ class MemoryLedger(LedgerBase):
                 usage = {k: accounts[k].usage(now) for k in requested}
                 violations = evaluate(requested, budgets, usage, now)  # every violation, worded
                 if violations:
-                    return Decision.reject(violations, charges)
+                    return Rejected(tuple(violations))
                 break  # evaluate() checked every key
         rid = new_reservation_id()
         until = now + lease
@@ -246,135 +235,132 @@ class MemoryLedger(LedgerBase):
         if key is not None:
             self._by_key[key] = rid
         heapq.heappush(self._leases, (epoch_us(until), rid))
-        return Decision(True, (), reservation, charges)
-
-    def _unhold(self, reservation: Reservation) -> None:
-        for k, amount in self._holds.pop(reservation.id, {}).items():
-            account = self._accounts.get(k)
-            if account is not None:
-                account.reserved -= amount
-                account.outstanding -= 1
+        return reservation
 
     def _end(
         self,
         reservation: Reservation,
-        state: ReservationState,
+        change: Step,
         now: datetime,
         actual: tuple[Charge, ...] | None = None,
     ) -> Reservation:
-        if reservation.state is ReservationState.HELD:
-            self._unhold(reservation)
-        ended = attrs.evolve(reservation, state=state, ended_at=now, actual=actual)
-        frees_key = state is ReservationState.RELEASED or (
-            # An expired hold of work that was sent (bound) keeps its key: a retry must not
-            # send the work again.
-            state is ReservationState.EXPIRED and reservation.external_id is None
-        )
-        if frees_key and reservation.idempotency_key:
-            # Released or expired frees the key, and the record no longer claims it (as in
-            # SQLite, where the key column is cleared so a new reservation can take it).
-            if self._by_key.get(reservation.idempotency_key) == reservation.id:
-                del self._by_key[reservation.idempotency_key]
+        assert change.to is not None
+        if change.unhold:
+            for k, amount in self._holds.pop(reservation.id, {}).items():
+                account = self._accounts.get(k)
+                if account is not None:
+                    account.reserved -= amount
+                    account.outstanding -= 1
+        ended = attrs.evolve(reservation, state=change.to, ended_at=now, actual=actual)
+        bound = reservation.external_id is not None
+        key = reservation.idempotency_key
+        if key and not keeps_key(change.to, bound):
+            # The record no longer claims the key (as in SQLite, where the key column is
+            # cleared so a new reservation can take it).
+            if self._by_key.get(key) == reservation.id:
+                del self._by_key[key]
             ended = attrs.evolve(ended, idempotency_key=None)
         self._reservations[reservation.id] = ended
-        if state is ReservationState.EXPIRED and ended.external_id is not None:
-            self._lapsed[ended.id] = None
+        if owed(change.to, bound):
+            self._owed[ended.id] = None
         else:
-            self._lapsed.pop(ended.id, None)
+            self._owed.pop(ended.id, None)
         return ended
 
-    def _get(self, reservation_id: str) -> Reservation:
-        try:
-            return self._reservations[reservation_id]
-        except (KeyError, TypeError):
-            raise ReservationNotFound(str(reservation_id)) from None
-
-    async def commit(
-        self, reservation_id: str, actual: Sequence[Charge] | None = None, *, now: datetime
-    ) -> Reservation:
-        check_now(now)
-        reservation = self._get(reservation_id)
-        charges = check_actual(actual, reservation)
-        if reservation.state in (ReservationState.COMMITTED, ReservationState.RELEASED):
+    async def _commit(
+        self, rid: str, actual: tuple[Charge, ...] | None, now: datetime
+    ) -> Reservation | ActualMismatch | Refusal:
+        reservation = self._reservations.get(rid)
+        if reservation is None:
+            return NO_RESERVATION
+        if actual is not None and misfit(actual, reservation.charges) is not None:
+            return ActualMismatch(reservation)
+        change = step(reservation.state, Event.COMMIT)
+        if change.to is None:
             return reservation
+        charges = reservation.charges if actual is None else actual
         at = epoch_us(now)
         for charge in charges:
             account = self._accounts.get(charge.budget) or self._retired.get(charge.budget)
             if account is not None:
                 account.add_commit(at, to_micro(charge.amount))
-        return self._end(reservation, ReservationState.COMMITTED, now, charges)
+        return self._end(reservation, change, now, charges)
 
-    async def release(self, reservation_id: str, *, now: datetime) -> Reservation:
-        check_now(now)
-        reservation = self._get(reservation_id)
-        if reservation.ended:
-            return reservation
-        return self._end(reservation, ReservationState.RELEASED, now)
+    async def _release(self, rid: str, now: datetime) -> Reservation | Refusal:
+        reservation = self._reservations.get(rid)
+        if reservation is None:
+            return NO_RESERVATION
+        change = step(reservation.state, Event.RELEASE)
+        return reservation if change.to is None else self._end(reservation, change, now)
 
-    async def renew(self, reservation_id: str, *, lease: timedelta, now: datetime) -> Reservation:
-        check_now(now)
-        check_lease(lease)
-        self._expire(now)
-        reservation = self._get(reservation_id)
-        if reservation.ended:
+    async def _renew(self, rid: str, lease: timedelta, now: datetime) -> Reservation | Refusal:
+        self._sweep(now)
+        reservation = self._reservations.get(rid)
+        if reservation is None:
+            return NO_RESERVATION
+        if step(reservation.state, Event.RENEW).to is None:
             return reservation
         renewed = attrs.evolve(reservation, lease_expires_at=now + lease)
-        self._reservations[reservation_id] = renewed
-        heapq.heappush(self._leases, (epoch_us(renewed.lease_expires_at), reservation_id))
+        self._reservations[rid] = renewed
+        heapq.heappush(self._leases, (epoch_us(renewed.lease_expires_at), rid))
         return renewed
 
-    def _expire(self, now: datetime) -> int:
+    def _sweep(self, now: datetime) -> int:
+        """Expire every held reservation whose lease is due at ``now``."""
         cutoff, count = epoch_us(now), 0
         while self._leases and self._leases[0][0] <= cutoff:
             due, rid = heapq.heappop(self._leases)
             reservation = self._reservations.get(rid)
-            if reservation is None or reservation.ended:
-                continue
-            if epoch_us(reservation.lease_expires_at) != due:
+            if reservation is None or epoch_us(reservation.lease_expires_at) != due:
                 continue  # renewed since; a later heap entry covers it
-            self._end(reservation, ReservationState.EXPIRED, now)
-            count += 1
+            change = step(reservation.state, Event.EXPIRE)
+            if change.to is not None:
+                self._end(reservation, change, now)
+                count += 1
         return count
 
-    async def expire(self, *, now: datetime) -> int:
-        return self._expire(check_now(now))
+    async def _expire(self, now: datetime) -> int:
+        return self._sweep(now)
 
-    async def bind(self, reservation_id: str, external_id: str) -> Reservation:
-        if not isinstance(external_id, str) or not external_id:
-            raise InvalidInput("external_id", "must be a non-empty str (a job id or task ARN)")
-        reservation = self._get(reservation_id)
-        if self._by_external.get(str(reservation.external_id)) == reservation_id:
+    async def _bind(self, rid: str, external_id: str) -> Reservation | Refusal:
+        reservation = self._reservations.get(rid)
+        if reservation is None:
+            return NO_RESERVATION
+        if self._by_external.get(str(reservation.external_id)) == rid:
             del self._by_external[str(reservation.external_id)]  # a rebind replaces the old id
         bound = attrs.evolve(reservation, external_id=external_id)
-        self._reservations[reservation_id] = bound
-        self._by_external[external_id] = reservation_id
-        if bound.state is ReservationState.EXPIRED:
-            self._lapsed[reservation_id] = None  # bound after its lease lapsed: still owed
+        self._reservations[rid] = bound
+        self._by_external[external_id] = rid
+        if owed(bound.state, True):
+            self._owed[rid] = None  # bound after its lease lapsed: still owed
         return bound
 
-    async def get(self, reservation_id: str) -> Reservation:
-        return self._get(reservation_id)
+    async def _get(self, rid: str) -> Reservation | Refusal:
+        return self._reservations.get(rid, NO_RESERVATION)
 
-    async def find_external(self, external_id: str) -> Reservation | None:
+    async def _find_external(self, external_id: str) -> Reservation | None:
         rid = self._by_external.get(external_id)
         return None if rid is None else self._reservations[rid]
 
-    async def outstanding(self) -> list[Reservation]:
+    async def _outstanding(self) -> list[Reservation]:
         return [self._reservations[rid] for rid in self._holds]
 
-    async def lapsed(self) -> list[Reservation]:
-        return [self._reservations[rid] for rid in self._lapsed]
+    async def _lapsed(self) -> list[Reservation]:
+        return [self._reservations[rid] for rid in self._owed]
 
-    async def record_report(self, key: str, used: object, *, at: datetime) -> None:
-        check_now(at, "at")
-        amount = as_amount(used, "used")
-        account = self._account(key, "key")
-        if account.reported_at is not None and at < account.reported_at:
-            return  # an older report never replaces a newer one
-        account.reported, account.reported_at = to_micro(Decimal(amount)), at
+    # -- provider reports and state ---------------------------------------------------------
 
-    async def state(self, key: str, *, now: datetime) -> BudgetState:
-        check_now(now)
-        account = self._account(key, "key")
-        self._expire(now)
-        return state_of(account.budget, account.usage(now), now)
+    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | None:
+        account = self._accounts.get(key)
+        if account is None:
+            return NO_BUDGET
+        if account.reported_at is None or at >= account.reported_at:
+            account.reported, account.reported_at = micro, at  # an older one never wins
+        return None
+
+    async def _state(self, key: str, now: datetime) -> Counters | Refusal:
+        account = self._accounts.get(key)
+        if account is None:
+            return NO_BUDGET
+        self._sweep(now)
+        return Counters(account.budget, account.usage(now))

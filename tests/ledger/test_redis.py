@@ -30,7 +30,8 @@ from quotaguard.engine import (
 )
 from quotaguard.errors import BudgetUnavailable, InvalidInput, ReservationNotFound, UnknownBudget
 from quotaguard.ledger import MemoryLedger
-from quotaguard.ledger.redis import RedisLedger
+from quotaguard.ledger.redis import SCRIPTS, RedisLedger
+from quotaguard.ledger.redis.scripts import sha1
 from tests.redis_server import RedisServer
 from tests.secrets import REDIS_URL_PASSWORD
 
@@ -291,12 +292,13 @@ async def test_windowed_usage_agrees_with_memory_ledger(
 async def test_script_is_reloaded_after_script_flush(
     rl: RedisLedger, client: aioredis.Redis
 ) -> None:
+    shas = [sha1(source) for source in SCRIPTS.values()]
     await rl.put_budget(Budget("b", Unit.USD, Decimal(10)))
-    assert (await client.script_exists(rl._script.sha)) == [True]
+    assert await client.script_exists(*shas) == [True] * len(shas)  # every one, at once
     await client.script_flush()
     decision = await rl.reserve([usd("b", 1)], now=T0)
     assert decision.admitted
-    assert (await client.script_exists(rl._script.sha)) == [True]
+    assert await client.script_exists(*shas) == [True] * len(shas)
 
 
 async def test_every_key_shares_the_namespace_hash_tag(

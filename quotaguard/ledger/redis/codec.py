@@ -1,18 +1,19 @@
 """The RedisLedger's wire format: script arguments out, script replies in.
 
-The script (``redis.lua``) answers flat arrays of bytes; these helpers turn them into engine
-values, and engine values into the string arguments the script reads.
+The scripts (``lua/``) answer flat arrays of bytes; these helpers turn them into engine
+values, and engine values into the string arguments the scripts read.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from quotaguard.engine.amounts import Unit
-from quotaguard.engine.model import Budget, Charge, Reservation, ReservationState
+from quotaguard.engine.model import Budget, Reservation, ReservationState
 from quotaguard.engine.rules import Usage
 from quotaguard.engine.windows import (
     CalendarMonth,
@@ -21,13 +22,11 @@ from quotaguard.engine.windows import (
     window_from_dict,
     window_to_dict,
 )
-from quotaguard.ledger.base import epoch_us, from_epoch_us
+from quotaguard.ledger.encoding import charges_from, epoch_us, from_epoch_us
 
 __all__ = [
     "budget_from",
-    "charges_from",
-    "charges_json",
-    "fingerprint",
+    "month_arg",
     "reservation_from",
     "text",
     "usage_from",
@@ -41,16 +40,6 @@ def text(value: object) -> str:
 
 def _fields(flat: Sequence[Any]) -> dict[str, str]:
     return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
-
-
-def charges_json(charges: Sequence[Charge]) -> str:
-    return json.dumps([[c.budget, str(c.amount), c.unit.value] for c in charges])
-
-
-def charges_from(raw: str | None) -> tuple[Charge, ...] | None:
-    if raw is None:
-        return None
-    return tuple(Charge(b, Decimal(a), Unit(u)) for b, a, u in json.loads(raw))
 
 
 def reservation_from(flat: Sequence[Any]) -> Reservation:
@@ -95,6 +84,17 @@ def window_args(budget: Budget) -> list[str]:
     return [json.dumps(window_to_dict(window)), kind, start, end, days]
 
 
-def fingerprint(charges: Sequence[Charge]) -> str:
-    # Equal iff the charge multisets are equal (what MemoryLedger compares by sorted repr).
-    return json.dumps(sorted([c.budget, str(c.amount), c.unit.value] for c in charges))
+def month_arg(now: datetime) -> tuple[int, int, str]:
+    """The UTC calendar month around ``now`` as the scripts read it (Lua has no calendar).
+
+    Its bounds in epoch microseconds and ``"<index> <start> <end>"``, where the index
+    (``year * 12 + month - 1``) keys a budget's monthly sums.
+    """
+    first, after = _CALENDAR_MONTH.bounds(now)
+    assert first is not None  # a calendar month is closed on both sides
+    assert after is not None
+    start, end = epoch_us(first), epoch_us(after)
+    return start, end, f"{first.year * 12 + first.month - 1} {start} {end}"
+
+
+_CALENDAR_MONTH = CalendarMonth()

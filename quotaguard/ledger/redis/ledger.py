@@ -1,25 +1,26 @@
 """A ledger in Redis, shared by every process of a fleet (extra ``quotaguard[redis]``).
 
-Every operation is one call of one Lua script (``redis.lua``, EVALSHA; redis-py's Script
-reloads it on NOSCRIPT), so each check-and-hold is atomic on the server and costs one round
-trip. The script returns numbers; the verdict's wording comes from the engine
-(:func:`quotaguard.engine.rules.evaluate`) so every backend explains a rejection the same way.
+Every operation is one EVALSHA of its own Lua script (:mod:`.scripts`; all of them are
+loaded again on NOSCRIPT), so each check-and-hold is atomic on the server and costs one
+round trip. The scripts return numbers and tags; the verdict's wording comes from the engine
+(:func:`quotaguard.engine.rules.evaluate`) and the base, so every backend explains itself
+the same way.
 
 Committed spend is kept exactly: a sorted set of commits per budget scored by commit time,
 plus a running total (no window) and per-UTC-month sums (calendar month) so the common
 windows cost O(1); fixed and rolling windows sum the commits inside them.
 
-All keys of a namespace start with ``{namespace}:``, one hash tag, so the script is valid on
-Redis Cluster. Time is always passed in; the server's clock is never read.
+All keys of a namespace start with ``{namespace}:``, one hash tag, so the scripts are valid
+on Redis Cluster. Time is always passed in, with the calendar month around it (Lua knows no
+calendar); the server's clock is never read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.resources
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,42 +29,39 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisError
 
-from quotaguard.engine.amounts import as_amount, to_micro
-from quotaguard.engine.model import (
-    Budget,
-    BudgetState,
-    Charge,
-    Decision,
-    Reservation,
-    check_key,
-)
-from quotaguard.engine.rules import Usage, check_charges, evaluate, state_of
-from quotaguard.errors import BudgetUnavailable, InvalidInput, ReservationNotFound, UnknownBudget
-from quotaguard.ledger.base import (
-    DEFAULT_LEASE,
-    LedgerBase,
-    check_actual,
-    check_lease,
-    check_now,
-    check_reserve,
-    epoch_us,
-    new_reservation_id,
+from quotaguard.engine.amounts import Unit, to_micro
+from quotaguard.engine.model import Budget, Charge, Reservation
+from quotaguard.engine.rules import Usage, check_charges, evaluate
+from quotaguard.errors import BudgetUnavailable, InvalidInput
+from quotaguard.ledger.base import LedgerBase
+from quotaguard.ledger.checks import new_reservation_id
+from quotaguard.ledger.encoding import charges_fingerprint, charges_json, epoch_us
+from quotaguard.ledger.outcomes import (
+    NO_BUDGET,
+    NO_RESERVATION,
+    OUTSTANDING,
+    ActualMismatch,
+    Counters,
+    KeyConflict,
+    Refusal,
+    Rejected,
+    Replayed,
+    UnitInUse,
 )
 from quotaguard.ledger.redis.codec import (
     budget_from,
-    charges_json,
-    fingerprint,
+    month_arg,
     reservation_from,
     text,
     usage_from,
     window_args,
 )
+from quotaguard.ledger.redis.scripts import SCRIPTS, sha1
 
-__all__ = ["LUA_SOURCE", "RedisLedger"]
+__all__ = ["RedisLedger"]
 
 log = logging.getLogger("quotaguard.ledger")
 
-LUA_SOURCE = importlib.resources.files("quotaguard.ledger.redis").joinpath("redis.lua").read_text()
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -121,15 +119,19 @@ class RedisLedger(LedgerBase):
                 ) from None
             client = aioredis.Redis(connection_pool=self._pool)
         self._client = client
-        self._script = client.register_script(LUA_SOURCE)  # for its sha
         self._leases = self._prefix + "leases"
-        # The fixed arguments of every call, encoded once (all ASCII: any client encoding).
-        self._head = ("EVALSHA", self._script.sha.encode(), b"1", self._leases.encode())
-        self._prefix_b = self._prefix.encode()
+        # The fixed arguments of each operation's call, encoded once (all ASCII: any client
+        # encoding). The operation's name goes along too, for MONITOR and SLOWLOG.
+        leases, prefix = self._leases.encode(), self._prefix.encode()
+        self._heads = {
+            op: ("EVALSHA", sha1(source).encode(), b"1", leases, op.encode(), prefix)
+            for op, source in SCRIPTS.items()
+        }
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         # Belt and braces over the socket timeouts: connect + retries, then give up.
         self._deadline = socket_timeout * 4 + 1.0
         self._socket_timeout = socket_timeout
+        self._month = (0, 0, "")  # the last month_arg(): most calls fall in the same month
         self._undos: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -143,13 +145,13 @@ class RedisLedger(LedgerBase):
             raise BudgetUnavailable(f"redis ledger {self.namespace!r} is closed")
         # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
         # Python per call. NOSCRIPT (a flushed or restarted server): load it, send once more.
-        command = (*self._head, op, self._prefix_b, *args)
+        command = (*self._heads[op], *args)
         try:
             async with asyncio.timeout(self._deadline):
                 try:
                     reply = await self._execute(*command)
                 except NoScriptError:
-                    await self._client.script_load(LUA_SOURCE)
+                    await self._load_scripts()
                     reply = await self._execute(*command)
         except TimeoutError:
             raise BudgetUnavailable(
@@ -162,6 +164,13 @@ class RedisLedger(LedgerBase):
         result: list[Any] = list(reply)
         result[0] = text(result[0])
         return result
+
+    async def _load_scripts(self) -> None:
+        # All of them at once: a flushed or restarted server lost every one.
+        async with self._client.pipeline(transaction=False) as pipe:
+            for source in SCRIPTS.values():
+                pipe.script_load(source)
+            await pipe.execute()
 
     async def aclose(self) -> None:
         if self._closed:
@@ -196,23 +205,20 @@ class RedisLedger(LedgerBase):
                 exc,
             )
 
-    @staticmethod
-    def _rid(reservation_id: object) -> str:
-        if not isinstance(reservation_id, str) or not reservation_id:
-            raise ReservationNotFound(str(reservation_id))
-        return reservation_id
+    def _month_of(self, now: datetime, at: int) -> str:
+        start, end, arg = self._month
+        if not start <= at < end:
+            self._month = month = month_arg(now)
+            arg = month[2]
+        return arg
 
-    async def _one(self, op: str, reservation_id: str, *args: str | int) -> Reservation:
-        reply = await self._call(op, reservation_id, *args)
-        if reply[0] == "notfound":
-            raise ReservationNotFound(reservation_id)
-        return reservation_from(reply[1])
+    async def _one(self, op: str, rid: str, *args: str | int) -> Reservation | Refusal:
+        reply = await self._call(op, rid, *args)
+        return NO_RESERVATION if reply[0] == "notfound" else reservation_from(reply[1])
 
     # -- budgets ----------------------------------------------------------------------------
 
-    async def put_budget(self, budget: Budget) -> None:
-        if not isinstance(budget, Budget):
-            raise InvalidInput("budget", f"expected a Budget, got {type(budget).__name__}")
+    async def _put_budget(self, budget: Budget) -> UnitInUse | None:
         reply = await self._call(
             "put_budget",
             budget.key,
@@ -221,63 +227,40 @@ class RedisLedger(LedgerBase):
             to_micro(budget.limit, round_up=False),
             *window_args(budget),
         )
-        if reply[0] == "unit":
-            raise InvalidInput(
-                "budget.unit",
-                f"budget {budget.key!r} already counts {text(reply[1])}; use a new key for "
-                "another unit",
-            )
+        return UnitInUse(Unit(text(reply[1]))) if reply[0] == "unit" else None
 
-    async def remove_budget(self, key: str) -> None:
-        check_key(key)
+    async def _remove_budget(self, key: str) -> Refusal | None:
         reply = await self._call("remove_budget", key)
-        if reply[0] == "unknown":
-            raise UnknownBudget("key", key)
-        if reply[0] == "outstanding":
-            raise InvalidInput("key", f"budget {key!r} still has outstanding reservations")
+        return {"unknown": NO_BUDGET, "outstanding": OUTSTANDING}.get(reply[0])
 
-    async def get_budget(self, key: str) -> Budget:
-        check_key(key)
+    async def _get_budget(self, key: str) -> Budget | Refusal:
         reply = await self._call("get_budget", key)
         budget = budget_from(reply[1]) if reply[0] == "ok" else None
-        if budget is None:
-            raise UnknownBudget("key", key)
-        return budget
+        return NO_BUDGET if budget is None else budget
 
-    async def budgets(self) -> list[Budget]:
+    async def _budgets(self) -> list[Budget]:
         reply = await self._call("budgets")
         found = [b for b in (budget_from(flat) for flat in reply[1:]) if b is not None]
         return sorted(found, key=lambda b: b.key)
 
     # -- the atomic path --------------------------------------------------------------------
 
-    async def reserve(
-        self,
-        charges: Sequence[Charge],
-        *,
-        now: datetime,
-        lease: timedelta = DEFAULT_LEASE,
-        idempotency_key: str | None = None,
-    ) -> Decision:
-        charges, key = check_reserve(charges, now, lease, idempotency_key)
-        if not charges:
-            check_charges(charges, {})  # raises: at least one charge
-        for i, charge in enumerate(charges):
-            if not isinstance(charge, Charge):
-                raise InvalidInput(
-                    f"charges[{i}]", f"expected a Charge, got {type(charge).__name__}"
-                )
+    async def _reserve(
+        self, charges: tuple[Charge, ...], now: datetime, lease: timedelta, key: str | None
+    ) -> Reservation | Rejected | Replayed | KeyConflict:
         totals: dict[str, int] = {}
         for charge in charges:
             totals[charge.budget] = totals.get(charge.budget, 0) + to_micro(charge.amount)
         pairs = sorted({(c.budget, c.unit.value) for c in charges})
         rid = new_reservation_id()
+        at = epoch_us(now)
         args: list[str | int] = [
-            epoch_us(now),
+            at,
+            self._month_of(now, at),
             epoch_us(now + lease),
             rid,
             key or "",
-            fingerprint(charges) if key else "",  # only a key's replay check reads it
+            charges_fingerprint(charges) if key else "",  # only a key's replay check reads it
             charges_json(charges),
             # Two packed arguments, not two per budget: redis-py encodes each argument in
             # Python. Budget keys and units contain no spaces (check_key, Unit).
@@ -296,45 +279,28 @@ class RedisLedger(LedgerBase):
             await self._undo_reserve(rid, now)
             raise
         if reply[0] == "new":  # held by this call (or by a retry of it): same fields
-            return Decision(
-                admitted=True,
-                reservation=Reservation(
-                    id=rid,
-                    charges=charges,
-                    created_at=now,
-                    lease_expires_at=now + lease,
-                    idempotency_key=key,
-                ),
+            return Reservation(
+                id=rid,
                 charges=charges,
+                created_at=now,
+                lease_expires_at=now + lease,
+                idempotency_key=key,
             )
-        return self._decide(reply, charges, totals, key, now)
+        return self._decide(reply, charges, totals, now)
 
     @staticmethod
     def _decide(
-        reply: list[Any],
-        charges: tuple[Charge, ...],
-        totals: dict[str, int],
-        key: str | None,
-        now: datetime,
-    ) -> Decision:
+        reply: list[Any], charges: tuple[Charge, ...], totals: dict[str, int], now: datetime
+    ) -> Rejected | Replayed | KeyConflict:
         tag = reply[0]
         if tag == "check":
             found = [b for b in (budget_from(flat) for flat in reply[1:]) if b is not None]
             check_charges(charges, {b.key: b for b in found})  # raises, naming the charge
             raise BudgetUnavailable("redis ledger refused charges the engine accepts")
-        if tag in ("replay", "conflict"):
-            reservation = reservation_from(reply[1])
-            if tag == "conflict":
-                raise InvalidInput(
-                    "idempotency_key",
-                    f"key {key!r} was used for different charges (reservation {reservation.id})",
-                )
-            return Decision(
-                admitted=True,
-                reservation=reservation,
-                charges=reservation.charges,
-                replayed=tag == "replay",
-            )
+        if tag == "replay":
+            return Replayed(reservation_from(reply[1]))
+        if tag == "conflict":
+            return KeyConflict(reservation_from(reply[1]).id)
         budgets: dict[str, Budget] = {}
         usage: dict[str, Usage] = {}
         for flat, raw in zip(reply[1::2], reply[2::2], strict=True):
@@ -344,85 +310,65 @@ class RedisLedger(LedgerBase):
         violations = evaluate(totals, budgets, usage, now)
         if not violations:  # the script and the engine disagree: fail closed, loudly
             raise BudgetUnavailable("redis ledger rejected work the engine would admit")
-        return Decision.reject(violations, charges)
+        return Rejected(tuple(violations))
 
-    async def commit(
-        self, reservation_id: str, actual: Sequence[Charge] | None = None, *, now: datetime
-    ) -> Reservation:
-        check_now(now)
-        rid = self._rid(reservation_id)
-        given = None if actual is None else tuple(actual)
-        if given is not None and not all(isinstance(c, Charge) for c in given):
-            check_actual(given, await self.get(rid))  # raises, naming the bad item
-        items = given or ()
+    async def _commit(
+        self, rid: str, actual: tuple[Charge, ...] | None, now: datetime
+    ) -> Reservation | ActualMismatch | Refusal:
+        items = actual or ()
+        at = epoch_us(now)
         reply = await self._call(
             "commit",
             rid,
-            epoch_us(now),
-            "0" if given is None else "1",
+            at,
+            self._month_of(now, at),
+            "0" if actual is None else "1",
             charges_json(items),
             len(items),
             *(x for c in items for x in (c.budget, c.unit.value, to_micro(c.amount))),
         )
         if reply[0] == "notfound":
-            raise ReservationNotFound(rid)
+            return NO_RESERVATION
         reservation = reservation_from(reply[1])
-        if reply[0] == "bad":
-            check_actual(given, reservation)  # raises, naming the bad item
-            raise BudgetUnavailable("redis ledger refused actual charges the engine accepts")
-        return reservation
+        return ActualMismatch(reservation) if reply[0] == "bad" else reservation
 
-    async def release(self, reservation_id: str, *, now: datetime) -> Reservation:
-        check_now(now)
-        return await self._one("release", self._rid(reservation_id), epoch_us(now))
+    async def _release(self, rid: str, now: datetime) -> Reservation | Refusal:
+        return await self._one("release", rid, epoch_us(now))
 
-    async def renew(self, reservation_id: str, *, lease: timedelta, now: datetime) -> Reservation:
-        check_now(now)
-        check_lease(lease)
-        rid = self._rid(reservation_id)
+    async def _renew(self, rid: str, lease: timedelta, now: datetime) -> Reservation | Refusal:
         return await self._one("renew", rid, epoch_us(now), epoch_us(now + lease))
 
-    async def expire(self, *, now: datetime) -> int:
-        check_now(now)
+    async def _expire(self, now: datetime) -> int:
         reply = await self._call("expire", epoch_us(now))
         return int(reply[1])
 
-    async def bind(self, reservation_id: str, external_id: str) -> Reservation:
-        if not isinstance(external_id, str) or not external_id:
-            raise InvalidInput("external_id", "must be a non-empty str (a job id or task ARN)")
-        return await self._one("bind", self._rid(reservation_id), external_id)
+    async def _bind(self, rid: str, external_id: str) -> Reservation | Refusal:
+        return await self._one("bind", rid, external_id)
 
-    async def get(self, reservation_id: str) -> Reservation:
-        return await self._one("get", self._rid(reservation_id))
+    async def _get(self, rid: str) -> Reservation | Refusal:
+        return await self._one("get", rid)
 
-    async def find_external(self, external_id: str) -> Reservation | None:
-        if not isinstance(external_id, str) or not external_id:
-            return None
+    async def _find_external(self, external_id: str) -> Reservation | None:
         reply = await self._call("find_external", external_id)
         return None if reply[0] == "none" else reservation_from(reply[1])
 
-    async def outstanding(self) -> list[Reservation]:
+    async def _outstanding(self) -> list[Reservation]:
         reply = await self._call("outstanding")
         return [reservation_from(flat) for flat in reply[1:]]
 
-    async def lapsed(self) -> list[Reservation]:
+    async def _lapsed(self) -> list[Reservation]:
         reply = await self._call("lapsed")
         found = [reservation_from(flat) for flat in reply[1:]]
         return sorted(found, key=lambda r: (r.ended_at or r.created_at, r.id))
 
-    async def record_report(self, key: str, used: object, *, at: datetime) -> None:
-        check_now(at, "at")
-        micro = to_micro(as_amount(used, "used"))
-        check_key(key)
-        reply = await self._call("record_report", key, micro, epoch_us(at))
-        if reply[0] == "unknown":
-            raise UnknownBudget("key", key)
+    # -- provider reports and state ---------------------------------------------------------
 
-    async def state(self, key: str, *, now: datetime) -> BudgetState:
-        check_now(now)
-        check_key(key)
-        reply = await self._call("state", key, epoch_us(now))
+    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | None:
+        reply = await self._call("record_report", key, micro, epoch_us(at))
+        return NO_BUDGET if reply[0] == "unknown" else None
+
+    async def _state(self, key: str, now: datetime) -> Counters | Refusal:
+        at = epoch_us(now)
+        reply = await self._call("state", key, at, self._month_of(now, at))
         budget = budget_from(reply[1]) if reply[0] == "ok" else None
-        if budget is None:
-            raise UnknownBudget("key", key)
-        return state_of(budget, usage_from(reply[2]), now)
+        return NO_BUDGET if budget is None else Counters(budget, usage_from(reply[2]))

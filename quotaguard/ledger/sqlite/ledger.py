@@ -1,54 +1,51 @@
 """A ledger in one SQLite file, safe across the processes of one machine.
 
-Each operation is one transaction (``_sqlite_store``); ``reserve`` takes the write lock up
-front (``BEGIN IMMEDIATE``) so the check and the hold see the same state. WAL lets readers
-run beside the writer. The schema and row conversions live in ``_sqlite_schema``.
+Each primitive is one transaction (:mod:`.store`); ``reserve`` takes the write lock up front
+(``BEGIN IMMEDIATE``) so the check and the hold see the same state. WAL lets readers run
+beside the writer. The schema and row conversions live in :mod:`.schema`.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from quotaguard.engine.amounts import as_amount, to_micro
-from quotaguard.engine.model import (
-    Budget,
-    BudgetState,
-    Charge,
-    Decision,
-    Reservation,
-    ReservationState,
-    check_key,
-)
-from quotaguard.engine.rules import check_charges, evaluate, state_of
+from quotaguard.engine.amounts import Unit, to_micro
+from quotaguard.engine.model import Budget, Charge, Reservation, ReservationState
+from quotaguard.engine.reservations import Event, misfit, same_charges, step
+from quotaguard.engine.rules import check_charges, evaluate
 from quotaguard.engine.windows import window_to_dict
-from quotaguard.errors import InvalidInput, ReservationNotFound, UnknownBudget
-from quotaguard.ledger.base import (
-    DEFAULT_LEASE,
-    LedgerBase,
-    check_actual,
-    check_lease,
-    check_now,
-    check_reserve,
-    epoch_us,
-    new_reservation_id,
+from quotaguard.ledger.base import LedgerBase
+from quotaguard.ledger.checks import new_reservation_id
+from quotaguard.ledger.encoding import charges_json, epoch_us
+from quotaguard.ledger.outcomes import (
+    NO_BUDGET,
+    NO_RESERVATION,
+    OUTSTANDING,
+    ActualMismatch,
+    Counters,
+    KeyConflict,
+    Refusal,
+    Rejected,
+    Replayed,
+    UnitInUse,
 )
 from quotaguard.ledger.sqlite.schema import (
     SCHEMA_VERSION,
-    charges_json,
     default_path,
+    end,
     expire_due,
     row_to_budget,
     row_to_reservation,
-    unhold,
     usage_of,
 )
 from quotaguard.ledger.sqlite.store import SQLiteStore
 
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger", "default_path"]
+
+_RELEASE = step(ReservationState.HELD, Event.RELEASE)
 
 
 class SQLiteLedger(SQLiteStore, LedgerBase):
@@ -62,11 +59,8 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
 
     # -- budgets ----------------------------------------------------------------------------
 
-    async def put_budget(self, budget: Budget) -> None:
-        if not isinstance(budget, Budget):
-            raise InvalidInput("budget", f"expected a Budget, got {type(budget).__name__}")
-
-        def op(conn: sqlite3.Connection) -> None:
+    async def _put_budget(self, budget: Budget) -> UnitInUse | None:
+        def op(conn: sqlite3.Connection) -> UnitInUse | None:
             row = conn.execute(
                 "SELECT unit, reserved, (SELECT COUNT(*) FROM commits WHERE budget = ?) AS n "
                 "FROM budgets WHERE key = ?",
@@ -77,11 +71,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 and row["unit"] != budget.unit.value
                 and (row["reserved"] or row["n"])
             ):
-                raise InvalidInput(
-                    "budget.unit",
-                    f"budget {budget.key!r} already counts {row['unit']}; use a new key for "
-                    "another unit",
-                )
+                return UnitInUse(Unit(row["unit"]))
             conn.execute(
                 "INSERT INTO budgets(key, unit, limit_text, window) VALUES(?, ?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET unit=excluded.unit, "
@@ -93,34 +83,30 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                     json.dumps(window_to_dict(budget.window)),
                 ),
             )
+            return None
 
-        await self._run(op)
+        return await self._run(op)
 
-    async def remove_budget(self, key: str) -> None:
-        check_key(key)
-
-        def op(conn: sqlite3.Connection) -> None:
+    async def _remove_budget(self, key: str) -> Refusal | None:
+        def op(conn: sqlite3.Connection) -> Refusal | None:
             row = conn.execute("SELECT outstanding FROM budgets WHERE key = ?", (key,)).fetchone()
             if row is None:
-                raise UnknownBudget("key", key)
+                return NO_BUDGET
             if row["outstanding"]:
-                raise InvalidInput("key", f"budget {key!r} still has outstanding reservations")
-            conn.execute("DELETE FROM budgets WHERE key = ?", (key,))
+                return OUTSTANDING
+            conn.execute("DELETE FROM budgets WHERE key = ?", (key,))  # the commits stay
+            return None
 
-        await self._run(op)
+        return await self._run(op)
 
-    async def get_budget(self, key: str) -> Budget:
-        check_key(key)
-
-        def op(conn: sqlite3.Connection) -> Budget:
+    async def _get_budget(self, key: str) -> Budget | Refusal:
+        def op(conn: sqlite3.Connection) -> Budget | Refusal:
             row = conn.execute("SELECT * FROM budgets WHERE key = ?", (key,)).fetchone()
-            if row is None:
-                raise UnknownBudget("key", key)
-            return row_to_budget(row)
+            return NO_BUDGET if row is None else row_to_budget(row)
 
         return await self._run(op, write=False)
 
-    async def budgets(self) -> list[Budget]:
+    async def _budgets(self) -> list[Budget]:
         def op(conn: sqlite3.Connection) -> list[Budget]:
             return [row_to_budget(r) for r in conn.execute("SELECT * FROM budgets ORDER BY key")]
 
@@ -128,56 +114,30 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
 
     # -- the atomic path --------------------------------------------------------------------
 
-    async def reserve(
-        self,
-        charges: Sequence[Charge],
-        *,
-        now: datetime,
-        lease: timedelta = DEFAULT_LEASE,
-        idempotency_key: str | None = None,
-    ) -> Decision:
-        charges, key = check_reserve(charges, now, lease, idempotency_key)
-        for i, charge in enumerate(charges):
-            if not isinstance(charge, Charge):
-                raise InvalidInput(
-                    f"charges[{i}]", f"expected a Charge, got {type(charge).__name__}"
-                )
+    async def _reserve(
+        self, charges: tuple[Charge, ...], now: datetime, lease: timedelta, key: str | None
+    ) -> Reservation | Rejected | Replayed | KeyConflict:
+        keys = sorted({c.budget for c in charges})
+        select = f"SELECT * FROM budgets WHERE key IN ({','.join('?' * len(keys))})"
 
-        def op(conn: sqlite3.Connection) -> tuple[Decision, bool]:
-            keys = sorted({c.budget for c in charges})
-            rows = {
-                r["key"]: r
-                for r in conn.execute(
-                    f"SELECT * FROM budgets WHERE key IN ({','.join('?' * len(keys))})", keys
-                )
-            }
+        def op(conn: sqlite3.Connection) -> Reservation | Rejected | Replayed | KeyConflict:
+            rows = {r["key"]: r for r in conn.execute(select, keys)}
             budgets = {k: row_to_budget(r) for k, r in rows.items()}
-            requested = check_charges(list(charges), budgets)
+            requested = check_charges(charges, budgets)
             # Before the key lookup: a lapsed lease frees its idempotency key.
             if expire_due(conn, now):
-                rows = {
-                    r["key"]: r
-                    for r in conn.execute(
-                        f"SELECT * FROM budgets WHERE key IN ({','.join('?' * len(keys))})", keys
-                    )
-                }
+                rows = {r["key"]: r for r in conn.execute(select, keys)}
             if key is not None:
                 row = conn.execute("SELECT * FROM reservations WHERE idem = ?", (key,)).fetchone()
                 if row is not None:
                     existing = row_to_reservation(row)
-                    if sorted(existing.charges, key=repr) != sorted(charges, key=repr):
-                        raise InvalidInput(
-                            "idempotency_key",
-                            f"key {key!r} was used for different charges "
-                            f"(reservation {existing.id})",
-                        )
-                    return Decision(
-                        admitted=True, reservation=existing, charges=existing.charges, replayed=True
-                    ), False
+                    if not same_charges(existing.charges, charges):
+                        return KeyConflict(existing.id)
+                    return Replayed(existing)
             usage = {k: usage_of(conn, rows[k], now) for k in requested}
             violations = evaluate(requested, budgets, usage, now)
             if violations:
-                return Decision.reject(violations, charges), False
+                return Rejected(tuple(violations))
             reservation = Reservation(
                 id=new_reservation_id(),
                 charges=charges,
@@ -205,115 +165,92 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 "WHERE key = ?",
                 [(a, k) for k, a in requested.items()],
             )
-            return Decision(admitted=True, reservation=reservation, charges=charges), True
+            return reservation
 
-        def undo(conn: sqlite3.Connection, result: tuple[Decision, bool]) -> None:
-            decision, created = result
-            if created and decision.reservation is not None:
-                unhold(conn, decision.reservation.id)
-                conn.execute(
-                    "UPDATE reservations SET state = 'released', ended_at = ?, idem = NULL "
-                    "WHERE id = ?",
-                    (epoch_us(now), decision.reservation.id),
-                )
+        def undo(conn: sqlite3.Connection, made: object) -> None:
+            # Cancelled while the worker ran it: nobody will ever see this hold.
+            if isinstance(made, Reservation):
+                end(conn, made.id, False, _RELEASE, epoch_us(now))
 
-        decision, _ = await self._run(op, undo=undo)
-        return decision
+        return await self._run(op, undo=undo)
 
-    def _load(self, conn: sqlite3.Connection, rid: str) -> Reservation:
-        if not isinstance(rid, str):
-            raise ReservationNotFound(str(rid))
+    @staticmethod
+    def _load(conn: sqlite3.Connection, rid: str) -> Reservation | Refusal:
         row = conn.execute("SELECT * FROM reservations WHERE id = ?", (rid,)).fetchone()
-        if row is None:
-            raise ReservationNotFound(rid)
-        return row_to_reservation(row)
+        return NO_RESERVATION if row is None else row_to_reservation(row)
 
-    async def commit(
-        self, reservation_id: str, actual: Sequence[Charge] | None = None, *, now: datetime
-    ) -> Reservation:
-        check_now(now)
-
-        def op(conn: sqlite3.Connection) -> Reservation:
-            reservation = self._load(conn, reservation_id)
-            charges = check_actual(actual, reservation)
-            if reservation.state in (ReservationState.COMMITTED, ReservationState.RELEASED):
+    async def _commit(
+        self, rid: str, actual: tuple[Charge, ...] | None, now: datetime
+    ) -> Reservation | ActualMismatch | Refusal:
+        def op(conn: sqlite3.Connection) -> Reservation | ActualMismatch | Refusal:
+            reservation = self._load(conn, rid)
+            if isinstance(reservation, Refusal):
                 return reservation
-            if reservation.state is ReservationState.HELD:
-                unhold(conn, reservation_id)
+            if actual is not None and misfit(actual, reservation.charges) is not None:
+                return ActualMismatch(reservation)
+            change = step(reservation.state, Event.COMMIT)
+            if change.to is None:
+                return reservation
+            charges = reservation.charges if actual is None else actual
             at = epoch_us(now)
             conn.executemany(
                 "INSERT INTO commits(budget, at, amount, reservation_id) VALUES(?, ?, ?, ?)",
-                [(c.budget, at, to_micro(c.amount), reservation_id) for c in charges],
+                [(c.budget, at, to_micro(c.amount), rid) for c in charges],
             )
-            conn.execute(
-                "UPDATE reservations SET state = 'committed', ended_at = ?, actual = ? "
-                "WHERE id = ?",
-                (at, charges_json(charges), reservation_id),
-            )
-            return self._load(conn, reservation_id)
+            bound = reservation.external_id is not None
+            end(conn, rid, bound, change, at, charges_json(charges))
+            return self._load(conn, rid)
 
         return await self._run(op)
 
-    async def release(self, reservation_id: str, *, now: datetime) -> Reservation:
-        check_now(now)
-
-        def op(conn: sqlite3.Connection) -> Reservation:
-            reservation = self._load(conn, reservation_id)
-            if reservation.ended:
+    async def _release(self, rid: str, now: datetime) -> Reservation | Refusal:
+        def op(conn: sqlite3.Connection) -> Reservation | Refusal:
+            reservation = self._load(conn, rid)
+            if isinstance(reservation, Refusal):
                 return reservation
-            unhold(conn, reservation_id)
-            conn.execute(
-                "UPDATE reservations SET state = 'released', ended_at = ?, idem = NULL "
-                "WHERE id = ?",
-                (epoch_us(now), reservation_id),
-            )
-            return self._load(conn, reservation_id)
+            change = step(reservation.state, Event.RELEASE)
+            if change.to is None:
+                return reservation
+            end(conn, rid, reservation.external_id is not None, change, epoch_us(now))
+            return self._load(conn, rid)
 
         return await self._run(op)
 
-    async def renew(self, reservation_id: str, *, lease: timedelta, now: datetime) -> Reservation:
-        check_now(now)
-        check_lease(lease)
-
-        def op(conn: sqlite3.Connection) -> Reservation:
+    async def _renew(self, rid: str, lease: timedelta, now: datetime) -> Reservation | Refusal:
+        def op(conn: sqlite3.Connection) -> Reservation | Refusal:
             expire_due(conn, now)
-            reservation = self._load(conn, reservation_id)
-            if not reservation.ended:
-                conn.execute(
-                    "UPDATE reservations SET lease_expires_at = ? WHERE id = ?",
-                    (epoch_us(now + lease), reservation_id),
-                )
-            return self._load(conn, reservation_id)
+            reservation = self._load(conn, rid)
+            if isinstance(reservation, Refusal):
+                return reservation
+            if step(reservation.state, Event.RENEW).to is None:
+                return reservation
+            conn.execute(
+                "UPDATE reservations SET lease_expires_at = ? WHERE id = ?",
+                (epoch_us(now + lease), rid),
+            )
+            return self._load(conn, rid)
 
         return await self._run(op)
 
-    async def expire(self, *, now: datetime) -> int:
-        check_now(now)
+    async def _expire(self, now: datetime) -> int:
         return await self._run(lambda conn: expire_due(conn, now))
 
-    async def bind(self, reservation_id: str, external_id: str) -> Reservation:
-        if not isinstance(external_id, str) or not external_id:
-            raise InvalidInput("external_id", "must be a non-empty str (a job id or task ARN)")
-
-        if not isinstance(reservation_id, str):
-            raise ReservationNotFound(str(reservation_id))
-
-        def op(conn: sqlite3.Connection) -> Reservation:
-            # One statement: the update and the record it leaves.
+    async def _bind(self, rid: str, external_id: str) -> Reservation | Refusal:
+        def op(conn: sqlite3.Connection) -> Reservation | Refusal:
+            # One statement: the update and the record it leaves. An expired reservation
+            # bound now is owed: lapsed() selects expired rows with an external id.
             rows = conn.execute(
                 "UPDATE reservations SET external_id = ? WHERE id = ? RETURNING *",
-                (external_id, reservation_id),
+                (external_id, rid),
             ).fetchall()
-            if not rows:
-                raise ReservationNotFound(reservation_id)
-            return row_to_reservation(rows[0])
+            return row_to_reservation(rows[0]) if rows else NO_RESERVATION
 
         return await self._run(op)
 
-    async def get(self, reservation_id: str) -> Reservation:
-        return await self._run(lambda conn: self._load(conn, reservation_id), write=False)
+    async def _get(self, rid: str) -> Reservation | Refusal:
+        return await self._run(lambda conn: self._load(conn, rid), write=False)
 
-    async def find_external(self, external_id: str) -> Reservation | None:
+    async def _find_external(self, external_id: str) -> Reservation | None:
         def op(conn: sqlite3.Connection) -> Reservation | None:
             row = conn.execute(
                 "SELECT * FROM reservations WHERE external_id = ? ORDER BY created_at DESC LIMIT 1",
@@ -323,11 +260,12 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
 
         return await self._run(op, write=False)
 
-    async def outstanding(self) -> list[Reservation]:
+    async def _outstanding(self) -> list[Reservation]:
         return await self._select("state = 'held' ORDER BY lease_expires_at")
 
-    async def lapsed(self) -> list[Reservation]:
-        # The WHERE clause matches the partial index reservations_lapsed.
+    async def _lapsed(self) -> list[Reservation]:
+        # engine.reservations.owed() in SQL; the clause matches the partial index
+        # reservations_lapsed.
         return await self._select("state = 'expired' AND external_id IS NOT NULL ORDER BY ended_at")
 
     async def _select(self, where: str) -> list[Reservation]:
@@ -337,34 +275,31 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             lambda conn: [row_to_reservation(r) for r in conn.execute(sql)], write=False
         )
 
-    async def record_report(self, key: str, used: object, *, at: datetime) -> None:
-        check_now(at, "at")
-        check_key(key)
-        micro = to_micro(as_amount(used, "used"))
+    # -- provider reports and state ---------------------------------------------------------
 
-        def op(conn: sqlite3.Connection) -> None:
+    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | None:
+        def op(conn: sqlite3.Connection) -> Refusal | None:
             row = conn.execute("SELECT reported_at FROM budgets WHERE key = ?", (key,)).fetchone()
             if row is None:
-                raise UnknownBudget("key", key)
-            if row["reported_at"] is not None and epoch_us(at) < row["reported_at"]:
-                return  # an older report never replaces a newer one
-            conn.execute(
-                "UPDATE budgets SET reported = ?, reported_at = ? WHERE key = ?",
-                (micro, epoch_us(at), key),
-            )
+                return NO_BUDGET
+            if row["reported_at"] is None or epoch_us(at) >= row["reported_at"]:
+                conn.execute(  # an older report never replaces a newer one
+                    "UPDATE budgets SET reported = ?, reported_at = ? WHERE key = ?",
+                    (micro, epoch_us(at), key),
+                )
+            return None
 
-        await self._run(op)
+        return await self._run(op)
 
-    async def state(self, key: str, *, now: datetime) -> BudgetState:
-        check_now(now)
-        check_key(key)
-
-        def op(conn: sqlite3.Connection) -> BudgetState:
-            expire_due(conn, now)
-            row = conn.execute("SELECT * FROM budgets WHERE key = ?", (key,)).fetchone()
+    async def _state(self, key: str, now: datetime) -> Counters | Refusal:
+        def op(conn: sqlite3.Connection) -> Counters | Refusal:
+            select = "SELECT * FROM budgets WHERE key = ?"
+            row = conn.execute(select, (key,)).fetchone()
             if row is None:
-                raise UnknownBudget("key", key)
-            return state_of(row_to_budget(row), usage_of(conn, row, now), now)
+                return NO_BUDGET
+            if expire_due(conn, now):  # its counters changed
+                row = conn.execute(select, (key,)).fetchone()
+            return Counters(row_to_budget(row), usage_of(conn, row, now))
 
         return await self._run(op)
 

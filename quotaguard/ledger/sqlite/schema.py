@@ -1,15 +1,14 @@
 """The SQLite ledger's file format: the schema, its version, rows to engine values, and the
-row operations several ledger operations share (window sums, expiry, un-holding).
+row operations several ledger operations share (window sums, ending, expiry, un-holding).
 
-Amounts are integer micro-units and instants epoch microseconds (see ``base.epoch_us``);
-charge lists are JSON ``[[budget, amount, unit], ...]`` with the exact Decimal text.
+Amounts are integer micro-units; instants and charge lists are written as every ledger
+writes them (:mod:`quotaguard.ledger.encoding`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,17 +16,17 @@ from pathlib import Path
 import platformdirs
 
 from quotaguard.engine.amounts import Unit
-from quotaguard.engine.model import Budget, Charge, Reservation, ReservationState
+from quotaguard.engine.model import Budget, Reservation, ReservationState
+from quotaguard.engine.reservations import Event, Step, keeps_key, step
 from quotaguard.engine.rules import Usage, report_counts
 from quotaguard.engine.windows import window_from_dict
 from quotaguard.errors import BudgetUnavailable
-from quotaguard.ledger.base import epoch_us, from_epoch_us
+from quotaguard.ledger.encoding import charges_from, epoch_us, from_epoch_us
 
 __all__ = [
     "SCHEMA_VERSION",
-    "charges_from",
-    "charges_json",
     "default_path",
+    "end",
     "expire_due",
     "init_schema",
     "row_to_budget",
@@ -91,16 +90,6 @@ def init_schema(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("COMMIT")
 
 
-def charges_json(charges: Sequence[Charge]) -> str:
-    return json.dumps([[c.budget, str(c.amount), c.unit.value] for c in charges])
-
-
-def charges_from(text: str | None) -> tuple[Charge, ...] | None:
-    if text is None:
-        return None
-    return tuple(Charge(b, Decimal(a), Unit(u)) for b, a, u in json.loads(text))
-
-
 def row_to_reservation(row: sqlite3.Row) -> Reservation:
     return Reservation(
         id=row["id"],
@@ -160,23 +149,39 @@ def usage_of(conn: sqlite3.Connection, row: sqlite3.Row, now: datetime) -> Usage
     )
 
 
-def expire_due(conn: sqlite3.Connection, now: datetime) -> int:
-    cutoff = epoch_us(now)
-    due = [
-        r[0]
-        for r in conn.execute(
-            "SELECT id FROM reservations WHERE state = 'held' AND lease_expires_at <= ?",
-            (cutoff,),
-        )
-    ]
-    for rid in due:
+def end(
+    conn: sqlite3.Connection,
+    rid: str,
+    bound: bool,
+    change: Step,
+    at: int,
+    actual: str | None = None,
+) -> None:
+    """Move one reservation row along ``change`` (:mod:`quotaguard.engine.reservations`)."""
+    assert change.to is not None
+    if change.unhold:
         unhold(conn, rid)
-        conn.execute(
-            "UPDATE reservations SET state = 'expired', ended_at = ?, "
-            # a bound (sent) reservation keeps its key: a retry must not send it again
-            "idem = CASE WHEN external_id IS NULL THEN NULL ELSE idem END WHERE id = ?",
-            (cutoff, rid),
-        )
+    # Giving up the key clears its column, so that a new reservation can take it.
+    sql = _END_KEEPING_KEY if keeps_key(change.to, bound) else _END_FREEING_KEY
+    conn.execute(sql, (change.to.value, at, actual, rid))
+
+
+_END_KEEPING_KEY = "UPDATE reservations SET state = ?, ended_at = ?, actual = ? WHERE id = ?"
+_END_FREEING_KEY = (
+    "UPDATE reservations SET state = ?, ended_at = ?, actual = ?, idem = NULL WHERE id = ?"
+)
+_LAPSE = step(ReservationState.HELD, Event.EXPIRE)
+
+
+def expire_due(conn: sqlite3.Connection, now: datetime) -> int:
+    """Expire every held reservation whose lease is due at ``now``; how many."""
+    cutoff = epoch_us(now)
+    due = conn.execute(
+        "SELECT id, external_id FROM reservations WHERE state = 'held' AND lease_expires_at <= ?",
+        (cutoff,),
+    ).fetchall()
+    for rid, external_id in due:
+        end(conn, rid, external_id is not None, _LAPSE, cutoff)
     return len(due)
 
 

@@ -1,0 +1,8 @@
+--! needs: base
+-- budgets: -> {'ok', budget...}
+
+local out = {'ok'}
+for _, key in ipairs(redis.call('SMEMBERS', P .. 'budgets')) do
+  out[#out + 1] = budget_record(key)
+end
+return out

@@ -1,0 +1,6 @@
+--! needs: base
+-- lapsed: -> {'ok', reservation...}
+
+local out = {'ok'}
+for _, rid in ipairs(redis.call('SMEMBERS', P .. 'lapsed')) do out[#out + 1] = reservation(rid) end
+return out

@@ -1,0 +1,14 @@
+--! needs: base
+-- remove_budget: key -> {'unknown'} | {'outstanding'} | {'ok'}
+
+local key = ARGV[3]
+local bkey = P .. 'b:' .. key
+local b = hash(bkey)
+if not b.unit then return {'unknown'} end
+if tonumber(b.outstanding or '0') > 0 then return {'outstanding'} end
+-- Keep the commits (and the hash, without 'unit'): spend is never forgotten.
+redis.call('HDEL', bkey, 'unit', 'limit', 'limit_micro', 'window', 'wkind', 'wstart', 'wend',
+  'wdays', 'reported', 'reported_at')
+redis.call('HSET', bkey, 'key', key)
+redis.call('SREM', P .. 'budgets', key)
+return {'ok'}
