@@ -56,6 +56,8 @@ from quotaguard.ledger.outcomes import (
     UnitInUse,
 )
 
+# The checks and the encoding of instants live in .checks and .encoding; guard, CLI and
+# tests import them from here, the contract's one address.
 __all__ = [
     "DEFAULT_LEASE",
     "Ledger",
@@ -150,9 +152,8 @@ class Ledger(Protocol):
 class LedgerBase(AsyncClosing):
     """The public methods of every backend: checks and wording here, storage in primitives.
 
-    A primitive raises only what the engine words (:func:`~quotaguard.engine.rules.
-    check_charges` for charges against the budgets it read) or :class:`BudgetUnavailable`
-    for a store that failed.
+    A primitive raises only what the engine words (``check_charges``, for charges against
+    the budgets it read) or :class:`BudgetUnavailable`, for a store that failed.
     """
 
     #: Whose clock lease expiry reads (see the module's note on time).

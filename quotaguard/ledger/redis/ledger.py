@@ -144,7 +144,7 @@ class RedisLedger(LedgerBase):
         if self._closed:
             raise BudgetUnavailable(f"redis ledger {self.namespace!r} is closed")
         # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
-        # Python per call. NOSCRIPT (a flushed or restarted server): load it, send once more.
+        # Python per call. NOSCRIPT (a flushed or restarted server): load them all, send again.
         command = (*self._heads[op], *args)
         try:
             async with asyncio.timeout(self._deadline):
