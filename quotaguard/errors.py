@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
     from quotaguard.engine.model import Decision
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "BadRequest",
     "BudgetExceeded",
     "BudgetUnavailable",
+    "ClockSkew",
     "Conflict",
     "DeviceUnavailable",
     "InvalidInput",
@@ -121,6 +124,26 @@ class BudgetUnavailable(QuotaGuardError):
     def __init__(self, message: str, *, budget: str | None = None) -> None:
         self.budget = budget
         super().__init__(message)
+
+
+class ClockSkew(BudgetUnavailable):
+    """The caller's clock is more than ``max_skew`` away from the ledger's; nothing changed.
+
+    A ledger that keeps its own time (the machine's, or the store's) judges leases by it, and
+    refuses a caller whose ``now`` would date windows, reports and commits far from it.
+    """
+
+    def __init__(
+        self, *, ledger_time: datetime, caller_time: datetime, max_skew: timedelta
+    ) -> None:
+        self.ledger_time = ledger_time
+        self.caller_time = caller_time
+        self.max_skew = max_skew
+        super().__init__(
+            f"the caller's clock ({caller_time.isoformat()}) is {abs(caller_time - ledger_time)} "
+            f"away from the ledger's ({ledger_time.isoformat()}), more than {max_skew}; "
+            "fix the clock (NTP), or pass the ledger's time"
+        )
 
 
 class SubmitTimeout(QuotaGuardError, TimeoutError):
