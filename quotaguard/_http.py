@@ -208,9 +208,12 @@ class HTTPClient(AsyncClosing):
                 f"{method} {url} timed out after {timeout:g}s", provider=self.provider
             ) from exc
         except aiohttp.ClientError as exc:
-            # str(exc) of aiohttp errors names host and reason only, never headers.
+            # str(exc) of aiohttp errors names host and reason only, never headers. A connector
+            # error (DNS, refused, TLS, proxy) comes before any byte of the request is written.
             raise ProviderUnavailable(
-                f"{method} {url} failed: {type(exc).__name__}: {exc}", provider=self.provider
+                f"{method} {url} failed: {type(exc).__name__}: {exc}",
+                provider=self.provider,
+                request_sent=False if isinstance(exc, aiohttp.ClientConnectorError) else None,
             ) from exc
 
     async def request(
@@ -242,13 +245,17 @@ class HTTPClient(AsyncClosing):
         retry_on = RETRY_STATUSES if idempotent else RETRY_STATUSES & frozenset(safe_statuses)
         policy = self.retry
         attempts = policy.attempts if (idempotent or retry_on) else 1
+        unsent = True  # no earlier attempt may have reached the server
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 response = await self._once(method, url, headers, data, total, encoded)
-            except ProviderUnavailable:
+            except ProviderUnavailable as exc:
                 if last or not idempotent:
+                    if not unsent:
+                        exc.request_sent = None  # this attempt was not written; one before may be
                     raise
+                unsent = unsent and exc.request_sent is False
                 delay = policy.delay(attempt, None, self._rng)
                 log.debug(
                     "%s %s: transport error, retry %d in %.2fs", method, url, attempt + 1, delay
@@ -258,6 +265,7 @@ class HTTPClient(AsyncClosing):
             log.debug("%s %s -> %d", method, url, response.status)
             if response.status not in retry_on or last:
                 return response
+            unsent = False
             retry_after = _retry_after(response.headers, self._clock())
             delay = policy.delay(attempt, retry_after, self._rng)
             log.debug(

@@ -150,8 +150,9 @@ class SubmitTimeout(QuotaGuardError, TimeoutError):
     """``submit`` did not return within the guard's ``submit_timeout``.
 
     The work may have reached the provider, so its reservation (``reservation_id``) is not
-    released here: it follows a send still running on its thread, or stays held until its
-    lease expires. ``BudgetGuard.release()`` frees it when you know nothing was sent.
+    released: it stays held *in doubt* (a send still running on its thread binds it when it
+    returns a job) until the watcher resolves it. ``BudgetGuard.release()`` frees it when you
+    know nothing was sent.
     """
 
     def __init__(self, message: str, *, reservation_id: str | None = None) -> None:
@@ -160,7 +161,16 @@ class SubmitTimeout(QuotaGuardError, TimeoutError):
 
 
 class ProviderError(QuotaGuardError):
-    """A provider (IBM, Braket) answered with an error, or could not be reached."""
+    """A provider (IBM, Braket) answered with an error, or could not be reached.
+
+    ``request_sent`` says whether our client wrote the request: ``True`` when a reply (any
+    status) came back, ``False`` when it failed before writing anything (DNS, connection
+    refused), ``None`` when it cannot know (a timeout, a connection lost after writing). The
+    guard releases a hold only for work that provably created nothing.
+    """
+
+    #: Unknown unless set: subclasses that skip ``__init__`` (MalformedPayload) say so too.
+    request_sent: bool | None = None
 
     def __init__(
         self,
@@ -171,9 +181,11 @@ class ProviderError(QuotaGuardError):
         code: str | None = None,
         trace: str | None = None,
         errors: tuple[dict[str, str], ...] = (),
+        request_sent: bool | None = None,
     ) -> None:
         self.provider = provider
         self.status = status
+        self.request_sent = True if request_sent is None and status is not None else request_sent
         self.code = code
         self.trace = trace
         self.errors = errors
