@@ -1,28 +1,68 @@
-"""Shared fixtures: a controllable clock and the emulator on a free loopback port."""
+"""Fixtures of the whole suite: isolation from the developer's AWS settings, fast retries, a
+controllable clock, the emulator on a free loopback port, and real redis-servers."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
-from quotaguard._http import set_testing
+import quotaguard
 from quotaguard.testing import Emulator, FakeClock
-from tests.redis_server import MISSING as REDIS_MISSING
-from tests.redis_server import RedisServer
+from tests._support.aws import ACCESS_KEY, SECRET_KEY
+from tests._support.redis_server import MISSING as REDIS_MISSING
+from tests._support.redis_server import RedisServer
 
-# Session-wide scan: no secret from tests/secrets.py in any log record or escaped exception.
-pytest_plugins = ["tests.reliability.secrets_plugin"]
+# Session-wide scan: no secret from tests/_support/secrets.py in any log record or escaped
+# exception.
+pytest_plugins = ["tests._support.secrets_plugin"]
+
+#: The developer's AWS settings no test may see: profile, endpoints, token, region, price list
+#: and retry settings (botocore would read every one of them).
+AWS_SETTINGS = (
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_BRAKET",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "BRAKET_PRICE_OFFERS_URL",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+)
+
+
+@pytest.fixture(autouse=True)
+def aws_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test sees the test key and nothing of the developer's AWS set-up: none of
+    :data:`AWS_SETTINGS`, empty config and credentials files, no instance metadata. A test
+    about missing credentials deletes them itself."""
+    for name in AWS_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    files = tmp_path / "aws"
+    files.mkdir()
+    for name, variable in (
+        ("config", "AWS_CONFIG_FILE"),
+        ("credentials", "AWS_SHARED_CREDENTIALS_FILE"),
+    ):
+        (files / name).touch()
+        monkeypatch.setenv(variable, str(files / name))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture(autouse=True)
 def fast_retries() -> Iterator[None]:
     """Clients made without ``retry=`` wait zero seconds between their usual attempts; a test
     about attempts or delays passes its own RetryPolicy, which still wins."""
-    set_testing(True)
+    quotaguard.set_testing(True)
     yield
-    set_testing(False)
+    quotaguard.set_testing(False)
 
 
 @pytest.fixture
@@ -32,17 +72,29 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def emulator(clock: FakeClock) -> AsyncIterator[Emulator]:
+    """The emulator on ``clock``, verifying Braket SigV4 signatures by the test key (the one
+    in every test's environment); a test signing with another key registers it too."""
     async with Emulator(clock=clock) as emu:
+        emu.braket.add_credentials(ACCESS_KEY, SECRET_KEY)
         yield emu
+
+
+def _redis_server() -> RedisServer:
+    # Fails, never skips, when redis-server is missing: the Redis ledger must be tested.
+    if shutil.which("redis-server") is None:
+        pytest.fail(f"redis-server is not on PATH; {REDIS_MISSING}", pytrace=False)
+    return RedisServer()
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    """One real redis-server for the session, on a free loopback port (never 6379).
+    """One real redis-server for the session, on a free loopback port (never 6379)."""
+    with _redis_server() as server:
+        yield server
 
-    Fails, never skips, when redis-server is missing: the Redis ledger must be tested.
-    """
-    if shutil.which("redis-server") is None:
-        pytest.fail(f"redis-server is not on PATH; {REDIS_MISSING}", pytrace=False)
-    with RedisServer() as server:
+
+@pytest.fixture
+def fresh_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own (no other test's keys), on a free loopback port."""
+    with _redis_server() as server:
         yield server

@@ -9,7 +9,7 @@ import pytest
 
 from quotaguard.errors import BudgetUnavailable, ProviderUnavailable
 from quotaguard.guard.cache import CachedState
-from tests.conftest import FakeClock
+from quotaguard.testing import FakeClock
 
 
 class Provider:

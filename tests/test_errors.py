@@ -19,7 +19,7 @@ from quotaguard.braket.pricing import UnknownPrice
 from quotaguard.engine import Budget, Charge, Unit
 from quotaguard.integrations import BridgeTimeout, IntegrationError, WrongThread
 from quotaguard.ledger import MemoryLedger
-from tests.reliability._workers import T0
+from tests._support.times import T0
 
 
 async def _exceeded() -> errors.BudgetExceeded:

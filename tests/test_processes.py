@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import run_processes
+from tests._support.processes import run_processes
 
 
 def _double(x: int) -> int:

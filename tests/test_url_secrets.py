@@ -7,7 +7,7 @@ import pytest
 from quotaguard import InvalidInput
 from quotaguard._http import check_endpoint
 from quotaguard.cli.settings import load_settings
-from tests.secrets import URL_PASSWORD as PASSWORD
+from tests._support.secrets import URL_PASSWORD as PASSWORD
 
 
 @pytest.mark.parametrize(

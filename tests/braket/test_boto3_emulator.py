@@ -12,8 +12,7 @@ from botocore.exceptions import ClientError
 
 from quotaguard.testing import Emulator
 from quotaguard.testing.braket import OVER_LIMIT_MESSAGE
-
-from .conftest import FORTE
+from tests._support.braket import FORTE, signed_request
 
 ACTION = '{"braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"}, "source": "OPENQASM 3;"}'  # noqa: E501
 
@@ -138,8 +137,6 @@ async def test_update_below_spent_plus_queued_is_refused(boto: Any, emulator: Em
 
 
 async def test_seed_spellings_of_update_and_delete(emulator: Emulator) -> None:
-    from .test_client import signed_request
-
     arn = emulator.braket.add_spending_limit(FORTE, "50")
     status, _ = await signed_request(
         emulator, "PUT", f"/spending-limit/{arn}", b'{"spendingLimit": "75"}'

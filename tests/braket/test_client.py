@@ -7,10 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import botocore.auth
-import botocore.credentials
 import pytest
-from botocore.awsrequest import AWSRequest
 
 from quotaguard._http import HTTPClient
 from quotaguard.braket import BraketClient, TimePeriod
@@ -27,27 +24,14 @@ from quotaguard.errors import (
     Throttled,
 )
 from quotaguard.testing import Emulator
-
-from .conftest import FORTE, SECRET_KEY, SESSION_TOKEN, SV1
+from tests._support.aws import SECRET_KEY, SESSION_TOKEN, botocore_session
+from tests._support.braket import FORTE, SV1
 
 ACTION = {
     "braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"},
     "source": "OPENQASM 3;",
 }
 LIMIT_ARN = "arn:aws:braket:us-east-1:123456789012:spending-limit/abc"
-
-
-async def signed_request(emu: Emulator, method: str, path: str, body: bytes) -> tuple[int, Any]:
-    request = AWSRequest(
-        method=method, url=emu.url + path, data=body, headers={"Content-Type": "application/json"}
-    )
-    creds = botocore.credentials.ReadOnlyCredentials("AKIDEXAMPLE", SECRET_KEY, None)
-    botocore.auth.SigV4Auth(creds, "braket", "us-east-1").add_auth(request)
-    async with HTTPClient(provider="test") as http:
-        resp = await http.request(
-            method, request.url, headers=dict(request.headers.items()), data=body, idempotent=False
-        )
-    return resp.status, resp.json()
 
 
 async def test_spending_limit_lifecycle(braket: BraketClient, emulator: Emulator) -> None:
@@ -307,8 +291,6 @@ async def test_update_below_spent_plus_queued_is_refused_locally(
 async def test_secrets_never_in_repr_logs_or_errors(
     emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from .conftest import botocore_session
-
     caplog.set_level(logging.DEBUG)
     emulator.faults.add(
         "braket.GetDevice",

@@ -24,11 +24,10 @@ from quotaguard.braket.sansio import Request as BraketRequest
 from quotaguard.braket.sansio import decipher_error
 from quotaguard.braket.signing import sign
 from quotaguard.errors import AuthenticationError
-from quotaguard.testing import Emulator
-from tests.conftest import FakeClock
-from tests.secrets import AWS_WRONG_SECRET_KEY
-
-from .conftest import ACCESS_KEY, FORTE, SECRET_KEY, SESSION_TOKEN, botocore_session
+from quotaguard.testing import Emulator, FakeClock
+from tests._support.aws import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, botocore_session
+from tests._support.braket import FORTE
+from tests._support.secrets import AWS_WRONG_SECRET_KEY
 
 MISMATCH = "The request signature we calculated does not match the signature you provided."
 TIMEOUT = aiohttp.ClientTimeout(total=10)

@@ -11,10 +11,8 @@ import pytest
 from quotaguard.braket import load_price_list
 from quotaguard.braket.pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPrice
 from quotaguard.errors import InvalidInput, MalformedPayload
+from tests._support.braket import FORTE, GARNET, SV1
 
-from .conftest import FORTE, SV1
-
-GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"
 UNKNOWN = "arn:aws:braket:us-east-1::device/qpu/acme/Nova"
 
 

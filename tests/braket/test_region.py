@@ -10,7 +10,6 @@ from quotaguard.braket import BraketClient
 
 
 async def test_aws_region_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.setenv("AWS_REGION", "eu-north-1")
     async with BraketClient(botocore_session=botocore.session.Session()) as client:
         assert client.region == "eu-north-1"
@@ -19,9 +18,7 @@ async def test_aws_region_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
         assert client.region == "us-west-2"
 
 
-async def test_no_region_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+async def test_no_region_names_the_variable() -> None:
+    # No AWS_REGION, AWS_DEFAULT_REGION or profile, and an empty config file (aws_isolated).
     with pytest.raises(InvalidInput, match="AWS_REGION"):
         BraketClient(botocore_session=botocore.session.Session())

@@ -20,8 +20,7 @@ from quotaguard.braket.rules import (
 )
 from quotaguard.engine import FixedWindow, NoWindow, Unit
 from quotaguard.errors import InvalidInput
-
-from .conftest import FORTE, SV1
+from tests._support.braket import FORTE, SV1
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 PRICES = PriceTable.default()

@@ -18,8 +18,7 @@ from quotaguard.errors import (
     MalformedPayload,
     Throttled,
 )
-
-from .conftest import FORTE
+from tests._support.braket import FORTE
 
 ACTION = '{"braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"}}'
 

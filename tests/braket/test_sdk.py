@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 from quotaguard.testing import Emulator
-
-from .conftest import FORTE
+from tests._support.braket import FORTE
 
 pytestmark = pytest.mark.sdk
 

@@ -13,8 +13,8 @@ from botocore.awsrequest import AWSResponse
 
 from quotaguard.braket.sansio import Request
 from quotaguard.braket.signing import sign
-
-from .conftest import ACCESS_KEY, FORTE, SECRET_KEY, SESSION_TOKEN, botocore_session
+from tests._support.aws import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, botocore_session
+from tests._support.braket import FORTE
 
 FROZEN = dt.datetime(2026, 11, 21, 12, 0, 0)  # botocore signs with a naive UTC datetime
 ENDPOINT = "http://127.0.0.1:8080"

@@ -1,100 +1,12 @@
-"""A minimal provider adapter for the guard's provider-neutral tests.
-
-It is a real implementation of the public ``Adapter`` protocol (the extension point for
-custom providers), with state held in memory instead of behind HTTP.
-"""
+"""Guard fixtures: the toy adapter of :mod:`tests._support.guard`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from decimal import Decimal
-from typing import Any
-
-import attrs
 import pytest
 
-from quotaguard import Budget, Charge, Unit, Violation
-from quotaguard.engine.model import Estimate
-from quotaguard.errors import BudgetUnavailable, NotFound
-
-
-@attrs.frozen
-class Work:
-    amount: Decimal
-    bad: bool = False
-
-
-@attrs.frozen
-class Job:
-    id: str
-
-
-class ToyAdapter:
-    provider = "toy"
-    unit = Unit.USD
-
-    def __init__(self, key: str = "toy:device") -> None:
-        self.key = key
-        self.available = True
-        self.actuals: dict[str, Decimal | None] = {}
-        self.gone: set[str] = set()  # jobs the provider answers 404 for
-        self.estimates = 0
-
-    def handles(self, work: object) -> bool:
-        return isinstance(work, Work)
-
-    async def estimate(self, work: Work, *, now: datetime, fail_open: bool) -> Estimate:
-        self.estimates += 1
-        if not self.available and not fail_open:
-            raise BudgetUnavailable("toy provider down", budget=self.key)
-        violations = ()
-        if work.bad:
-            violations = (Violation("toy.bad", "work is bad; fix it", self.key),)
-        charges = (Charge(self.key, work.amount, Unit.USD),) if self.available else ()
-        return Estimate(charges, violations, work.amount, Unit.USD, True)
-
-    def explain(self, work: Work, violations: Sequence[Violation]) -> tuple[Violation, ...]:
-        return tuple(violations)
-
-    def external_id(self, work: object, result: object) -> str | None:
-        return result.id if isinstance(result, Job) else None
-
-    def owns(self, external_id: str) -> bool:
-        return external_id.startswith("toy-")
-
-    async def actual(self, external_id: str, reserved: Decimal) -> Decimal | None:
-        if external_id in self.gone:
-            raise NotFound(f"no job {external_id}", provider="toy", status=404)
-        return self.actuals.get(external_id)
-
-    async def sync(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
+from tests._support.guard import ToyAdapter
 
 
 @pytest.fixture
 def toy() -> ToyAdapter:
     return ToyAdapter()
-
-
-def emulated_ibm_client(emulator: Any, clock: Any, key: str, crn: str) -> Any:
-    """A real IBMRuntimeClient on the emulator: one attempt, 2 s timeout (no slow retries)."""
-    from quotaguard._http import RetryPolicy
-    from quotaguard.ibm.client import IBMRuntimeClient
-
-    return IBMRuntimeClient(
-        key,
-        crn,
-        base_url=f"{emulator.url}/api",
-        iam_url=emulator.url,
-        clock=clock,
-        retry=RetryPolicy(attempts=1),
-        timeout=2,
-    )
-
-
-async def add_toy_budget(guard, limit: str = "10") -> None:  # type: ignore[no-untyped-def]
-    await guard.add_budget(Budget("toy:device", Unit.USD, Decimal(limit)))

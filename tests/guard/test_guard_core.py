@@ -19,7 +19,7 @@ from quotaguard import (
     Unit,
 )
 from quotaguard.guard import BudgetGuard
-from tests.guard.conftest import Job, ToyAdapter, Work, add_toy_budget
+from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
 
 
 @pytest.fixture

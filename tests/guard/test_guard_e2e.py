@@ -21,19 +21,16 @@ from quotaguard import (
     SQLiteLedger,
     Unit,
 )
-from quotaguard._http import RetryPolicy
 from quotaguard.braket.client import BraketClient
 from quotaguard.braket.pricing import Price
 from quotaguard.braket.work import BraketTask
 from quotaguard.guard import BudgetGuard
 from quotaguard.ibm.client import IBMRuntimeClient
 from quotaguard.ibm.work import IBMJob, IBMSession
-from quotaguard.testing import Emulator
+from quotaguard.testing import Emulator, FakeClock
 from quotaguard.testing.seed import DemoSeed, seed_demo
-from tests.conftest import FakeClock
-from tests.secrets import GUARD_AWS_SECRET_KEY
+from tests._support.secrets import GUARD_AWS_SECRET_KEY
 
-FAST = RetryPolicy(attempts=3, base=0.001, cap=0.005)
 ACTION = (
     '{"braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"}, '
     '"source": "OPENQASM 3;"}'
@@ -87,11 +84,10 @@ async def world(emulator: Emulator, clock: FakeClock, tmp_path: Path) -> AsyncIt
             base_url=f"{emulator.url}/api",
             iam_url=emulator.url,
             clock=clock,
-            retry=FAST,
             timeout=2,
         ) as ibm,
         BraketClient(
-            seed.region, endpoint_url=emulator.url, botocore_session=creds, retry=FAST, timeout=2
+            seed.region, endpoint_url=emulator.url, botocore_session=creds, timeout=2
         ) as braket,
         SQLiteLedger(tmp_path / "ledger.sqlite3") as ledger,
     ):

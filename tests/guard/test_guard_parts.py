@@ -12,7 +12,7 @@ from quotaguard import Budget, Charge, InvalidInput, MemoryLedger, ReservationSt
 from quotaguard.engine.model import Estimate, Reservation
 from quotaguard.guard import BudgetGuard
 from quotaguard.guard.units import UnitConverter
-from tests.guard.conftest import Job, ToyAdapter, Work, add_toy_budget
+from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
 
 
 class SecondsAdapter(ToyAdapter):

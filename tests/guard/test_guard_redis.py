@@ -15,10 +15,10 @@ import pytest
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.guard import BudgetGuard
 from quotaguard.ledger.redis import RedisLedger
-from tests.conftest import FakeClock
-from tests.guard.conftest import Job, ToyAdapter, Work, add_toy_budget
+from quotaguard.testing import FakeClock
+from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
+from tests._support.redis_server import RedisServer
 from tests.ledger.test_redis_faults import Proxy
-from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -17,9 +17,8 @@ from quotaguard import BudgetExceeded, BudgetUnavailable, MemoryLedger
 from quotaguard.guard import BudgetGuard
 from quotaguard.ibm.client import IBMRuntimeClient
 from quotaguard.ibm.work import IBMJob
-from quotaguard.testing import Emulator
-from tests.conftest import FakeClock
-from tests.guard.conftest import emulated_ibm_client
+from quotaguard.testing import Emulator, FakeClock
+from tests._support.ibm import emulated_ibm_client
 
 KEY = "qg-limit-test-apikey-71c3"
 CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-lim:inst-1::"

@@ -17,9 +17,8 @@ from quotaguard import MemoryLedger
 from quotaguard.guard import BudgetGuard
 from quotaguard.ibm.client import IBMRuntimeClient
 from quotaguard.ibm.work import IBMJob
-from quotaguard.testing import Emulator
-from tests.conftest import FakeClock
-from tests.guard.conftest import emulated_ibm_client
+from quotaguard.testing import Emulator, FakeClock
+from tests._support.ibm import emulated_ibm_client
 
 KEY = "qg-usage-test-apikey-2d90"
 CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-use:inst-1::"

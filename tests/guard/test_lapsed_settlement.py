@@ -16,8 +16,8 @@ import pytest
 from quotaguard import Budget, CalendarMonth, MemoryLedger, ReservationState, SQLiteLedger, Unit
 from quotaguard.guard import BudgetGuard
 from quotaguard.ledger import Ledger
-from tests.conftest import FakeClock
-from tests.guard.conftest import Job, ToyAdapter, Work
+from quotaguard.testing import FakeClock
+from tests._support.guard import Job, ToyAdapter, Work
 
 OCT_31_2340 = datetime(2026, 10, 31, 23, 40, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ import pytest
 from quotaguard import BudgetUnavailable, InvalidInput, MemoryLedger, ReservationState
 from quotaguard.errors import SubmitTimeout
 from quotaguard.guard import BudgetGuard
-from tests.guard.conftest import Job, ToyAdapter, Work, add_toy_budget
+from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
 
 
 async def held(guard: BudgetGuard) -> Decimal:

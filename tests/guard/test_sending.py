@@ -10,7 +10,7 @@ import pytest
 from quotaguard import MemoryLedger
 from quotaguard.guard import BudgetGuard
 from quotaguard.guard.sending import is_async, within
-from tests.guard.conftest import Job, ToyAdapter, Work, add_toy_budget
+from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
 
 
 def _deadline(seconds: float) -> float:

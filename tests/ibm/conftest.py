@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
-from quotaguard._http import RetryPolicy
+from quotaguard import RetryPolicy
 from quotaguard.ibm import IBMRuntimeClient
-from quotaguard.testing import Emulator
-from tests.conftest import FakeClock
-from tests.secrets import IBM_TEST_API_KEY
-
-API_KEY = IBM_TEST_API_KEY
-ACCOUNT = "acct-1"
-CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-1:inst-1::"
-OPEN_CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-1:open-1::"
-OTHER_CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-2:inst-9::"
-
-
-class Sleeps:
-    """Records every backoff delay instead of sleeping, so retry tests are instant."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
+from quotaguard.testing import Emulator, FakeClock
+from tests._support.ibm import ACCOUNT, API_KEY, CRN, OPEN_CRN, OTHER_CRN, ClientFactory
+from tests._support.sleeps import Sleeps
 
 
 @pytest.fixture
@@ -45,9 +29,6 @@ async def emu(emulator: Emulator) -> Emulator:
     emulator.ibm.add_instance(OPEN_CRN, plan_id="open", consumed_seconds=100)
     emulator.ibm.add_instance(OTHER_CRN, plan_id="premium")
     return emulator
-
-
-ClientFactory = Callable[..., IBMRuntimeClient]
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from quotaguard.ibm import IBMRuntimeClient, JobStatus
-from quotaguard.testing import Emulator
-from tests.conftest import FakeClock
-from tests.ibm.conftest import ACCOUNT, CRN, OPEN_CRN, ClientFactory
+from quotaguard.testing import Emulator, FakeClock
+from tests._support.ibm import ACCOUNT, CRN, OPEN_CRN, ClientFactory
 
 
 async def test_get_instance(client: IBMRuntimeClient) -> None:

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from quotaguard._http import HTTPClient
-from quotaguard.testing import Emulator
-from tests.conftest import FakeClock
-from tests.ibm.conftest import API_KEY, CRN, OPEN_CRN
+from quotaguard.testing import Emulator, FakeClock
+from tests._support.ibm import API_KEY, CRN, OPEN_CRN
 
 GRANT = "urn:ibm:params:oauth:grant-type:apikey"
 

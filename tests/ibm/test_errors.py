@@ -20,9 +20,9 @@ from quotaguard.errors import (
     UsageExceedsLimit,
 )
 from quotaguard.ibm import IBMRuntimeClient
-from quotaguard.testing import Emulator
-from tests.conftest import FakeClock
-from tests.ibm.conftest import API_KEY, CRN, OTHER_CRN, ClientFactory, Sleeps
+from quotaguard.testing import Emulator, FakeClock
+from tests._support.ibm import API_KEY, CRN, OTHER_CRN, ClientFactory
+from tests._support.sleeps import Sleeps
 
 ERROR_BODY = json.dumps(
     {

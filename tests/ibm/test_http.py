@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from quotaguard._http import HTTPClient, RetryPolicy, check_endpoint, is_loopback, set_testing
 from quotaguard.errors import InvalidInput, ProviderUnavailable
-from tests.ibm.conftest import Sleeps
+from tests._support.sleeps import Sleeps
 
 HITS = web.AppKey("hits", list[int])
 RELEASE = web.AppKey("release", asyncio.Event)

@@ -17,8 +17,9 @@ from quotaguard.guard import BudgetGuard
 from quotaguard.integrations import GuardBridge, IntegrationError, WrongThread, braket_sdk
 from quotaguard.integrations.braket_sdk import guard_session, guarded_braket, task_from_request
 from quotaguard.testing import Emulator
-
-from .conftest import FORTE, GARNET, S3
+from tests._support.aws import SECRET_KEY
+from tests._support.braket import FORTE, GARNET
+from tests._support.integrations import S3
 
 pytestmark = pytest.mark.sdk
 
@@ -206,8 +207,6 @@ async def test_program_set_is_priced_by_its_total_shots(
 async def test_no_secret_reaches_logs_reprs_or_errors(
     emulator: Emulator, braket_guard: BudgetGuard, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.braket.conftest import SECRET_KEY
-
     emulator.braket.add_spending_limit(FORTE, "10")
     forte = await device()
     bridge = GuardBridge.current(braket_guard)

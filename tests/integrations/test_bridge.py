@@ -14,7 +14,7 @@ from quotaguard.errors import BudgetExceeded, InvalidInput
 from quotaguard.guard import BudgetGuard
 from quotaguard.integrations import BridgeTimeout, GuardBridge, IntegrationError, WrongThread
 from quotaguard.ledger.memory import MemoryLedger
-from tests.guard.conftest import Job, ToyAdapter, Work
+from tests._support.guard import Job, ToyAdapter, Work
 
 
 def toy_guard() -> BudgetGuard:

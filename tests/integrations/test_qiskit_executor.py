@@ -22,7 +22,7 @@ from qiskit_ibm_runtime.executor_sampler import SamplerV2
 from quotaguard.errors import BudgetExceeded
 from quotaguard.guard import BudgetGuard
 from quotaguard.testing import Emulator
-from tests.integrations.conftest import CRN, bell
+from tests._support.integrations import CRN, bell
 
 pytestmark = pytest.mark.sdk
 

@@ -23,9 +23,8 @@ from quotaguard.integrations.qiskit_runtime import (
     unguard_runtime,
 )
 from quotaguard.ledger.memory import MemoryLedger
-from quotaguard.testing import Emulator
-from tests.conftest import FakeClock
-from tests.integrations.conftest import BACKEND, CRN, KEY, OTHER, bell, make_service
+from quotaguard.testing import Emulator, FakeClock
+from tests._support.integrations import BACKEND, CRN, KEY, OTHER, bell, make_service
 
 pytestmark = [
     pytest.mark.sdk,

@@ -22,10 +22,11 @@ from quotaguard.braket.work import BraketTask
 from quotaguard.guard import BudgetGuard
 from quotaguard.ibm import IBMRuntimeClient
 from quotaguard.ibm.work import IBMJob, IBMSession
+from tests._support.braket import FORTE
+from tests._support.reliability import BACKEND, CRN, World
+from tests._support.secrets import IBM_API_KEY
+from tests._support.times import T0
 from tests.ledger.conftest import snapshot
-from tests.reliability._workers import T0
-from tests.reliability.conftest import BACKEND, CRN, FORTE, World
-from tests.secrets import IBM_API_KEY
 
 NAIVE = datetime(2026, 3, 15, 12, 0)
 TASK_ARN = "arn:aws:braket:us-east-1:123456789012:quantum-task/abc"

@@ -19,8 +19,8 @@ import pytest
 from quotaguard import Budget, MemoryLedger, SQLiteLedger, Unit
 from quotaguard.guard import BudgetGuard
 from quotaguard.ledger import Ledger
-from tests.guard.conftest import Job, ToyAdapter, Work
-from tests.reliability._workers import T0
+from tests._support.guard import Job, ToyAdapter, Work
+from tests._support.times import T0
 
 STORM = 1_000
 

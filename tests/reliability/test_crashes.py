@@ -24,15 +24,9 @@ import pytest
 from quotaguard.engine import Budget, Charge, ReservationState, Unit
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger import SQLiteLedger
-from tests.redis_server import RedisServer
-from tests.reliability._workers import (
-    KEY,
-    T0,
-    RestartGate,
-    crash_worker,
-    open_ledger,
-    restart_worker,
-)
+from tests._support.redis_server import RedisServer
+from tests._support.times import T0
+from tests._support.workers import KEY, RestartGate, crash_worker, open_ledger, restart_worker
 
 LEASE_S = 300
 

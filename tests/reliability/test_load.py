@@ -21,9 +21,10 @@ import pytest
 
 from quotaguard.engine import Budget, Unit
 from quotaguard.ledger import Ledger, SQLiteLedger
-from tests.processes import run_processes
-from tests.redis_server import RedisServer
-from tests.reliability._workers import KEY, T0, load_worker, open_ledger
+from tests._support.processes import run_processes
+from tests._support.redis_server import RedisServer
+from tests._support.times import T0
+from tests._support.workers import KEY, load_worker, open_ledger
 
 LIMIT = Decimal(4000)
 

@@ -19,7 +19,8 @@ from quotaguard.braket.work import BraketTask
 from quotaguard.errors import MalformedPayload
 from quotaguard.guard import BudgetGuard, Submission
 from quotaguard.ibm.work import IBMJob
-from tests.reliability.conftest import ATTEMPTS, BACKEND, FORTE, TIMEOUT, World
+from tests._support.braket import FORTE
+from tests._support.reliability import ATTEMPTS, BACKEND, TIMEOUT, World
 
 STATE = {"ibm": "ibm.get_usage", "braket": "braket.SearchSpendingLimits"}
 SEND = {"ibm": "ibm.create_job", "braket": "braket.CreateQuantumTask"}

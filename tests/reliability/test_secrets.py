@@ -18,9 +18,14 @@ import pytest
 from quotaguard import BudgetUnavailable, MemoryLedger, ProviderError
 from quotaguard.guard import BudgetGuard
 from quotaguard.ibm.work import IBMJob
-from tests.reliability.conftest import BACKEND, World
-from tests.reliability.secrets_plugin import exception_texts
-from tests.secrets import AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, IBM_API_KEY, KNOWN_SECRETS
+from tests._support.reliability import BACKEND, World
+from tests._support.secrets import (
+    AWS_SECRET_ACCESS_KEY,
+    AWS_SESSION_TOKEN,
+    IBM_API_KEY,
+    KNOWN_SECRETS,
+)
+from tests._support.secrets_plugin import exception_texts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +80,7 @@ def test_session_scan_fails_a_run_that_leaks(tmp_path: Path) -> None:
     # A tiny suite of its own, run with the plugin: one test logs a known secret, one raises it.
     (tmp_path / "test_leak.py").write_text(
         "import logging\n"
-        "from tests.secrets import IBM_API_KEY\n"
+        "from tests._support.secrets import IBM_API_KEY\n"
         "def test_logs():\n"
         "    logging.getLogger('app').debug('key is %s', IBM_API_KEY)\n"
         "def test_raises():\n"
@@ -85,7 +90,7 @@ def test_session_scan_fails_a_run_that_leaks(tmp_path: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tests.reliability.secrets_plugin",
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests._support.secrets_plugin",
          "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
     )  # fmt: skip
@@ -103,7 +108,7 @@ def test_clean_run_passes(tmp_path: Path) -> None:
     (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert True\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tests.reliability.secrets_plugin",
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests._support.secrets_plugin",
          "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
     )  # fmt: skip

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from quotaguard.testing import Emulator, FakeClock
-from tests.conftest import FakeClock as ConftestFakeClock
 
 IONQ = "arn:aws:braket:us-east-1::device/qpu/ionq"
 
@@ -35,7 +34,3 @@ async def test_the_emulator_reads_it() -> None:
         later = emu.braket.add_spending_limit(f"{IONQ}/Forte-1", "5")
     made = [emu.braket.limits[arn].created_at for arn in (first, later)]
     assert made == [datetime(2026, 11, 21, 12, tzinfo=UTC), datetime(2026, 11, 21, 13, tzinfo=UTC)]
-
-
-def test_the_conftest_name_is_the_public_clock() -> None:
-    assert ConftestFakeClock is FakeClock

@@ -13,15 +13,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import attrs
-import botocore.session
 import pytest
 
 from quotaguard.braket import BraketClient, BraketTask, PriceTable, estimate
 from quotaguard.braket.pricing import DEFAULT_PRICES
 from quotaguard.testing import Emulator, FakeClock
 from quotaguard.testing.braket.prices import PRICES, DevicePrice
+from tests._support.aws import botocore_session
+from tests._support.braket import FORTE, SV1
 
-ACCESS_KEY, SECRET = "AKIDPRICES", "emulator-prices-secret"
 ACTION = '{"braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"}}'
 BOTH = sorted(DEFAULT_PRICES.keys() & PRICES.keys())
 QPUS = [arn for arn in BOTH if "device/qpu/" in arn]
@@ -38,8 +38,6 @@ DURATIONS = (
     timedelta(seconds=61, milliseconds=234),
     timedelta(hours=2, milliseconds=7),
 )
-FORTE = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"
-SV1 = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
 NOW = FakeClock()()
 
 
@@ -106,16 +104,12 @@ def test_a_wrong_price_on_either_side_is_caught(wrong) -> None:  # type: ignore[
 
 
 @pytest.fixture
-async def emu_and_client() -> AsyncIterator[tuple[Emulator, FakeClock, BraketClient]]:
-    clock = FakeClock()
-    session = botocore.session.get_session()
-    session.set_credentials(ACCESS_KEY, SECRET)
-    async with Emulator(clock=clock) as emu:
-        emu.braket.add_credentials(ACCESS_KEY, SECRET)
-        async with BraketClient(
-            "us-east-1", endpoint_url=emu.url, botocore_session=session
-        ) as client:
-            yield emu, clock, client
+async def emu_and_client(
+    emulator: Emulator, clock: FakeClock
+) -> AsyncIterator[tuple[Emulator, FakeClock, BraketClient]]:
+    session = botocore_session()  # the key the emulator fixture verifies signatures by
+    async with BraketClient("us-east-1", endpoint_url=emulator.url, botocore_session=session) as c:
+        yield emulator, clock, c
 
 
 @pytest.mark.parametrize("arn", QPUS)

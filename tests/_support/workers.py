@@ -11,7 +11,7 @@ import os
 import random
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,19 +20,19 @@ import attrs
 from quotaguard.engine import Charge, Unit
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger import Ledger, SQLiteLedger
+from tests._support.times import T0
 
 __all__ = [
     "KEY",
     "LEASE",
-    "T0",
+    "RestartGate",
     "crash_worker",
     "load_worker",
     "open_ledger",
     "restart_worker",
 ]
 
-#: Every worker passes the same ``now``: no lease expires during a load run.
-T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
+#: Every worker passes the same ``now`` (:data:`T0`) with this lease: none expires in a run.
 LEASE = timedelta(days=1)
 KEY = "fleet"
 

@@ -3,7 +3,7 @@
 Enabled for every run by ``pytest_plugins`` in ``tests/conftest.py``. For the whole session
 it keeps a handler on the root logger at DEBUG and reads the text of every exception that
 escapes a test (``call.excinfo``, causes and contexts included). Each text is checked against
-:data:`tests.secrets.KNOWN_SECRETS` as it arrives, so nothing is stored but the offending
+:data:`tests._support.secrets.KNOWN_SECRETS` as it arrives, so nothing is stored but the offending
 lines; at session end any finding is printed and the run fails (exit status 1).
 
 Records of third-party SDKs that some tests drive on purpose as a reference (a stock boto3
@@ -21,7 +21,7 @@ from collections.abc import Generator, Iterable
 
 import pytest
 
-from tests.secrets import KNOWN_SECRETS
+from tests._support.secrets import KNOWN_SECRETS
 
 __all__ = ["THIRD_PARTY_LOGGERS", "SecretScan", "exception_texts"]
 

@@ -1,0 +1,33 @@
+"""Braket devices the tests name, and a request signed by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import botocore.auth
+import botocore.credentials
+from botocore.awsrequest import AWSRequest
+
+from quotaguard._http import HTTPClient
+from quotaguard.testing import Emulator
+from tests._support.aws import ACCESS_KEY, SECRET_KEY
+
+__all__ = ["FORTE", "GARNET", "SV1", "signed_request"]
+
+FORTE = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"
+GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"
+SV1 = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
+
+
+async def signed_request(emu: Emulator, method: str, path: str, body: bytes) -> tuple[int, Any]:
+    """Send ``body`` to ``emu.url + path``, SigV4-signed by the test key; status and JSON."""
+    request = AWSRequest(
+        method=method, url=emu.url + path, data=body, headers={"Content-Type": "application/json"}
+    )
+    creds = botocore.credentials.ReadOnlyCredentials(ACCESS_KEY, SECRET_KEY, None)
+    botocore.auth.SigV4Auth(creds, "braket", "us-east-1").add_auth(request)
+    async with HTTPClient(provider="test") as http:
+        resp = await http.request(
+            method, request.url, headers=dict(request.headers.items()), data=body, idempotent=False
+        )
+    return resp.status, resp.json()
