@@ -66,6 +66,7 @@ class BudgetGuard(AsyncClosing):
         submit_timeout: float = 300.0,
         clock: Callable[[], datetime] = _utcnow,
         adapters: Sequence[Adapter] = (),
+        max_in_doubt: timedelta = timedelta(hours=24),
     ) -> None:
         if fail_mode not in ("closed", "open"):
             raise InvalidInput("fail_mode", f"must be 'closed' or 'open', got {fail_mode!r}")
@@ -84,6 +85,8 @@ class BudgetGuard(AsyncClosing):
                 "submit_timeout", f"must be a positive number of seconds, got {submit_timeout!r}"
             )
         check_aware(clock(), "clock()")
+        if not isinstance(max_in_doubt, timedelta) or max_in_doubt < lease:
+            raise InvalidInput("max_in_doubt", f"must be a timedelta >= lease ({lease})")
         self._owns_ledger = ledger is None
         self._ledger: Ledger = ledger if ledger is not None else SQLiteLedger()
         self._clock = clock
@@ -117,7 +120,12 @@ class BudgetGuard(AsyncClosing):
         # from plain async code (a later release); the adapters are in ``adapters``.
         self._sender = Sender(self._ledger, clock=clock, submit_timeout=submit_timeout)
         self._settler = Settler(
-            self._ledger, self._adapters, clock=clock, lease=lease, converter=self._converter
+            self._ledger,
+            self._adapters,
+            clock=clock,
+            lease=lease,
+            converter=self._converter,
+            max_in_doubt=max_in_doubt,
         )
 
     def __repr__(self) -> str:
@@ -159,6 +167,14 @@ class BudgetGuard(AsyncClosing):
     @lease.setter
     def lease(self, lease: timedelta) -> None:
         self._lease = self._settler.lease = lease
+
+    @property
+    def max_in_doubt(self) -> timedelta:
+        return self._settler.max_in_doubt
+
+    @max_in_doubt.setter
+    def max_in_doubt(self, longest: timedelta) -> None:
+        self._settler.max_in_doubt = longest
 
     @property
     def submit_timeout(self) -> float:
@@ -349,9 +365,7 @@ class BudgetGuard(AsyncClosing):
         if decision.replayed:
             return Submission(reservation, decision, work, None, reservation.external_id, True)
         result = await self._sender.send_held(submit, reservation, work, adapter)
-        external_id = adapter.external_id(work, result)
-        if external_id is not None:
-            reservation = await self._sender.bind(reservation, external_id)
+        reservation, external_id = await self._sender.bind_sent(reservation, work, adapter, result)
         return Submission(reservation, decision, work, result, external_id)
 
     # -- after the send -----------------------------------------------------------------------
@@ -367,7 +381,7 @@ class BudgetGuard(AsyncClosing):
         return await self._settler.settle(target, actual)
 
     async def release(self, target: Submission | Reservation | str) -> Reservation:
-        """Release a hold you know was not used (e.g. after a SubmitTimeout)."""
+        """Release a hold you know was not used (e.g. one in doubt after a SubmitTimeout)."""
         reservation = await self._settler.resolve(target)
         return await self._ledger.release(reservation.id, now=self._clock())
 
@@ -380,9 +394,18 @@ class BudgetGuard(AsyncClosing):
 
         It settles held work that is bound to a job, and *lapsed* work: bound work whose
         lease expired while nobody watched (the process was down longer than the lease).
-        That work ran; its cost is still owed to every budget it was charged to.
+        That work ran; its cost is still owed to every budget it was charged to. Holds in
+        doubt are renewed and resolved as :meth:`in_doubt` says.
         """
         return await self._settler.watch_once()
+
+    async def in_doubt(self) -> list[Reservation]:
+        """Held work whose send the guard could not see end (cancelled or timed out mid-send,
+        a lost reply, no job id). Each keeps its hold, renewed by the watcher, until it is
+        found and bound, released once a provider report dated after its in-doubt lease
+        covers every budget it charges, or committed at what was reserved after
+        ``max_in_doubt``; ``release()`` frees one you know was not sent."""
+        return await self._ledger.in_doubt()
 
     # -- state --------------------------------------------------------------------------------
 
@@ -392,6 +415,7 @@ class BudgetGuard(AsyncClosing):
             await adapter.sync()
 
     async def status(self) -> list[BudgetState]:
-        """Every budget the ledger knows: limit, used, reserved, remaining, window."""
+        """Every budget the ledger knows: limit, used, reserved (``in_doubt`` of those
+        holds), remaining, window."""
         now = self._clock()
         return [await self._ledger.state(b.key, now=now) for b in await self._ledger.budgets()]

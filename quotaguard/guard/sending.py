@@ -1,27 +1,34 @@
 """Calling the caller's ``submit``: on the loop or on a worker thread, always under a deadline.
 
 :class:`Sender` is the part of ``BudgetGuard`` that runs ``submit`` and decides what happens to
-the hold: released when nothing can have been sent, bound to the job when one was created.
+the hold. The rule: a hold is released only when the work is *provably unsent*; bound to the
+job when one was created; otherwise it stays held *in doubt* (``Ledger.mark_in_doubt``) until
+the watcher resolves it, because counting work twice is the failure a budget guard may have
+and counting it zero is not.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from quotaguard.engine.model import Reservation
-from quotaguard.errors import QuotaGuardError, SubmitTimeout
+from quotaguard.errors import BudgetExceeded, ProviderError, QuotaGuardError, SubmitTimeout
 from quotaguard.guard.contract import Adapter
 from quotaguard.ledger.base import Ledger
 
-__all__ = ["Sender", "is_async", "within"]
+__all__ = ["Sender", "is_async", "provably_unsent", "within"]
+
+T = TypeVar("T")
+
+#: How long a follow-up (release, mark in doubt, bind) may keep a cancelled caller waiting.
+FOLLOWUP_WAIT = 30.0
 
 log = logging.getLogger("quotaguard.guard")
 
@@ -31,6 +38,28 @@ def is_async(fn: Callable[..., Any]) -> bool:
     if type(fn) is types.FunctionType and fn.__code__.co_flags & inspect.CO_COROUTINE:
         return True
     return inspect.iscoroutinefunction(fn)
+
+
+def provably_unsent(exc: BaseException) -> bool:
+    """Whether a send that raised ``exc`` after it was invoked created nothing.
+
+    Only our own clients can say: a :class:`ProviderError` whose request was never written
+    (``request_sent is False``: DNS, connection refused), or that a provider definitely
+    refused (a reply below 500: bad request, throttled, forbidden; Braket's own over-limit
+    ``BudgetExceeded``). Anything else (a 5xx, a timeout, a lost reply, a cancellation, an
+    arbitrary exception from a custom callable) leaves the work in doubt.
+    """
+    if isinstance(exc, BudgetExceeded):
+        return exc.source == "server"
+    if isinstance(exc, ProviderError):
+        if exc.request_sent is False:
+            return True
+        return exc.request_sent is True and exc.status is not None and exc.status < 500
+    return False
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) and not isinstance(exc, QuotaGuardError)
 
 
 def _awaitable(value: object) -> bool:
@@ -87,9 +116,10 @@ def _resume(coro: Coroutine[Any, Any, Any], first: Any) -> Generator[Any, Any, A
 class Sender:
     """Runs the caller's ``submit`` and decides what becomes of the hold around it.
 
-    It owns the worker threads that sync sends run on and the follow-up tasks (bind or
-    release) of sends that outlived their caller; ``aclose`` waits for those, then lets the
-    threads go. ``ledger``, ``clock`` and ``submit_timeout`` are the guard's, handed over.
+    It owns the worker threads that sync sends run on and the follow-up tasks (release, mark
+    in doubt, bind) that must finish even when their caller is cancelled; ``aclose`` waits for
+    those, then lets the threads go. ``ledger``, ``clock`` and ``submit_timeout`` are the
+    guard's, handed over.
     """
 
     def __init__(
@@ -102,6 +132,7 @@ class Sender:
         # the loop's default executor (asyncio.to_thread) can never starve them.
         self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="quotaguard-send")
         self._followups: set[asyncio.Task[Any]] = set()
+        self._warned_no_id = False
 
     async def aclose(self) -> None:
         """Wait (up to 30 s) for the follow-ups, then stop taking sends on threads."""
@@ -129,60 +160,165 @@ class Sender:
     async def send_held(
         self, submit: Callable[[], Any], reservation: Reservation, work: object, adapter: Adapter
     ) -> Any:
-        """Call ``submit`` while ``reservation`` holds its budget.
+        """Call ``submit`` while ``reservation`` holds its budget; on failure, decide the hold.
 
-        What happens to the hold when the call fails depends on whether the work may have
-        been sent. ``submit`` raised: nothing was sent, release. We were cancelled while an
-        async ``submit`` ran: release (a cancelled submission holds nothing). A sync
-        ``submit`` still running on its thread (cancelled or timed out): the thread cannot be
-        stopped, so the hold follows it: bound if it returns a job, released if it raises.
-        An async ``submit`` that timed out may have reached the provider: the hold stays until
-        its lease expires (or ``release()``), and :class:`SubmitTimeout` says so.
+        Released (at once, shielded): ``submit`` was never invoked (it raised creating its
+        coroutine, or a sync send was still queued for a thread), or it raised an error that
+        proves nothing was created (:func:`provably_unsent`). Every other failure leaves the
+        hold *in doubt*: kept, marked, and the error propagates (a timeout as
+        :class:`SubmitTimeout` carrying the reservation id). A sync send still running on its
+        thread cannot be stopped; the hold follows it: bound if it returns a job, released if
+        it raises a provable refusal, in doubt otherwise.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.submit_timeout
-        pending: asyncio.Future[Any] | None = None
+        deadline = asyncio.get_running_loop().time() + self.submit_timeout
+        if is_async(submit):
+            try:
+                coroutine = submit()  # creates the coroutine; its body has not run
+            except BaseException:
+                await self._wait(self._release(reservation))
+                raise
+            return await self._await_sent(coroutine, deadline, reservation)
         try:
-            if is_async(submit):
-                result = await within(submit(), deadline)
-            else:
-                async with asyncio.timeout_at(deadline):
-                    pending = loop.run_in_executor(self._executor, submit)
-                    result = await asyncio.shield(pending)
-            if _awaitable(result):
-                result = await within(result, deadline)
-            return result
+            thread = self._executor.submit(submit)
+        except BaseException:
+            await self._wait(self._release(reservation))
+            raise
+        waiter = asyncio.wrap_future(thread)
+        try:
+            async with asyncio.timeout_at(deadline):
+                result = await asyncio.shield(waiter)
         except BaseException as exc:
-            if pending is not None and not pending.done():
-                pending.add_done_callback(
-                    functools.partial(self._thread_finished, reservation, work, adapter)
-                )
-                if isinstance(exc, TimeoutError) and not isinstance(exc, QuotaGuardError):
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is exc:
+                await self._failed(exc, reservation)  # the send itself raised
+                raise
+            if thread.cancel():  # still queued: it never started, nothing was sent
+                await self._wait(self._release(reservation))
+                if _is_timeout(exc):
                     raise SubmitTimeout(
-                        f"submit did not return within {self.submit_timeout:g}s; it is still "
-                        f"running on its thread and reservation {reservation.id} follows it",
-                        reservation_id=reservation.id,
+                        f"submit did not start within {self.submit_timeout:g}s (every send "
+                        "thread was busy); nothing was sent and its hold was released"
                     ) from exc
                 raise
-            if isinstance(exc, TimeoutError) and not isinstance(exc, QuotaGuardError):
+            # Running (or done, its outcome not yet seen): in doubt now, then follow the thread.
+            doubt = self._spawn(self._mark_in_doubt(reservation, "its send runs on a thread"))
+            self._spawn(self._follow_thread(doubt, waiter, reservation, work, adapter))
+            await self._wait(doubt)
+            if _is_timeout(exc):
                 raise SubmitTimeout(
-                    f"submit did not return within {self.submit_timeout:g}s and may have "
-                    f"reached the provider; reservation {reservation.id} stays held until its "
-                    "lease expires (release() it if you know nothing was sent)",
+                    f"submit did not return within {self.submit_timeout:g}s; it is still "
+                    f"running on its thread and reservation {reservation.id} stays held in "
+                    "doubt, bound to the job if the send returns one",
                     reservation_id=reservation.id,
                 ) from exc
-            await self._release_shielded(reservation.id)
+            raise
+        if _awaitable(result):  # e.g. a lambda that returned a coroutine: awaited on the loop
+            return await self._await_sent(result, deadline, reservation)
+        return result
+
+    async def _await_sent(
+        self, awaitable: Awaitable[Any], deadline: float, reservation: Reservation
+    ) -> Any:
+        """Await a send that has been invoked: any failure from here on is judged, not undone."""
+        try:
+            return await within(awaitable, deadline)
+        except BaseException as exc:
+            await self._failed(exc, reservation)
+            if _is_timeout(exc):
+                raise SubmitTimeout(
+                    f"submit did not return within {self.submit_timeout:g}s and may have "
+                    f"reached the provider; reservation {reservation.id} stays held in doubt "
+                    "until the watcher resolves it (release() it if you know nothing was sent)",
+                    reservation_id=reservation.id,
+                ) from exc
             raise
 
-    async def bind(self, reservation: Reservation, external_id: str) -> Reservation:
-        """Tie the hold to the provider's job. The work was sent: never fail the caller here."""
+    async def _failed(self, exc: BaseException, reservation: Reservation) -> None:
+        if provably_unsent(exc):
+            await self._wait(self._release(reservation))
+        else:
+            why = f"its send ended with {type(exc).__name__}"
+            await self._wait(self._mark_in_doubt(reservation, why))
+
+    async def bind_sent(
+        self, reservation: Reservation, work: object, adapter: Adapter, result: object
+    ) -> tuple[Reservation, str | None]:
+        """The send returned: bind its job, or mark the hold in doubt (no id, or bind failed).
+
+        The work was sent: this never fails the caller (a cancellation still propagates,
+        after the bind or the mark has run).
+        """
+        sent_at = self.clock()
+        try:
+            external_id = adapter.external_id(work, result)
+        except Exception as exc:  # the adapter's reading of the result; the work was sent
+            log.warning("reading the job id of %s failed: %s", reservation.id, exc)
+            external_id = None
+        if external_id is None:
+            # A send that returns nothing recognisable usually always does: warn once.
+            level = logging.DEBUG if self._warned_no_id else logging.WARNING
+            self._warned_no_id = True
+            why = "its send returned no job id the guard recognises"
+            marked = await self._wait(self._mark_in_doubt(reservation, why, level=level))
+            return marked, None
+        return await self._wait(self._bind(reservation, external_id, sent_at)), external_id
+
+    # -- follow-ups: ledger writes that finish even if their caller is cancelled -----------
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.ensure_future(coroutine)
+        self._followups.add(task)
+        task.add_done_callback(self._followups.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
+    async def _wait(self, work: Coroutine[Any, Any, T] | asyncio.Task[T]) -> T:
+        """Run ``work`` to its end; a cancelled caller waits (bounded) for it, then re-raises."""
+        task = work if isinstance(work, asyncio.Task) else self._spawn(work)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait([task], timeout=FOLLOWUP_WAIT)
+            raise
+
+    async def _release(self, reservation: Reservation) -> Reservation:
+        try:
+            return await self.ledger.release(reservation.id, now=self.clock())
+        except QuotaGuardError as exc:  # it stays held: counted until its lease ends
+            log.warning("release of unsent %s failed: %s", reservation.id, exc)
+            return reservation
+
+    async def _mark_in_doubt(
+        self, reservation: Reservation, why: str, *, level: int = logging.WARNING
+    ) -> Reservation:
         for attempt in range(3):
-            task = asyncio.ensure_future(self.ledger.bind(reservation.id, external_id))
             try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                await asyncio.wait([task], timeout=30)
-                raise
+                marked = await self.ledger.mark_in_doubt(reservation.id, now=self.clock())
+            except QuotaGuardError as exc:
+                log.warning(
+                    "marking %s in doubt failed (attempt %d): %s", reservation.id, attempt + 1, exc
+                )
+                await asyncio.sleep(0.05 * 2**attempt)
+                continue
+            log.log(
+                level,
+                "reservation %s is in doubt (%s): its hold stays until the watcher resolves "
+                "it or release() frees it",
+                reservation.id,
+                why,
+            )
+            return marked
+        log.error(
+            "reservation %s could not be marked in doubt; it holds until its lease ends",
+            reservation.id,
+        )
+        return reservation
+
+    async def _bind(
+        self, reservation: Reservation, external_id: str, sent_at: datetime
+    ) -> Reservation:
+        for attempt in range(3):
+            try:
+                return await self.ledger.bind(reservation.id, external_id, sent_at=sent_at)
             except QuotaGuardError as exc:
                 log.warning(
                     "bind %s to %s failed (attempt %d): %s",
@@ -198,29 +334,30 @@ class Sender:
             external_id,
             reservation.id,
         )
-        return reservation
+        return await self._mark_in_doubt(reservation, f"{external_id} was sent but not bound")
 
-    def _thread_finished(
-        self, reservation: Reservation, work: object, adapter: Adapter, done: asyncio.Future[Any]
+    async def _follow_thread(
+        self,
+        doubt: asyncio.Task[Reservation],
+        waiter: asyncio.Future[Any],
+        reservation: Reservation,
+        work: object,
+        adapter: Adapter,
     ) -> None:
-        """A send that outlived its caller ended: bind the job it created, or release."""
-        external_id = None
-        if not done.cancelled() and done.exception() is None:
-            external_id = adapter.external_id(work, done.result())
-        follow: Awaitable[Any] = (
-            self.ledger.bind(reservation.id, external_id)
-            if external_id is not None
-            else self.ledger.release(reservation.id, now=self.clock())
-        )
-        task = asyncio.ensure_future(follow)
-        self._followups.add(task)
-        task.add_done_callback(self._followups.discard)
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
-    async def _release_shielded(self, reservation_id: str) -> None:
-        task = asyncio.ensure_future(self.ledger.release(reservation_id, now=self.clock()))
+        """A send that outlived its caller: after the hold is marked in doubt, wait for the
+        thread and bind the job it created, release on a provable refusal, or leave it."""
+        await asyncio.wait([doubt])
         try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await asyncio.wait([task], timeout=30)
-            raise
+            result = await waiter
+        except BaseException as exc:
+            if provably_unsent(exc):
+                await self._release(reservation)
+            return
+        if _awaitable(result):
+            # Its caller is gone, so nobody awaits it; the callable ran: the hold stays in doubt.
+            if isinstance(result, types.CoroutineType):
+                result.close()
+            return
+        external_id = adapter.external_id(work, result)
+        if external_id is not None:
+            await self._bind(reservation, external_id, self.clock())

@@ -2,7 +2,8 @@
 
 :class:`Settler` is the part of ``BudgetGuard`` that runs after ``submit`` returned: it finds
 a hold again (by submission, reservation id or job id), asks the provider what the work cost,
-commits that to every budget the hold charged, and keeps leases of running work renewed.
+commits that to every budget the hold charged, keeps the leases of running and in-doubt work
+renewed, and resolves holds in doubt (sends whose outcome the guard could not see).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol, runtime_checkable
 
 from quotaguard.engine.amounts import Unit, as_amount
 from quotaguard.engine.model import Charge, Reservation, ReservationState
@@ -27,9 +29,22 @@ from quotaguard.guard.contract import Adapter, Submission
 from quotaguard.guard.units import UnitConverter
 from quotaguard.ledger.base import Ledger
 
-__all__ = ["Settler"]
+__all__ = ["FindsSent", "Settler"]
 
 log = logging.getLogger("quotaguard.guard")
+
+#: The most reservation ids one ``Ledger.renew_many`` call takes.
+RENEW_BATCH = 10_000
+
+
+@runtime_checkable
+class FindsSent(Protocol):
+    """An adapter that can look up work sent for a reservation (by the tag a guarded send
+    stamps on it). Optional: the watcher asks every adapter that has ``find_sent``."""
+
+    async def find_sent(self, reservation: Reservation) -> str | None:
+        """The job id or task ARN of the work sent for ``reservation``; None if none is known."""
+        ...
 
 
 class Settler:
@@ -39,6 +54,12 @@ class Settler:
     watcher task is this object's, and ``aclose`` stops it.
     """
 
+    #: Bounds of one watcher pass: renewals in one ledger call each (seconds), settlements of
+    #: at most this many at once, each within ``settle_timeout`` seconds.
+    renew_timeout: float = 30.0
+    concurrency: int = 8
+    settle_timeout: float = 60.0
+
     def __init__(
         self,
         ledger: Ledger,
@@ -47,12 +68,14 @@ class Settler:
         clock: Callable[[], datetime],
         lease: timedelta,
         converter: UnitConverter,
+        max_in_doubt: timedelta = timedelta(hours=24),
     ) -> None:
         self.ledger = ledger
         self.adapters = adapters
         self.clock = clock
         self.lease = lease
         self.converter = converter
+        self.max_in_doubt = max_in_doubt
         self._watcher: asyncio.Task[None] | None = None
 
     async def aclose(self) -> None:
@@ -154,28 +177,117 @@ class Settler:
         return self._watcher
 
     async def watch_once(self) -> int:
-        """Renew and settle bound held work, then settle lapsed work; how many were settled."""
-        settled = 0
-        for reservation in await self.ledger.outstanding():
-            if reservation.external_id is None:
-                continue
-            # Renew first: a provider outage that stops settlement must not let the hold of
-            # work that is still running lapse.
-            if reservation.lease_expires_at - self.clock() < self.lease / 2:
-                await self.ledger.renew(reservation.id, lease=self.lease, now=self.clock())
-            settled += await self._try_settle(reservation)
-        for reservation in await self.ledger.lapsed():
-            settled += await self._try_settle(reservation)
-        return settled
+        """One pass: renew every due lease first, then settle and resolve concurrently.
+
+        Renewal comes first, in one bounded ledger call, before any provider is asked: an
+        outage that stalls settlement cannot let the hold of running work lapse. Settlement
+        then runs ``concurrency`` at a time, each bounded by ``settle_timeout``, the whole
+        phase by a quarter of the lease (the next pass renews well before half a lease
+        passes). Returns how many reservations ended: committed, or released in-doubt holds.
+        """
+        held = await self._renew_due()
+        todo = [r for r in held if r.external_id is not None or r.in_doubt_since is not None]
+        todo += await self.ledger.lapsed()
+        if not todo:
+            return 0
+        queue, ended = iter(todo), [0]
+        try:
+            async with asyncio.timeout(self.lease.total_seconds() / 4):
+                workers = min(self.concurrency, len(todo))
+                await asyncio.gather(*(self._settle_from(queue, ended) for _ in range(workers)))
+        except TimeoutError:
+            log.warning("watch: settlement pass cut short; the rest waits for the next pass")
+        return ended[0]
+
+    async def _renew_due(self) -> list[Reservation]:
+        """Every held reservation; the leases of bound and in-doubt ones renewed if due."""
+        now = self.clock()
+        async with asyncio.timeout(self.renew_timeout):
+            held = await self.ledger.outstanding()
+            due = [
+                r.id
+                for r in held
+                if (r.external_id is not None or r.in_doubt_since is not None)
+                and r.lease_expires_at - now < self.lease / 2
+            ]
+            for i in range(0, len(due), RENEW_BATCH):
+                await self.ledger.renew_many(due[i : i + RENEW_BATCH], lease=self.lease, now=now)
+        return held
+
+    async def _settle_from(self, queue: Iterator[Reservation], ended: list[int]) -> None:
+        for reservation in queue:  # shared by the workers: each reservation is taken once
+            done = await self._try_settle(reservation)
+            ended[0] += done  # after the await: `ended[0] += await ...` would lose counts
 
     async def _try_settle(self, reservation: Reservation) -> int:
         try:
-            ended = await self.settle(reservation)
+            async with asyncio.timeout(self.settle_timeout):
+                if reservation.external_id is None:
+                    done = await self.resolve_in_doubt(reservation)
+                else:
+                    done = await self.settle(reservation)
         except (QuotaGuardError, TimeoutError) as exc:
             # One job we cannot settle now must not stop the others.
-            log.warning("watch: cannot settle %s yet: %s", reservation.external_id, exc)
+            name = reservation.external_id or reservation.id
+            log.warning("watch: cannot settle %s yet: %s", name, str(exc) or type(exc).__name__)
             return 0
-        return 1 if ended.state is ReservationState.COMMITTED else 0
+        return 1 if done.state in (ReservationState.COMMITTED, ReservationState.RELEASED) else 0
+
+    async def resolve_in_doubt(self, reservation: Reservation) -> Reservation:
+        """Settle a hold whose send the guard could not see, if the evidence allows yet.
+
+        Found by an adapter's ``find_sent``: bound and settled as usual. Otherwise it is
+        released once every budget it charges has a provider report dated after its in-doubt
+        lease ended (``in_doubt_since + lease``): such a report carries the work if it
+        exists. A budget no provider reports on (your own) never gives that evidence. Past
+        ``max_in_doubt`` it is committed at what was reserved, with a warning.
+        """
+        since = reservation.in_doubt_since
+        if since is None or reservation.external_id is not None:
+            return reservation
+        found = await self._find_sent(reservation)
+        if found is not None:
+            return await self.settle(await self.ledger.bind(reservation.id, found))
+        now = self.clock()
+        if now >= since + self.lease and await self._reported_since(
+            reservation, since + self.lease
+        ):
+            if reservation.state is ReservationState.HELD:
+                return await self.ledger.release(reservation.id, now=now)
+            # Its lease lapsed while in doubt, so its hold is gone already; nothing is owed
+            # beyond what the report carries.
+            none = [Charge(c.budget, Decimal(0), c.unit) for c in reservation.charges]
+            return await self.ledger.commit(reservation.id, none, now=reservation.lease_expires_at)
+        if now - since >= self.max_in_doubt:
+            log.warning(
+                "reservation %s was in doubt for %s, longer than max_in_doubt; committing what "
+                "was reserved, the most its work could have cost",
+                reservation.id,
+                now - since,
+            )
+            lapsed = reservation.state is ReservationState.EXPIRED
+            at = reservation.lease_expires_at if lapsed else now
+            return await self.ledger.commit(reservation.id, None, now=at)
+        return reservation
+
+    async def _find_sent(self, reservation: Reservation) -> str | None:
+        for adapter in self.adapters:
+            if isinstance(adapter, FindsSent):
+                found = await adapter.find_sent(reservation)
+                if found is not None:
+                    return found
+        return None
+
+    async def _reported_since(self, reservation: Reservation, after: datetime) -> bool:
+        now = self.clock()
+        for key in {c.budget for c in reservation.charges}:
+            try:
+                reported_at = (await self.ledger.state(key, now=now)).reported_at
+            except InvalidInput:  # the budget is gone: no report will come
+                return False
+            if reported_at is None or reported_at < after:
+                return False
+        return True
 
     async def _watch(self, interval: float, max_interval: float) -> None:
         delay = interval

@@ -10,6 +10,7 @@ import pytest
 
 from quotaguard import Budget, Charge, InvalidInput, MemoryLedger, ReservationState, Unit
 from quotaguard.engine.model import Estimate, Reservation
+from quotaguard.errors import BadRequest
 from quotaguard.guard import BudgetGuard
 from quotaguard.guard.units import UnitConverter
 from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
@@ -79,7 +80,7 @@ async def test_settings_assigned_later_reach_sending_and_settlement(toy: ToyAdap
         # A new ledger: sends release into it, settlement reads it.
         guard.ledger = other = RecordingLedger()
         await add_toy_budget(guard)
-        with pytest.raises(RuntimeError):
+        with pytest.raises(BadRequest):
             await guard.submit(Work(Decimal(1)), _raise)
         assert other.released_at == [clock()]
         assert (await other.state(toy.key, now=clock())).reserved == 0
@@ -101,7 +102,7 @@ async def test_settings_assigned_later_reach_sending_and_settlement(toy: ToyAdap
         guard.clock = lambda: later
         toy.actuals["toy-2"] = Decimal("0.5")
         assert (await guard.settle(sub)).ended_at == later
-        with pytest.raises(RuntimeError):
+        with pytest.raises(BadRequest):
             await guard.submit(Work(Decimal(1)), _raise)
         assert other.released_at[-1] == later
 
@@ -127,4 +128,4 @@ class RecordingLedger(MemoryLedger):
 
 
 def _raise() -> None:
-    raise RuntimeError("the send failed")
+    raise BadRequest("the provider refused", provider="toy", status=400)  # nothing was sent

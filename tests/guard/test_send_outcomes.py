@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from quotaguard import BudgetUnavailable, InvalidInput, MemoryLedger, ReservationState
-from quotaguard.errors import SubmitTimeout
+from quotaguard.errors import BadRequest, SubmitTimeout
 from quotaguard.guard import BudgetGuard
 from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
 
@@ -62,13 +62,15 @@ async def test_sync_send_outliving_its_timeout_is_bound_when_it_returns(
     assert found.state is ReservationState.HELD
 
 
-async def test_sync_send_cancelled_then_failing_is_released(guard: BudgetGuard) -> None:
+async def test_sync_send_cancelled_then_refused_by_the_provider_is_released(
+    guard: BudgetGuard,
+) -> None:
     started, gate = threading.Event(), threading.Event()
 
     def failing_send() -> Job:
         started.set()
         gate.wait(5)
-        raise RuntimeError("the SDK refused")
+        raise BadRequest("the provider refused", provider="toy", status=400)
 
     task = asyncio.create_task(guard.submit(Work(Decimal("2")), failing_send))
     await asyncio.to_thread(started.wait, 5)
@@ -98,7 +100,7 @@ async def test_a_duplicate_key_for_different_work_is_refused(guard: BudgetGuard)
     assert (await first).external_id == "toy-a"
 
 
-async def test_a_duplicate_takes_over_when_the_first_caller_is_cancelled(
+async def test_a_duplicate_replays_the_hold_when_the_first_caller_is_cancelled(
     guard: BudgetGuard,
 ) -> None:
     calls: list[str] = []
@@ -117,7 +119,9 @@ async def test_a_duplicate_takes_over_when_the_first_caller_is_cancelled(
         await first
     sub = await second
     assert not second.cancelled()
-    assert sub.external_id == "toy-2"
+    # The first send was cancelled mid-flight: in doubt, its key still claimed, so the
+    # duplicate replays that hold rather than send again. (Until issue 11 it sent "toy-2".)
+    assert sub.replayed and calls == ["sent"]
     assert await held(guard) == Decimal("1")
 
 
@@ -127,17 +131,18 @@ async def test_a_failed_bind_does_not_fail_work_that_was_sent(
     class FlakyBind(MemoryLedger):
         failures = 5
 
-        async def bind(self, reservation_id: str, external_id: str):  # type: ignore[no-untyped-def]
+        async def bind(self, reservation_id: str, external_id: str, **kwargs):  # type: ignore[no-untyped-def]
             if self.failures:
                 self.failures -= 1
                 raise BudgetUnavailable("ledger busy")
-            return await super().bind(reservation_id, external_id)
+            return await super().bind(reservation_id, external_id, **kwargs)
 
     async with BudgetGuard(FlakyBind(), adapters=[toy], clock=clock) as guard:
         await add_toy_budget(guard)
         sub = await guard.submit(Work(Decimal("1")), lambda: Job("toy-sent"))
         assert sub.external_id == "toy-sent"  # the caller learns the job id all the same
         assert sub.reservation.external_id is None
+        assert sub.reservation.in_doubt  # sent but not bound: held, renewed, listed
         assert "stays unbound" in caplog.text
         settled = await guard.settle(sub, actual=Decimal("1"))
         assert settled.state is ReservationState.COMMITTED

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from quotaguard import MemoryLedger
+from quotaguard.errors import BadRequest
 from quotaguard.guard import BudgetGuard
 from quotaguard.guard.sending import is_async, within
 from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
@@ -133,7 +134,7 @@ def test_is_async_matches_inspect() -> None:
     assert not is_async(lambda: a())
 
 
-async def test_an_async_send_failing_before_or_after_suspending_releases_its_hold(
+async def test_an_async_send_refused_before_or_after_suspending_releases_its_hold(
     toy: ToyAdapter,
     clock,  # type: ignore[no-untyped-def]
 ) -> None:
@@ -141,14 +142,14 @@ async def test_an_async_send_failing_before_or_after_suspending_releases_its_hol
         await add_toy_budget(guard)
 
         async def at_once() -> Job:
-            raise RuntimeError("refused")
+            raise BadRequest("refused", provider="toy", status=400)
 
         async def later() -> Job:
             await asyncio.sleep(0)
-            raise RuntimeError("refused")
+            raise BadRequest("refused", provider="toy", status=400)
 
         for send in (at_once, later):
-            with pytest.raises(RuntimeError):
+            with pytest.raises(BadRequest):
                 await guard.submit(Work(Decimal("1")), send)
             state = await guard.ledger.state("toy:device", now=guard.clock())
             assert state.reserved == Decimal(0)
