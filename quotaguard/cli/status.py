@@ -43,6 +43,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             found["providers"] = [a.provider for a in guard.adapters]
             found["budgets"] = await guard.status()
             found["outstanding"] = len(await guard.ledger.outstanding())
+            found["in_doubt"] = len(await guard.in_doubt())
         return found
 
     found = run_async(body)()
@@ -53,7 +54,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
         print_json({**found, "budgets": rows})
         return
     providers = ", ".join(found["providers"]) or "none configured"
-    out.print(f"providers: {providers}; outstanding reservations: {found['outstanding']}")
+    out.print(
+        f"providers: {providers}; outstanding reservations: {found['outstanding']} "
+        f"({found['in_doubt']} in doubt)"
+    )
     if found["ibm"] is not None:
         print_usage(found["ibm"])
     if found["braket"] is not None:
