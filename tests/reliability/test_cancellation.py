@@ -2,8 +2,11 @@
 
 Each submission's ``submit`` sleeps a random short time; a timer cancels it at a random
 moment: before it starts, while the ledger reserves, while the work is being sent, or never.
-Afterwards exactly the submissions whose work was sent hold budget, each bound to its job id;
-every other hold was released. Settling the sent ones leaves nothing reserved.
+Afterwards every submission whose send was invoked holds budget: bound to its job id when the
+send returned, in doubt when it was cancelled mid-send (it may have reached the provider, so
+it counts until resolved; until issue 11 these holds were released, and work a provider had
+accepted was then counted zero). A submission cancelled before its send was invoked holds
+nothing. Settling the sent ones and releasing the in-doubt ones leaves nothing reserved.
 """
 
 from __future__ import annotations
@@ -28,13 +31,17 @@ STORM = 1_000
 @pytest.fixture(params=["memory", "sqlite"])
 async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
     opened: Ledger = (
-        MemoryLedger() if request.param == "memory" else SQLiteLedger(tmp_path / "storm.sqlite3")
+        MemoryLedger()
+        if request.param == "memory"
+        else SQLiteLedger(tmp_path / "storm.sqlite3", time_source="caller")
     )
     async with opened:
         yield opened
 
 
-async def test_cancelled_submissions_leave_nothing_reserved(ledger: Ledger) -> None:
+async def test_cancelled_submissions_hold_exactly_the_work_that_may_have_been_sent(
+    ledger: Ledger,
+) -> None:
     rng = random.Random(1121)
     toy = ToyAdapter()
     async with BudgetGuard(ledger, adapters=[toy], clock=lambda: T0) as guard:
@@ -76,21 +83,30 @@ async def test_cancelled_submissions_leave_nothing_reserved(ledger: Ledger) -> N
         assert before_submit or isinstance(ledger, MemoryLedger)
 
         outstanding = {r.id: r for r in await ledger.outstanding()}
-        by_job = {r.external_id: r for r in outstanding.values()}
-        assert None not in by_job  # nothing held without a job id
-        # Exactly the work that was sent holds budget (a cancel after sending keeps its hold).
-        assert set(by_job) == set(sent)
+        bound = {r.external_id: r for r in outstanding.values() if r.external_id is not None}
+        doubtful = [r for r in outstanding.values() if r.external_id is None]
+        # Work that was sent is bound to its job (a cancel after sending keeps its hold).
+        assert set(bound) == set(sent)
         for job_id, amount in sent.items():
-            assert by_job[job_id].amount_for(toy.key) == amount
+            assert bound[job_id].amount_for(toy.key) == amount
         for submission in completed:
             assert submission.external_id in sent  # admitted and not cancelled: bound
             assert outstanding[submission.id].external_id == submission.external_id
+        # Cancelled mid-send: each holds in doubt, one per send that started and did not return.
+        assert all(r.in_doubt for r in doubtful)
+        assert len(doubtful) == len(during_submit)
+        assert {r.id for r in await ledger.in_doubt()} == {r.id for r in doubtful}
+        unsure = sum((r.amount_for(toy.key) for r in doubtful), Decimal(0))
         state = await ledger.state(toy.key, now=T0)
-        assert state.reserved == sum(sent.values())
+        assert state.reserved == sum(sent.values()) + unsure
+        assert state.in_doubt == len(doubtful)
 
-        # Settle what was sent (half its hold, say): then nothing is reserved at all.
+        # Settle what was sent (half its hold, say) and release what we know was not: then
+        # nothing is reserved at all.
         for job_id, amount in sent.items():
             await guard.settle(job_id, actual=amount / 2)
+        for reservation in doubtful:
+            await guard.release(reservation.id)
         assert await ledger.outstanding() == []
         state = await ledger.state(toy.key, now=T0)
         assert state.reserved == 0
@@ -98,6 +114,6 @@ async def test_cancelled_submissions_leave_nothing_reserved(ledger: Ledger) -> N
     after_send = len(cancelled) - len(before_submit) - len(during_submit)
     print(
         f"\nstorm: {STORM} submissions, {len(before_submit)} cancelled before submit, "
-        f"{len(during_submit)} while sending, {after_send} after sending, "
+        f"{len(during_submit)} while sending (held in doubt), {after_send} after sending, "
         f"{len(completed)} completed"
     )

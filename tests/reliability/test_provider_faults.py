@@ -28,7 +28,7 @@ SLOW = TIMEOUT * 2.5  # an emulator delay longer than the client's timeout
 TTL = timedelta(seconds=60)
 MAX_STALENESS = timedelta(minutes=10)
 
-Expect = Literal["admitted", "unavailable", "send_failed"]
+Expect = Literal["admitted", "unavailable", "send_failed", "send_refused"]
 
 
 @attrs.frozen
@@ -146,8 +146,10 @@ CASES: list[Case] = [
          "closed: BudgetUnavailable, nothing sent", "unavailable", fault(**EXPIRED_403),
          state_calls=1),
     Case("ibm-send-503", "ibm", "503 on job submission (POST /jobs)", "not retried (no "
-         "idempotency token); error raised, hold released", "send_failed",
-         fault("send", status=503)),
+         "idempotency token); error raised, hold kept in doubt (the job may exist)",
+         "send_failed", fault("send", status=503)),
+    Case("ibm-send-400", "ibm", "400 on job submission (POST /jobs)", "a definite refusal: "
+         "error raised, hold released", "send_refused", fault("send", status=400)),
     Case("braket-send-500", "braket", "500 on CreateQuantumTask", "retried with the same "
          "clientToken, one task created, admitted", "admitted", fault("send", status=500)),
 ]  # fmt: skip
@@ -233,9 +235,13 @@ async def test_provider_fault(
         assert set(held) == held0  # nothing held
     else:
         assert isinstance(outcome.result, ProviderError), outcome.result
-        assert outcome.result.status == 503
+        assert outcome.result.status == (503 if case.expect == "send_failed" else 400)
         assert outcome.sends == 1  # sent once, not retried
-        assert set(held) == held0  # the hold was released
+        if case.expect == "send_refused":
+            assert set(held) == held0  # refused: nothing was created, the hold released
+        else:  # a 5xx may come after the job was created: the hold stays, in doubt
+            [doubtful] = [held[r] for r in set(held) - held0]
+            assert doubtful.in_doubt and doubtful.external_id is None
     assert outcome.warnings == (1 if case.fail_mode == "open" else 0)
     if case.state_calls is not None:
         assert outcome.state_calls == case.state_calls
