@@ -8,6 +8,7 @@ A charge is rounded *up* to the micro-unit and a limit *down*: rounding never un
 from __future__ import annotations
 
 import enum
+from contextlib import AbstractContextManager
 from decimal import (
     MAX_EMAX,
     MAX_PREC,
@@ -16,11 +17,15 @@ from decimal import (
     ROUND_FLOOR,
     Context,
     Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
 )
 
 from quotaguard.errors import InvalidInput
 
-__all__ = ["MAX_AMOUNT", "MICRO", "Unit", "as_amount", "from_micro", "to_micro"]
+__all__ = ["MAX_AMOUNT", "MICRO", "Unit", "as_amount", "from_micro", "money_context", "to_micro"]
 
 MICRO = Decimal("0.000001")
 #: The largest amount a ledger can hold exactly (2⁵³ micro-units).
@@ -28,6 +33,28 @@ MAX_AMOUNT = Decimal(2**53) * MICRO
 # Unbounded precision: shifting by 10⁶ and rounding to an integer must never round in between
 # (the default 28 digits would turn 0.1000…0001 into 100000 micro-units: an undercount).
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+# What money arithmetic runs in, whatever context the caller set: 200 digits, far past any
+# amount, price or product of two of them (so +, -, * are exact), and anything inexact
+# (a quotient) rounds up, never down. Only nonsense traps: no Inexact or Rounded signal escapes.
+_MONEY = Context(
+    prec=200,
+    rounding=ROUND_CEILING,
+    Emax=MAX_EMAX,
+    Emin=MIN_EMIN,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
+
+
+def money_context() -> AbstractContextManager[Context]:
+    """The library's own decimal context for money arithmetic, as a ``with`` block.
+
+    Exact for sums and products of amounts and prices; a quotient rounds up (toward +inf).
+    The caller's context (``getcontext().prec = 3``, an ``Inexact`` trap) never applies::
+
+        with money_context():
+            usd = seconds * price_per_second
+    """
+    return localcontext(_MONEY)
 
 
 class Unit(enum.StrEnum):

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import attrs
 
-from quotaguard.engine.amounts import Unit, as_amount
+from quotaguard.engine.amounts import Unit, as_amount, money_context
 from quotaguard.engine.windows import NoWindow, Window, check_aware
 from quotaguard.errors import InvalidInput
 
@@ -26,7 +26,9 @@ __all__ = [
     "check_key",
 ]
 
-_KEY = re.compile(r"^[\x21-\x7e]{1,512}$")
+# Matched whole (fullmatch): `$` would also match before a trailing newline. The class
+# leaves out spaces and every control character.
+_KEY = re.compile(r"[\x21-\x7e]{1,512}")
 
 
 def check_key(key: object, field: str = "key") -> str:
@@ -35,7 +37,7 @@ def check_key(key: object, field: str = "key") -> str:
         return key
     if not isinstance(key, str):
         raise InvalidInput(field, f"budget key must be a str, got {type(key).__name__}")
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise InvalidInput(
             field,
             f"budget key {key!r} must be 1-512 printable ASCII characters without spaces "
@@ -135,13 +137,28 @@ class Reservation:
     actual: tuple[Charge, ...] | None = None
     ended_at: datetime | None = None
     external_id: str | None = None
+    #: When the send completed, as recorded at bind: a provider report read after it
+    #: already contains this work.
+    sent_at: datetime | None = None
+    #: Set when the guard cannot know whether the work was sent (cancelled or timed out
+    #: mid-send, a lost reply, sent but not bound): the hold stays and keeps its key.
+    in_doubt_since: datetime | None = None
 
     @property
     def ended(self) -> bool:
         return self.state is not ReservationState.HELD
 
+    @property
+    def in_doubt(self) -> bool:
+        """Whether its work may have been sent, unbound, and its cost is not recorded yet."""
+        return self.in_doubt_since is not None and self.state in _UNSETTLED
+
     def amount_for(self, budget: str) -> Decimal:
-        return sum((c.amount for c in self.charges if c.budget == budget), Decimal(0))
+        with money_context():
+            return sum((c.amount for c in self.charges if c.budget == budget), Decimal(0))
+
+
+_UNSETTLED = (ReservationState.HELD, ReservationState.EXPIRED)
 
 
 @attrs.frozen
@@ -179,6 +196,8 @@ class BudgetState:
     reported: Decimal | None = None
     reported_at: datetime | None = None
     outstanding: int = 0
+    #: How many of the outstanding holds are in doubt (their work may have been sent).
+    in_doubt: int = 0
 
     @property
     def key(self) -> str:
@@ -196,8 +215,9 @@ class BudgetState:
 def sum_by_budget(charges: Iterable[Charge]) -> Mapping[str, Decimal]:
     """Total per budget key, in the order keys first appear."""
     totals: dict[str, Decimal] = {}
-    for charge in charges:
-        totals[charge.budget] = totals.get(charge.budget, Decimal(0)) + charge.amount
+    with money_context():
+        for charge in charges:
+            totals[charge.budget] = totals.get(charge.budget, Decimal(0)) + charge.amount
     return totals
 
 

@@ -4,15 +4,18 @@
     HELD ──release──▶ RELEASED        its hold let go
     HELD ──lease lapses──▶ EXPIRED    its hold let go
     EXPIRED ──commit──▶ COMMITTED     the work ran: its cost is recorded, not lost
+    HELD ──doubt──▶ HELD              its work may have been sent: marked in doubt
 
 A reservation ends exactly once. Any other event leaves it as it is and the ledger answers
 with it unchanged, so a second commit or release returns the first outcome. Renewing a held
 reservation moves its lease; renewing an ended one changes nothing.
 
-An idempotency key stays claimed while a retry must replay the reservation: held, committed,
-or expired after its work was sent (bound to a job or task), since a retry must not send that
-work again. Such an expired reservation is *owed*: its cost is unknown until it is committed.
-The Redis ledger's Lua scripts enforce the same table on the server.
+Work *may have been sent* when the reservation is bound to a job or task, or is in doubt (the
+guard could not tell whether its send reached the provider). An idempotency key stays claimed
+while a retry must replay the reservation: held, committed, or expired after its work may have
+been sent, since a retry must not send that work again. Such an expired reservation is *owed*:
+its cost is unknown until it is committed (``lapsed()`` lists it). Binding clears the doubt:
+the work is found. The Redis ledger's Lua scripts enforce the same table on the server.
 """
 
 from __future__ import annotations
@@ -22,9 +25,21 @@ from collections.abc import Sequence
 
 import attrs
 
+from quotaguard.engine.amounts import to_micro
 from quotaguard.engine.model import Charge, ReservationState
 
-__all__ = ["STAY", "Event", "Misfit", "Step", "keeps_key", "misfit", "owed", "same_charges", "step"]
+__all__ = [
+    "STAY",
+    "Event",
+    "Misfit",
+    "Step",
+    "charges_key",
+    "keeps_key",
+    "misfit",
+    "owed",
+    "same_charges",
+    "step",
+]
 
 _HELD = ReservationState.HELD
 _COMMITTED = ReservationState.COMMITTED
@@ -39,6 +54,7 @@ class Event(enum.StrEnum):
     RELEASE = "release"
     EXPIRE = "expire"  # its lease lapsed
     RENEW = "renew"
+    DOUBT = "doubt"  # the guard cannot tell whether the work was sent
 
 
 @attrs.frozen
@@ -60,6 +76,7 @@ _STEPS: dict[tuple[ReservationState, Event], Step] = {
     (_HELD, Event.RELEASE): Step(_RELEASED, unhold=True),
     (_HELD, Event.EXPIRE): Step(_EXPIRED, unhold=True),
     (_HELD, Event.RENEW): Step(_HELD),  # the lease moves, the hold stays
+    (_HELD, Event.DOUBT): Step(_HELD),  # the hold stays, marked in doubt
 }
 
 
@@ -68,23 +85,33 @@ def step(state: ReservationState, event: Event) -> Step:
     return _STEPS.get((state, event), STAY)
 
 
-def keeps_key(state: ReservationState, bound: bool) -> bool:
-    """Whether a reservation in ``state`` still claims its idempotency key (a retry replays it)."""
+def keeps_key(state: ReservationState, sent: bool) -> bool:
+    """Whether a reservation in ``state`` still claims its idempotency key (a retry replays it).
+
+    ``sent``: its work may have been sent (bound, or in doubt).
+    """
     if state is _RELEASED:
         return False
     if state is _EXPIRED:
-        return bound  # sent work must not be sent again; unsent work may be
+        return sent  # sent work must not be sent again; unsent work may be
     return True
 
 
-def owed(state: ReservationState, bound: bool) -> bool:
-    """Expired while bound to sent work: its cost is still owed (what ``lapsed()`` lists)."""
-    return state is _EXPIRED and bound
+def owed(state: ReservationState, sent: bool) -> bool:
+    """Expired after its work may have been sent (bound, or in doubt): its cost is still owed
+    (what ``lapsed()`` lists)."""
+    return state is _EXPIRED and sent
+
+
+def charges_key(charges: Sequence[Charge]) -> list[tuple[str, str, int]]:
+    """The charges as an idempotency key compares them: in any order, each amount in
+    micro-units (``Decimal('1.0')`` and ``Decimal('1.00')`` are one charge)."""
+    return sorted((c.budget, c.unit.value, to_micro(c.amount)) for c in charges)
 
 
 def same_charges(a: Sequence[Charge], b: Sequence[Charge]) -> bool:
-    """An idempotency key replays only for the same charges, in any order."""
-    return len(a) == len(b) and sorted(a, key=repr) == sorted(b, key=repr)
+    """An idempotency key replays only for the same charges (:func:`charges_key`)."""
+    return len(a) == len(b) and charges_key(a) == charges_key(b)
 
 
 class Misfit(enum.StrEnum):

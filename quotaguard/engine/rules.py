@@ -48,6 +48,8 @@ class Usage:
     since_report: int = 0
     outstanding: int = 0
     reported_at: datetime | None = None
+    #: Outstanding holds whose work may have been sent (read for ``state``, not ``reserve``).
+    in_doubt: int = 0
 
 
 def used_micro(usage: Usage) -> int:
@@ -184,4 +186,5 @@ def state_of(budget: Budget, usage: Usage, now: datetime) -> BudgetState:
         reported=None if usage.reported is None else from_micro(usage.reported),
         reported_at=usage.reported_at,
         outstanding=usage.outstanding,
+        in_doubt=usage.in_doubt,
     )

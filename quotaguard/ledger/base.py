@@ -16,38 +16,55 @@ why not, and every error is worded here, once, for memory, SQLite, Redis and any
 come. Primitives receive checked input only: aware instants, a valid lease, reservation ids
 that are non-empty strings, charges that are :class:`Charge` values.
 
-Time: lease expiry is judged by the ledger's ``time_source``. Today every backend's is
-``caller``: the ``now`` each call passes. Primitives take the lease as a duration, not an
-end time, so a backend that keeps its own time (``system``: the machine's clock; ``server``:
-the store's, such as Redis ``TIME``) can date expiry by it inside the primitive, while the
-caller's ``now`` keeps dating windows, reports and commits.
+Time: lease expiry (``expire``, the sweep of due leases in ``reserve``, ``renew`` and
+``state``, and the new end of a renewed lease) is judged by the ledger's ``time_source``
+only: ``caller`` (the ``now`` each call passes), ``system`` (the machine's clock) or
+``server`` (the store's, such as Redis ``TIME``, read inside the primitive). The caller's
+``now`` still dates windows, reports, commits and releases. Where the ledger keeps its own
+time, a caller ``now`` more than ``max_skew`` away from it is refused with
+:class:`~quotaguard.errors.ClockSkew` before anything changes: one fast clock must not end
+a fleet's leases. Primitives get the ledger's time as ``clock`` where they judge leases; a
+store with a clock of its own reads it instead (and checks the skew in the same step).
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol, runtime_checkable
 
 from quotaguard._aio import AsyncClosing
 from quotaguard.engine.amounts import as_amount, to_micro
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Reservation, check_key
 from quotaguard.engine.rules import state_of
-from quotaguard.errors import BudgetUnavailable, InvalidInput, ReservationNotFound, UnknownBudget
+from quotaguard.errors import (
+    BudgetUnavailable,
+    ClockSkew,
+    InvalidInput,
+    ReservationNotFound,
+    UnknownBudget,
+)
 from quotaguard.ledger.checks import (
+    DEFAULT_MAX_SKEW,
+    MAX_RENEW_MANY,
+    TimeSource,
     check_actual,
+    check_given_actual,
     check_idempotency_key,
     check_lease,
+    check_max_skew,
     check_now,
     check_reservation_id,
+    check_reservation_ids,
     check_reserve,
+    check_time_source,
     new_reservation_id,
 )
 from quotaguard.ledger.encoding import epoch_us, from_epoch_us
 from quotaguard.ledger.outcomes import (
     OUTSTANDING,
     ActualMismatch,
+    Ahead,
     Counters,
     KeyConflict,
     Refusal,
@@ -60,9 +77,12 @@ from quotaguard.ledger.outcomes import (
 # tests import them from here, the contract's one address.
 __all__ = [
     "DEFAULT_LEASE",
+    "DEFAULT_MAX_SKEW",
+    "MAX_RENEW_MANY",
     "Ledger",
     "LedgerBase",
     "TimeSource",
+    "TimeSourceName",
     "check_actual",
     "check_idempotency_key",
     "check_lease",
@@ -75,13 +95,8 @@ __all__ = [
 
 DEFAULT_LEASE = timedelta(minutes=15)
 
-
-class TimeSource(enum.StrEnum):
-    """Whose clock a ledger's lease expiry reads."""
-
-    CALLER = "caller"  # the ``now`` each call passes
-    SYSTEM = "system"  # the machine's clock
-    SERVER = "server"  # the store's clock
+#: What a ledger's constructor takes as ``time_source``.
+TimeSourceName = Literal["caller", "system", "server"]
 
 
 @runtime_checkable
@@ -121,11 +136,21 @@ class Ledger(Protocol):
     async def renew(self, reservation_id: str, *, lease: timedelta, now: datetime) -> Reservation:
         """Move a held reservation's lease to ``now + lease``; an ended one is returned as it is."""
 
+    async def renew_many(
+        self, reservation_ids: Sequence[str], *, lease: timedelta, now: datetime
+    ) -> list[Reservation]:
+        """Renew every listed reservation still held, in one atomic step; the renewed ones."""
+
     async def expire(self, *, now: datetime) -> int:
         """End every held reservation whose lease ran out by ``now``; how many it ended."""
 
-    async def bind(self, reservation_id: str, external_id: str) -> Reservation:
-        """Record the job id or task ARN that a reservation's work got."""
+    async def bind(
+        self, reservation_id: str, external_id: str, *, sent_at: datetime | None = None
+    ) -> Reservation:
+        """Record the job id or task ARN that a reservation's work got, and when it was sent."""
+
+    async def mark_in_doubt(self, reservation_id: str, *, now: datetime) -> Reservation:
+        """Mark a held reservation's work as maybe sent: its hold and its key stay."""
 
     async def get(self, reservation_id: str) -> Reservation:
         """The reservation with this id."""
@@ -136,10 +161,15 @@ class Ledger(Protocol):
     async def outstanding(self) -> list[Reservation]:
         """Every reservation still held."""
 
-    async def lapsed(self) -> list[Reservation]:
-        """Reservations that expired while bound to sent work and are not committed since."""
+    async def in_doubt(self) -> list[Reservation]:
+        """Every reservation still held whose work may have been sent."""
 
-    async def record_report(self, key: str, used: object, *, at: datetime) -> None:
+    async def lapsed(self) -> list[Reservation]:
+        """Reservations that expired after their work may have been sent, not committed since."""
+
+    async def record_report(
+        self, key: str, used: object, *, at: datetime, now: datetime | None = None
+    ) -> None:
         """Store what the provider reported as used at ``at``; an older report never wins."""
 
     async def state(self, key: str, *, now: datetime) -> BudgetState:
@@ -153,11 +183,36 @@ class LedgerBase(AsyncClosing):
     """The public methods of every backend: checks and wording here, storage in primitives.
 
     A primitive raises only what the engine words (``check_charges``, for charges against
-    the budgets it read) or :class:`BudgetUnavailable`, for a store that failed.
+    the budgets it read) or :class:`BudgetUnavailable`, for a store that failed (its
+    :class:`ClockSkew`, from :meth:`_skewed`, for a store that reads its own clock).
     """
 
     #: Whose clock lease expiry reads (see the module's note on time).
     time_source: TimeSource = TimeSource.CALLER
+    #: How far a caller's ``now`` may be from the ledger's own time.
+    max_skew: timedelta = DEFAULT_MAX_SKEW
+
+    def _use_time(
+        self, time_source: object, max_skew: object, allowed: Sequence[TimeSource]
+    ) -> None:
+        """For constructors: check and keep the time source and the skew allowed."""
+        self.time_source = check_time_source(time_source, allowed)
+        self.max_skew = check_max_skew(max_skew)
+
+    def _clock(self, now: datetime) -> datetime:
+        """The ledger's time for a call dated ``now``: refused if too far from its own.
+
+        A store that reads its own clock (``server``) gets ``now`` back, checks it itself.
+        """
+        if self.time_source is not TimeSource.SYSTEM:
+            return now
+        ledger_time = datetime.now(UTC)
+        if abs(now - ledger_time) > self.max_skew:
+            raise self._skewed(ledger_time, now)
+        return ledger_time
+
+    def _skewed(self, ledger_time: datetime, now: datetime) -> ClockSkew:
+        return ClockSkew(ledger_time=ledger_time, caller_time=now, max_skew=self.max_skew)
 
     # -- budgets ----------------------------------------------------------------------------
 
@@ -206,7 +261,7 @@ class LedgerBase(AsyncClosing):
     ) -> Decision:
         """Hold every charge, or none, in one atomic check; a known key replays its hold."""
         held, key = check_reserve(charges, now, lease, idempotency_key)
-        outcome = await self._reserve(held, now, lease, key)
+        outcome = await self._reserve(held, now, lease, key, self._clock(now))
         if type(outcome) is Reservation:  # the common case first
             return Decision(True, (), outcome, held)
         if isinstance(outcome, Rejected):
@@ -228,12 +283,13 @@ class LedgerBase(AsyncClosing):
         """End a reservation by recording what was spent (default: what it held)."""
         check_now(now)
         rid = check_reservation_id(reservation_id)
-        given = None if actual is None else tuple(actual)
+        given = check_given_actual(actual)
         if given is not None and not all(isinstance(c, Charge) for c in given):
-            check_actual(given, await self.get(rid))  # raises, naming the first bad item
-        outcome = await self._commit(rid, given, now)
+            check_actual(given, await self.get(rid))  # type: ignore[arg-type]  # raises
+        self._clock(now)
+        outcome = await self._commit(rid, given, now)  # type: ignore[arg-type]  # all Charges
         if isinstance(outcome, ActualMismatch):
-            check_actual(given, outcome.reservation)  # raises, naming the first bad item
+            check_actual(given, outcome.reservation)  # type: ignore[arg-type]  # raises
             raise BudgetUnavailable(
                 f"{type(self).__name__} refused actual charges the engine accepts"
             )
@@ -243,6 +299,7 @@ class LedgerBase(AsyncClosing):
         """End a held reservation without spending; an ended one is returned as it is."""
         check_now(now)
         rid = check_reservation_id(reservation_id)
+        self._clock(now)
         return _found(await self._release(rid, now), rid)
 
     async def renew(self, reservation_id: str, *, lease: timedelta, now: datetime) -> Reservation:
@@ -250,18 +307,39 @@ class LedgerBase(AsyncClosing):
         check_now(now)
         check_lease(lease)
         rid = check_reservation_id(reservation_id)
-        return _found(await self._renew(rid, lease, now), rid)
+        return _found(await self._renew(rid, lease, now, self._clock(now)), rid)
+
+    async def renew_many(
+        self, reservation_ids: Sequence[str], *, lease: timedelta, now: datetime
+    ) -> list[Reservation]:
+        """Renew every listed reservation still held, in one atomic step; the renewed ones."""
+        check_now(now)
+        check_lease(lease)
+        rids = check_reservation_ids(reservation_ids)
+        return await self._renew_many(rids, lease, now, self._clock(now))
 
     async def expire(self, *, now: datetime) -> int:
         """End every held reservation whose lease ran out by ``now``; how many it ended."""
-        return await self._expire(check_now(now))
+        check_now(now)
+        return await self._expire(now, self._clock(now))
 
-    async def bind(self, reservation_id: str, external_id: str) -> Reservation:
-        """Record the job id or task ARN that a reservation's work got."""
+    async def bind(
+        self, reservation_id: str, external_id: str, *, sent_at: datetime | None = None
+    ) -> Reservation:
+        """Record the job id or task ARN that a reservation's work got, and when it was sent."""
         if not isinstance(external_id, str) or not external_id:
             raise InvalidInput("external_id", "must be a non-empty str (a job id or task ARN)")
+        if sent_at is not None:
+            check_now(sent_at, "sent_at")
         rid = check_reservation_id(reservation_id)
-        return _found(await self._bind(rid, external_id), rid)
+        return _found(await self._bind(rid, external_id, sent_at), rid)
+
+    async def mark_in_doubt(self, reservation_id: str, *, now: datetime) -> Reservation:
+        """Mark a held reservation's work as maybe sent: its hold and its key stay."""
+        check_now(now)
+        rid = check_reservation_id(reservation_id)
+        self._clock(now)
+        return _found(await self._mark_in_doubt(rid, now), rid)
 
     async def get(self, reservation_id: str) -> Reservation:
         """The reservation with this id."""
@@ -278,25 +356,44 @@ class LedgerBase(AsyncClosing):
         """Every reservation still held."""
         return await self._outstanding()
 
+    async def in_doubt(self) -> list[Reservation]:
+        """Every reservation still held whose work may have been sent."""
+        return await self._in_doubt()
+
     async def lapsed(self) -> list[Reservation]:
-        """Reservations that expired while bound to sent work and are not committed since."""
+        """Reservations that expired after their work may have been sent, not committed since."""
         return await self._lapsed()
 
     # -- provider reports and state ---------------------------------------------------------
 
-    async def record_report(self, key: str, used: object, *, at: datetime) -> None:
+    async def record_report(
+        self, key: str, used: object, *, at: datetime, now: datetime | None = None
+    ) -> None:
         """Store what the provider reported as used at ``at``; an older report never wins."""
         check_now(at, "at")
         micro = to_micro(as_amount(used, "used"))
         check_key(key)
-        if await self._record_report(key, micro, at) is not None:
+        # A report from the future would make every true report after it look older.
+        if now is not None:
+            check_now(now)
+            if at - now > self.max_skew:
+                raise _ahead(at, now, "the caller's now")
+            self._clock(now)
+        if self.time_source is TimeSource.SYSTEM:
+            ledger_time = datetime.now(UTC)
+            if at - ledger_time > self.max_skew:
+                raise _ahead(at, ledger_time, "the ledger's clock")
+        refused = await self._record_report(key, micro, at)
+        if isinstance(refused, Ahead):
+            raise _ahead(at, refused.ledger_time, "the ledger's clock")
+        if refused is not None:
             raise UnknownBudget("key", key)
 
     async def state(self, key: str, *, now: datetime) -> BudgetState:
         """Where a budget stands at ``now``: committed, held, reported and left."""
         check_now(now)
         check_key(key)
-        found = await self._state(key, now)
+        found = await self._state(key, now, self._clock(now))
         if isinstance(found, Refusal):
             raise UnknownBudget("key", key)
         return state_of(found.budget, found.usage, now)
@@ -306,6 +403,8 @@ class LedgerBase(AsyncClosing):
         return None
 
     # -- the primitives: one atomic step of the store each ----------------------------------
+    # ``now`` is the caller's (it dates windows, commits and ends); ``clock`` the ledger's
+    # time for leases (``now`` itself for a store that reads its own clock).
 
     async def _put_budget(self, budget: Budget) -> UnitInUse | None:
         raise NotImplementedError
@@ -321,12 +420,18 @@ class LedgerBase(AsyncClosing):
         raise NotImplementedError
 
     async def _reserve(
-        self, charges: tuple[Charge, ...], now: datetime, lease: timedelta, key: str | None
+        self,
+        charges: tuple[Charge, ...],
+        now: datetime,
+        lease: timedelta,
+        key: str | None,
+        clock: datetime,
     ) -> Reservation | Rejected | Replayed | KeyConflict:
         """Expire due leases (a lapsed one frees its key), replay the key, or check and hold.
 
         ``charges`` passed :func:`check_charge_types`; checking them against the budgets
-        (:func:`~quotaguard.engine.rules.check_charges`) is part of the atomic step.
+        (:func:`~quotaguard.engine.rules.check_charges`) is part of the atomic step. The
+        reservation is created at ``now``; its lease ends at ``clock + lease``.
         """
         raise NotImplementedError
 
@@ -339,15 +444,32 @@ class LedgerBase(AsyncClosing):
     async def _release(self, rid: str, now: datetime) -> Reservation | Refusal:
         raise NotImplementedError
 
-    async def _renew(self, rid: str, lease: timedelta, now: datetime) -> Reservation | Refusal:
+    async def _renew(
+        self, rid: str, lease: timedelta, now: datetime, clock: datetime
+    ) -> Reservation | Refusal:
         """Expire due leases first: a lapsed lease is not renewed."""
         raise NotImplementedError
 
-    async def _expire(self, now: datetime) -> int:
+    async def _renew_many(
+        self, rids: list[str], lease: timedelta, now: datetime, clock: datetime
+    ) -> list[Reservation]:
+        """Expire due leases, then renew the listed ones still held (unknown ids skipped)."""
         raise NotImplementedError
 
-    async def _bind(self, rid: str, external_id: str) -> Reservation | Refusal:
-        """Rebinding replaces the old external id; binding an expired one makes it owed."""
+    async def _expire(self, now: datetime, clock: datetime) -> int:
+        raise NotImplementedError
+
+    async def _bind(
+        self, rid: str, external_id: str, sent_at: datetime | None
+    ) -> Reservation | Refusal:
+        """Rebinding replaces the old external id; binding an expired one makes it owed.
+
+        Binding clears the doubt; ``sent_at`` ``None`` keeps the one recorded.
+        """
+        raise NotImplementedError
+
+    async def _mark_in_doubt(self, rid: str, now: datetime) -> Reservation | Refusal:
+        """A held reservation is in doubt since ``now`` (an earlier mark stays)."""
         raise NotImplementedError
 
     async def _get(self, rid: str) -> Reservation | Refusal:
@@ -359,16 +481,30 @@ class LedgerBase(AsyncClosing):
     async def _outstanding(self) -> list[Reservation]:
         raise NotImplementedError
 
+    async def _in_doubt(self) -> list[Reservation]:
+        raise NotImplementedError
+
     async def _lapsed(self) -> list[Reservation]:
         raise NotImplementedError
 
-    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | None:
-        """Keep the report unless a newer one is stored; ``NO_BUDGET`` for an unknown key."""
+    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | Ahead | None:
+        """Keep the report unless a newer one is stored; ``NO_BUDGET`` for an unknown key.
+
+        A store that reads its own clock answers ``Ahead`` for a report dated past it.
+        """
         raise NotImplementedError
 
-    async def _state(self, key: str, now: datetime) -> Counters | Refusal:
+    async def _state(self, key: str, now: datetime, clock: datetime) -> Counters | Refusal:
         """Expire due leases, then read the budget's counters in its window at ``now``."""
         raise NotImplementedError
+
+
+def _ahead(at: datetime, reference: datetime, what: str) -> InvalidInput:
+    return InvalidInput(
+        "at",
+        f"a report dated {at.isoformat()} is later than {what} ({reference.isoformat()}) "
+        "by more than the skew allowed; date reports when they were read",
+    )
 
 
 def _found(outcome: Reservation | Refusal, rid: str) -> Reservation:

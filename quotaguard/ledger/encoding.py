@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Charge
+from quotaguard.engine.reservations import charges_key
 
 __all__ = ["charges_fingerprint", "charges_from", "charges_json", "epoch_us", "from_epoch_us"]
 
@@ -43,8 +44,9 @@ def charges_from(text: str | None) -> tuple[Charge, ...] | None:
 
 
 def charges_fingerprint(charges: Sequence[Charge]) -> str:
-    """One text for the same charges in any order (amounts by their exact text).
+    """One text for the same charges in any order, amounts in micro-units
+    (:func:`~quotaguard.engine.reservations.charges_key`).
 
     What a store compares where it cannot call ``engine.reservations.same_charges`` (Lua).
     """
-    return json.dumps(sorted([c.budget, str(c.amount), c.unit.value] for c in charges))
+    return json.dumps(charges_key(charges), separators=(",", ":"))

@@ -21,14 +21,15 @@ from quotaguard.engine.reservations import (
     step,
 )
 from quotaguard.engine.rules import Usage, check_charges, evaluate, report_counts
-from quotaguard.ledger.base import LedgerBase
-from quotaguard.ledger.checks import new_reservation_id
+from quotaguard.ledger.base import LedgerBase, TimeSourceName
+from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
 from quotaguard.ledger.encoding import epoch_us
 from quotaguard.ledger.outcomes import (
     NO_BUDGET,
     NO_RESERVATION,
     OUTSTANDING,
     ActualMismatch,
+    Ahead,
     Counters,
     KeyConflict,
     Refusal,
@@ -106,7 +107,7 @@ class _Account:
         since = self.committed_between(after if s is None else max(after, s), e)
         return max(local, reported + since + self.reserved)
 
-    def usage(self, now: datetime) -> Usage:
+    def usage(self, now: datetime, in_doubt: int = 0) -> Usage:
         start, end = self.budget.window.bounds(now)
         s = None if start is None else epoch_us(start)
         e = None if end is None else epoch_us(end)
@@ -115,9 +116,15 @@ class _Account:
             after = epoch_us(self.reported_at)  # a window may start before the epoch
             since = self.committed_between(after if s is None else max(after, s), e)
             return Usage(
-                committed, self.reserved, self.reported, since, self.outstanding, self.reported_at
+                committed,
+                self.reserved,
+                self.reported,
+                since,
+                self.outstanding,
+                self.reported_at,
+                in_doubt,
             )
-        return Usage(committed, self.reserved, None, 0, self.outstanding)
+        return Usage(committed, self.reserved, None, 0, self.outstanding, in_doubt=in_doubt)
 
 
 class _BudgetView(Mapping[str, Budget]):
@@ -143,9 +150,20 @@ class _BudgetView(Mapping[str, Budget]):
 
 
 class MemoryLedger(LedgerBase):
-    """Budgets and reservations in this process's memory; lost when it exits."""
+    """Budgets and reservations in this process's memory; lost when it exits.
 
-    def __init__(self) -> None:
+    One process, so its clock is the caller's by default (``time_source="caller"``); with
+    ``"system"`` leases are judged by the machine's clock, and a caller ``now`` more than
+    ``max_skew`` from it is refused with :class:`~quotaguard.errors.ClockSkew`.
+    """
+
+    def __init__(
+        self,
+        *,
+        time_source: TimeSourceName = "caller",
+        max_skew: timedelta = DEFAULT_MAX_SKEW,
+    ) -> None:
+        self._use_time(time_source, max_skew, (TimeSource.CALLER, TimeSource.SYSTEM))
         self._accounts: dict[str, _Account] = {}
         self._budgets_view = _BudgetView(self._accounts)
         self._reservations: dict[str, Reservation] = {}
@@ -153,7 +171,8 @@ class MemoryLedger(LedgerBase):
         self._by_key: dict[str, str] = {}
         self._by_external: dict[str, str] = {}
         self._leases: list[tuple[int, str]] = []  # heap; stale entries skipped on pop
-        self._owed: dict[str, None] = {}  # expired and bound: the work ran, cost unrecorded
+        self._owed: dict[str, None] = {}  # expired, maybe sent: the work ran, cost unrecorded
+        self._doubt: dict[str, None] = {}  # held and in doubt (insertion order: marking order)
         # Commits of removed budgets, restored if the key comes back (spend is never forgotten,
         # as in SQLite, whose commits table outlives the budget row).
         self._retired: dict[str, _Account] = {}
@@ -200,12 +219,17 @@ class MemoryLedger(LedgerBase):
     # -- the atomic path: no await between the check and the hold ---------------------------
 
     async def _reserve(
-        self, charges: tuple[Charge, ...], now: datetime, lease: timedelta, key: str | None
+        self,
+        charges: tuple[Charge, ...],
+        now: datetime,
+        lease: timedelta,
+        key: str | None,
+        clock: datetime,
     ) -> Reservation | Rejected | Replayed | KeyConflict:
         budgets = self._budgets_view
         requested = check_charges(charges, budgets)
-        if self._leases and self._leases[0][0] <= epoch_us(now):
-            self._sweep(now)  # before the key lookup: a lapsed lease frees its idempotency key
+        if self._leases and self._leases[0][0] <= epoch_us(clock):
+            self._sweep(clock)  # before the key lookup: a lapsed lease frees its idempotency key
         if key is not None and key in self._by_key:
             existing = self._reservations[self._by_key[key]]
             if not same_charges(existing.charges, charges):
@@ -224,7 +248,7 @@ class MemoryLedger(LedgerBase):
                     return Rejected(tuple(violations))
                 break  # evaluate() checked every key
         rid = new_reservation_id()
-        until = now + lease
+        until = clock + lease
         reservation = Reservation(rid, charges, now, until, idempotency_key=key)
         for k, amount in requested.items():
             account = accounts[k]
@@ -252,16 +276,17 @@ class MemoryLedger(LedgerBase):
                     account.reserved -= amount
                     account.outstanding -= 1
         ended = attrs.evolve(reservation, state=change.to, ended_at=now, actual=actual)
-        bound = reservation.external_id is not None
+        self._doubt.pop(reservation.id, None)
+        sent = reservation.external_id is not None or reservation.in_doubt_since is not None
         key = reservation.idempotency_key
-        if key and not keeps_key(change.to, bound):
+        if key and not keeps_key(change.to, sent):
             # The record no longer claims the key (as in SQLite, where the key column is
             # cleared so a new reservation can take it).
             if self._by_key.get(key) == reservation.id:
                 del self._by_key[key]
             ended = attrs.evolve(ended, idempotency_key=None)
         self._reservations[reservation.id] = ended
-        if owed(change.to, bound):
+        if owed(change.to, sent):
             self._owed[ended.id] = None
         else:
             self._owed.pop(ended.id, None)
@@ -293,20 +318,36 @@ class MemoryLedger(LedgerBase):
         change = step(reservation.state, Event.RELEASE)
         return reservation if change.to is None else self._end(reservation, change, now)
 
-    async def _renew(self, rid: str, lease: timedelta, now: datetime) -> Reservation | Refusal:
-        self._sweep(now)
+    async def _renew(
+        self, rid: str, lease: timedelta, now: datetime, clock: datetime
+    ) -> Reservation | Refusal:
+        self._sweep(clock)
         reservation = self._reservations.get(rid)
         if reservation is None:
             return NO_RESERVATION
+        return self._move_lease(reservation, clock + lease)
+
+    async def _renew_many(
+        self, rids: list[str], lease: timedelta, now: datetime, clock: datetime
+    ) -> list[Reservation]:
+        self._sweep(clock)
+        until, renewed = clock + lease, []
+        for rid in rids:
+            reservation = self._reservations.get(rid)
+            if reservation is not None and step(reservation.state, Event.RENEW).to is not None:
+                renewed.append(self._move_lease(reservation, until))
+        return renewed
+
+    def _move_lease(self, reservation: Reservation, until: datetime) -> Reservation:
         if step(reservation.state, Event.RENEW).to is None:
             return reservation
-        renewed = attrs.evolve(reservation, lease_expires_at=now + lease)
-        self._reservations[rid] = renewed
-        heapq.heappush(self._leases, (epoch_us(renewed.lease_expires_at), rid))
+        renewed = attrs.evolve(reservation, lease_expires_at=until)
+        self._reservations[reservation.id] = renewed
+        heapq.heappush(self._leases, (epoch_us(until), reservation.id))
         return renewed
 
     def _sweep(self, now: datetime) -> int:
-        """Expire every held reservation whose lease is due at ``now``."""
+        """Expire every held reservation whose lease is due at ``now`` (the ledger's time)."""
         cutoff, count = epoch_us(now), 0
         while self._leases and self._leases[0][0] <= cutoff:
             due, rid = heapq.heappop(self._leases)
@@ -319,21 +360,43 @@ class MemoryLedger(LedgerBase):
                 count += 1
         return count
 
-    async def _expire(self, now: datetime) -> int:
-        return self._sweep(now)
+    async def _expire(self, now: datetime, clock: datetime) -> int:
+        return self._sweep(clock)
 
-    async def _bind(self, rid: str, external_id: str) -> Reservation | Refusal:
+    async def _bind(
+        self, rid: str, external_id: str, sent_at: datetime | None
+    ) -> Reservation | Refusal:
         reservation = self._reservations.get(rid)
         if reservation is None:
             return NO_RESERVATION
         if self._by_external.get(str(reservation.external_id)) == rid:
             del self._by_external[str(reservation.external_id)]  # a rebind replaces the old id
-        bound = attrs.evolve(reservation, external_id=external_id)
+        bound = attrs.evolve(
+            reservation,
+            external_id=external_id,
+            in_doubt_since=None,  # the work is found
+            sent_at=reservation.sent_at if sent_at is None else sent_at,
+        )
         self._reservations[rid] = bound
         self._by_external[external_id] = rid
+        self._doubt.pop(rid, None)
         if owed(bound.state, True):
             self._owed[rid] = None  # bound after its lease lapsed: still owed
         return bound
+
+    async def _mark_in_doubt(self, rid: str, now: datetime) -> Reservation | Refusal:
+        reservation = self._reservations.get(rid)
+        if reservation is None:
+            return NO_RESERVATION
+        if (
+            step(reservation.state, Event.DOUBT).to is None
+            or reservation.in_doubt_since is not None
+        ):
+            return reservation
+        marked = attrs.evolve(reservation, in_doubt_since=now)
+        self._reservations[rid] = marked
+        self._doubt[rid] = None
+        return marked
 
     async def _get(self, rid: str) -> Reservation | Refusal:
         return self._reservations.get(rid, NO_RESERVATION)
@@ -345,12 +408,15 @@ class MemoryLedger(LedgerBase):
     async def _outstanding(self) -> list[Reservation]:
         return [self._reservations[rid] for rid in self._holds]
 
+    async def _in_doubt(self) -> list[Reservation]:
+        return [self._reservations[rid] for rid in self._doubt]
+
     async def _lapsed(self) -> list[Reservation]:
         return [self._reservations[rid] for rid in self._owed]
 
     # -- provider reports and state ---------------------------------------------------------
 
-    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | None:
+    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | Ahead | None:
         account = self._accounts.get(key)
         if account is None:
             return NO_BUDGET
@@ -358,9 +424,10 @@ class MemoryLedger(LedgerBase):
             account.reported, account.reported_at = micro, at  # an older one never wins
         return None
 
-    async def _state(self, key: str, now: datetime) -> Counters | Refusal:
+    async def _state(self, key: str, now: datetime, clock: datetime) -> Counters | Refusal:
         account = self._accounts.get(key)
         if account is None:
             return NO_BUDGET
-        self._sweep(now)
-        return Counters(account.budget, account.usage(now))
+        self._sweep(clock)
+        doubt = sum(key in self._holds[rid] for rid in self._doubt)
+        return Counters(account.budget, account.usage(now, doubt))

@@ -8,6 +8,7 @@ stores it, so a new backend answers with the same few.
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 
 import attrs
 
@@ -20,6 +21,7 @@ __all__ = [
     "NO_RESERVATION",
     "OUTSTANDING",
     "ActualMismatch",
+    "Ahead",
     "Counters",
     "KeyConflict",
     "Refusal",
@@ -68,6 +70,13 @@ class ActualMismatch:
     """``commit``: an actual charge names a budget or unit the reservation did not hold."""
 
     reservation: Reservation
+
+
+@attrs.frozen
+class Ahead:
+    """``record_report``: the report is dated after the store's own clock (plus the skew)."""
+
+    ledger_time: datetime
 
 
 @attrs.frozen

@@ -15,6 +15,7 @@ from quotaguard.engine.reservations import (
     Event,
     Misfit,
     Step,
+    charges_key,
     keeps_key,
     misfit,
     owed,
@@ -35,6 +36,7 @@ MOVES = {
     (HELD, Event.RELEASE): Step(RELEASED, unhold=True),
     (HELD, Event.EXPIRE): Step(EXPIRED, unhold=True),
     (HELD, Event.RENEW): Step(HELD),
+    (HELD, Event.DOUBT): Step(HELD),
     (EXPIRED, Event.COMMIT): Step(COMMITTED),
 }
 
@@ -79,8 +81,9 @@ def test_any_history_lets_the_hold_go_once_and_ends_once(events: list[Event]) ->
     assert ends <= 1 or (first_end, state, ends) == (EXPIRED, COMMITTED, 2)
 
 
+# ``sent``: the work may have been sent (bound to a job or task, or in doubt).
 @pytest.mark.parametrize(
-    ("state", "bound", "keeps"),
+    ("state", "sent", "keeps"),
     [
         (HELD, False, True),
         (HELD, True, True),
@@ -93,14 +96,24 @@ def test_any_history_lets_the_hold_go_once_and_ends_once(events: list[Event]) ->
     ],
 )
 def test_which_states_keep_the_idempotency_key(
-    state: ReservationState, bound: bool, keeps: bool
+    state: ReservationState, sent: bool, keeps: bool
 ) -> None:
-    assert keeps_key(state, bound) is keeps
+    assert keeps_key(state, sent) is keeps
 
 
-def test_only_expired_bound_work_is_owed() -> None:
+def test_only_expired_work_that_may_have_been_sent_is_owed() -> None:
     owing = {(s, b) for s in ReservationState for b in (False, True) if owed(s, b)}
     assert owing == {(EXPIRED, True)}
+
+
+def test_charges_compare_by_their_micro_units() -> None:
+    # One key, Decimal('1.0') then Decimal('1.00'): a replay on every backend, never a conflict.
+    assert same_charges((usd("a", "1.0"), usd("b", 2)), (usd("b", "2.000"), usd("a", "1.00")))
+    assert charges_key((usd("a", "1E+1"),)) == [("a", "USD", 10_000_000)]
+    assert charges_key((usd("b", 1), usd("a", "0.0000001"))) == [
+        ("a", "USD", 1),  # rounded up, as it is held
+        ("b", "USD", 1_000_000),
+    ]
 
 
 def test_same_charges_ignores_order_but_not_count_or_amount() -> None:

@@ -246,7 +246,12 @@ class RedisLedger(LedgerBase):
     # -- the atomic path --------------------------------------------------------------------
 
     async def _reserve(
-        self, charges: tuple[Charge, ...], now: datetime, lease: timedelta, key: str | None
+        self,
+        charges: tuple[Charge, ...],
+        now: datetime,
+        lease: timedelta,
+        key: str | None,
+        clock: datetime,
     ) -> Reservation | Rejected | Replayed | KeyConflict:
         totals: dict[str, int] = {}
         for charge in charges:
@@ -335,14 +340,18 @@ class RedisLedger(LedgerBase):
     async def _release(self, rid: str, now: datetime) -> Reservation | Refusal:
         return await self._one("release", rid, epoch_us(now))
 
-    async def _renew(self, rid: str, lease: timedelta, now: datetime) -> Reservation | Refusal:
+    async def _renew(
+        self, rid: str, lease: timedelta, now: datetime, clock: datetime
+    ) -> Reservation | Refusal:
         return await self._one("renew", rid, epoch_us(now), epoch_us(now + lease))
 
-    async def _expire(self, now: datetime) -> int:
+    async def _expire(self, now: datetime, clock: datetime) -> int:
         reply = await self._call("expire", epoch_us(now))
         return int(reply[1])
 
-    async def _bind(self, rid: str, external_id: str) -> Reservation | Refusal:
+    async def _bind(
+        self, rid: str, external_id: str, sent_at: datetime | None
+    ) -> Reservation | Refusal:
         return await self._one("bind", rid, external_id)
 
     async def _get(self, rid: str) -> Reservation | Refusal:
@@ -367,7 +376,7 @@ class RedisLedger(LedgerBase):
         reply = await self._call("record_report", key, micro, epoch_us(at))
         return NO_BUDGET if reply[0] == "unknown" else None
 
-    async def _state(self, key: str, now: datetime) -> Counters | Refusal:
+    async def _state(self, key: str, now: datetime, clock: datetime) -> Counters | Refusal:
         at = epoch_us(now)
         reply = await self._call("state", key, at, self._month_of(now, at))
         budget = budget_from(reply[1]) if reply[0] == "ok" else None

@@ -115,7 +115,12 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
     # -- the atomic path --------------------------------------------------------------------
 
     async def _reserve(
-        self, charges: tuple[Charge, ...], now: datetime, lease: timedelta, key: str | None
+        self,
+        charges: tuple[Charge, ...],
+        now: datetime,
+        lease: timedelta,
+        key: str | None,
+        clock: datetime,
     ) -> Reservation | Rejected | Replayed | KeyConflict:
         keys = sorted({c.budget for c in charges})
         select = f"SELECT * FROM budgets WHERE key IN ({','.join('?' * len(keys))})"
@@ -125,7 +130,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             budgets = {k: row_to_budget(r) for k, r in rows.items()}
             requested = check_charges(charges, budgets)
             # Before the key lookup: a lapsed lease frees its idempotency key.
-            if expire_due(conn, now):
+            if expire_due(conn, clock):
                 rows = {r["key"]: r for r in conn.execute(select, keys)}
             if key is not None:
                 row = conn.execute("SELECT * FROM reservations WHERE idem = ?", (key,)).fetchone()
@@ -142,7 +147,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 id=new_reservation_id(),
                 charges=charges,
                 created_at=now,
-                lease_expires_at=now + lease,
+                lease_expires_at=clock + lease,
                 idempotency_key=key,
             )
             conn.execute(
@@ -216,9 +221,11 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
 
         return await self._run(op)
 
-    async def _renew(self, rid: str, lease: timedelta, now: datetime) -> Reservation | Refusal:
+    async def _renew(
+        self, rid: str, lease: timedelta, now: datetime, clock: datetime
+    ) -> Reservation | Refusal:
         def op(conn: sqlite3.Connection) -> Reservation | Refusal:
-            expire_due(conn, now)
+            expire_due(conn, clock)
             reservation = self._load(conn, rid)
             if isinstance(reservation, Refusal):
                 return reservation
@@ -226,16 +233,18 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 return reservation
             conn.execute(
                 "UPDATE reservations SET lease_expires_at = ? WHERE id = ?",
-                (epoch_us(now + lease), rid),
+                (epoch_us(clock + lease), rid),
             )
             return self._load(conn, rid)
 
         return await self._run(op)
 
-    async def _expire(self, now: datetime) -> int:
-        return await self._run(lambda conn: expire_due(conn, now))
+    async def _expire(self, now: datetime, clock: datetime) -> int:
+        return await self._run(lambda conn: expire_due(conn, clock))
 
-    async def _bind(self, rid: str, external_id: str) -> Reservation | Refusal:
+    async def _bind(
+        self, rid: str, external_id: str, sent_at: datetime | None
+    ) -> Reservation | Refusal:
         def op(conn: sqlite3.Connection) -> Reservation | Refusal:
             # One statement: the update and the record it leaves. An expired reservation
             # bound now is owed: lapsed() selects expired rows with an external id.
@@ -291,13 +300,13 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
 
         return await self._run(op)
 
-    async def _state(self, key: str, now: datetime) -> Counters | Refusal:
+    async def _state(self, key: str, now: datetime, clock: datetime) -> Counters | Refusal:
         def op(conn: sqlite3.Connection) -> Counters | Refusal:
             select = "SELECT * FROM budgets WHERE key = ?"
             row = conn.execute(select, (key,)).fetchone()
             if row is None:
                 return NO_BUDGET
-            if expire_due(conn, now):  # its counters changed
+            if expire_due(conn, clock):  # its counters changed
                 row = conn.execute(select, (key,)).fetchone()
             return Counters(row_to_budget(row), usage_of(conn, row, now))
 
