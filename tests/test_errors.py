@@ -10,6 +10,7 @@ import asyncio
 import multiprocessing
 import pickle
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -39,6 +40,11 @@ def _every_error(exceeded: errors.BudgetExceeded) -> list[errors.QuotaGuardError
         errors.ReservationNotFound("r-1"),
         exceeded,
         errors.BudgetUnavailable("ledger down", budget="team"),
+        errors.ClockSkew(
+            ledger_time=datetime(2026, 12, 1, tzinfo=UTC),
+            caller_time=datetime(2026, 12, 1, 1, tzinfo=UTC),
+            max_skew=timedelta(seconds=30),
+        ),
         errors.SubmitTimeout("send overran", reservation_id="r-2"),
         errors.MalformedPayload("$.usage", "not a number", provider="ibm"),
     ]

@@ -41,16 +41,19 @@ async def serve(
             ]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM)
+        # The caller's own handlers (a test runner's, coverage's) come back afterwards:
+        # remove_signal_handler alone would leave the default ones.
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         # Handlers first: a caller may signal as soon as it has read the announcement.
-        for sig in signals:
+        for sig in previous:
             loop.add_signal_handler(sig, stop.set)
         try:
             announce("\n".join(lines))
             await stop.wait()
         finally:
-            for sig in signals:
+            for sig, handler in previous.items():
                 loop.remove_signal_handler(sig)
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
     finally:
         await emu.stop()
 

@@ -130,7 +130,10 @@ def test_the_emulator_needs_no_part_of_the_command() -> None:
 async def test_serve_announces_once_and_closes_on_a_signal() -> None:
     said: list[str] = []
     listening = asyncio.Event()
-    before = signal.getsignal(signal.SIGTERM)
+    caught: list[int] = []
+    # A handler of the caller's own (a test runner or coverage installs one): serve must hand
+    # it back, not leave the default one behind.
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
 
     def announce(text: str) -> None:
         said.append(text)
@@ -145,7 +148,11 @@ async def test_serve_announces_once_and_closes_on_a_signal() -> None:
     async with asyncio.timeout(30):
         await task
     assert len(said) == 1
-    assert signal.getsignal(signal.SIGTERM) == before  # its handlers are gone
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # the caller's handler is back
+        assert caught == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, before)
     with pytest.raises(aiohttp.ClientConnectionError):
         await _token(url, "demo-api-key")
 
