@@ -376,9 +376,9 @@ class LedgerBase(AsyncClosing):
         # A report from the future would make every true report after it look older.
         if now is not None:
             check_now(now)
+            self._clock(now)
             if at - now > self.max_skew:
                 raise _ahead(at, now, "the caller's now")
-            self._clock(now)
         if self.time_source is TimeSource.SYSTEM:
             ledger_time = datetime.now(UTC)
             if at - ledger_time > self.max_skew:

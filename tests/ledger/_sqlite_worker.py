@@ -14,7 +14,7 @@ __all__ = ["reserve_many"]
 
 async def _reserve_many(path: str, count: int, size: str, now: datetime) -> int:
     admitted = 0
-    async with SQLiteLedger(path) as ledger:
+    async with SQLiteLedger(path, time_source="caller") as ledger:
         for _ in range(count):
             decision = await ledger.reserve([Charge("shared", Decimal(size), Unit.USD)], now=now)
             admitted += decision.admitted

@@ -1,5 +1,8 @@
 """Ledger fixtures: every contract test runs against every backend in :data:`FACTORIES`.
 
+Every factory's ledger takes the caller's clock (``time_source="caller"``): the tests drive
+time by hand, far from the machine's (``test_time_source.py`` tests the ledgers' own clocks).
+
 Adding a backend (the Redis ledger does this): write a factory
 
     @contextlib.asynccontextmanager
@@ -53,14 +56,16 @@ _fresh = itertools.count()
 
 @contextlib.asynccontextmanager
 async def memory_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
-    async with MemoryLedger() as ledger:
+    async with MemoryLedger(time_source="caller") as ledger:
         yield ledger
 
 
 @contextlib.asynccontextmanager
 async def sqlite_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
     # A new file per entry: the state machine opens many ledgers inside one tmp_path.
-    async with SQLiteLedger(tmp_path / f"ledger-{next(_fresh)}.sqlite3") as ledger:
+    async with SQLiteLedger(
+        tmp_path / f"ledger-{next(_fresh)}.sqlite3", time_source="caller"
+    ) as ledger:
         yield ledger
 
 

@@ -16,6 +16,7 @@ from quotaguard.ledger import Ledger
 from tests.ledger.conftest import T0, snapshot, usd
 
 NAIVE = datetime(2026, 3, 15, 12, 0)  # deliberately naive
+DAY = timedelta(days=1)
 
 
 @attrs.frozen
@@ -95,6 +96,19 @@ CASES: list[tuple[str, Call, type[Exception], str | None]] = [
         InvalidInput,
         "lease",
     ),
+    ("reserve-none", lambda lg, w: lg.reserve(None, now=T0), InvalidInput, "charges"),  # type: ignore[arg-type]
+    (
+        "reserve-a-single-charge",
+        lambda lg, w: lg.reserve(usd("a", 1), now=T0),  # type: ignore[arg-type]
+        InvalidInput,
+        "charges",
+    ),
+    (
+        "reserve-a-str",
+        lambda lg, w: lg.reserve("a", now=T0),  # type: ignore[arg-type]
+        InvalidInput,
+        "charges",
+    ),
     ("reserve-naive-now", lambda lg, w: lg.reserve([usd("a", 1)], now=NAIVE), InvalidInput, "now"),
     (
         "reserve-str-now",
@@ -153,6 +167,18 @@ CASES: list[tuple[str, Call, type[Exception], str | None]] = [
         lambda lg, w: lg.commit(w.committed, [secs("s", 1)], now=T0),
         InvalidInput,
         "actual[0].budget",
+    ),
+    (
+        "commit-actual-a-single-charge",
+        lambda lg, w: lg.commit(w.held, usd("a", 1), now=T0),  # type: ignore[arg-type]
+        InvalidInput,
+        "actual",
+    ),
+    (
+        "commit-actual-a-str",
+        lambda lg, w: lg.commit(w.held, "a", now=T0),  # type: ignore[arg-type]
+        InvalidInput,
+        "actual",
     ),
     ("commit-naive-now", lambda lg, w: lg.commit(w.held, now=NAIVE), InvalidInput, "now"),
     # release, renew, expire, bind, get
@@ -214,6 +240,18 @@ CASES: list[tuple[str, Call, type[Exception], str | None]] = [
     (
         "report-naive-at",
         lambda lg, w: lg.record_report("a", Decimal(1), at=NAIVE),
+        InvalidInput,
+        "at",
+    ),
+    (
+        "report-ten-years-ahead",
+        lambda lg, w: lg.record_report("a", Decimal(1), at=T0 + 3650 * DAY, now=T0),  # type: ignore[call-arg]
+        InvalidInput,
+        "at",
+    ),
+    (
+        "report-a-minute-ahead",
+        lambda lg, w: lg.record_report("a", Decimal(1), at=T0 + timedelta(minutes=1), now=T0),  # type: ignore[call-arg]
         InvalidInput,
         "at",
     ),

@@ -12,9 +12,9 @@ import pytest
 
 from quotaguard.engine import Budget, Charge, Unit
 from quotaguard.ledger import Ledger, SQLiteLedger
+from tests._support.processes import run_processes
 from tests.ledger._sqlite_worker import reserve_many
 from tests.ledger.conftest import FACTORIES, T0
-from tests.processes import run_processes
 
 # Redis has its own 2,000-coroutine test in test_redis.py.
 BACKENDS = ["memory", "sqlite"]
@@ -73,11 +73,11 @@ async def test_concurrent_random_reserves_never_exceed_the_limit(local_ledger: L
 @pytest.mark.slow
 async def test_four_processes_share_one_sqlite_file(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
-    async with SQLiteLedger(path) as ledger:
+    async with SQLiteLedger(path, time_source="caller") as ledger:
         await ledger.put_budget(Budget("shared", Unit.USD, Decimal(1000)))
     per_process = await run_processes(reserve_many, [(str(path), 500, "3", T0)] * 4)
     assert sum(per_process) == 333  # floor(1000 / 3), across 2,000 attempts in 4 processes
-    async with SQLiteLedger(path) as ledger:
+    async with SQLiteLedger(path, time_source="caller") as ledger:
         assert await ledger.integrity_check() == "ok"
         state = await ledger.state("shared", now=T0)
         assert (state.reserved, state.outstanding) == (999, 333)

@@ -31,7 +31,7 @@ async def hold(
 
 
 #: Backends whose in-doubt primitives are still being written.
-PENDING = {"sqlite", "redis"}
+PENDING = {"redis"}
 
 
 @pytest.fixture

@@ -3,28 +3,37 @@
 Each primitive is one transaction (:mod:`.store`); ``reserve`` takes the write lock up front
 (``BEGIN IMMEDIATE``) so the check and the hold see the same state. WAL lets readers run
 beside the writer. The schema and row conversions live in :mod:`.schema`.
+
+Leases are judged by the machine's clock by default (``time_source="system"``): every
+process on the machine shares it, so one caller's fast clock cannot end the others' leases.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
+
+import attrs
 
 from quotaguard.engine.amounts import Unit, to_micro
 from quotaguard.engine.model import Budget, Charge, Reservation, ReservationState
 from quotaguard.engine.reservations import Event, misfit, same_charges, step
 from quotaguard.engine.rules import check_charges, evaluate
 from quotaguard.engine.windows import window_to_dict
-from quotaguard.ledger.base import LedgerBase
-from quotaguard.ledger.checks import new_reservation_id
+from quotaguard.errors import InvalidInput
+from quotaguard.ledger.base import LedgerBase, TimeSourceName
+from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
 from quotaguard.ledger.encoding import charges_json, epoch_us
 from quotaguard.ledger.outcomes import (
     NO_BUDGET,
     NO_RESERVATION,
     OUTSTANDING,
     ActualMismatch,
+    Ahead,
     Counters,
     KeyConflict,
     Refusal,
@@ -39,6 +48,7 @@ from quotaguard.ledger.sqlite.schema import (
     expire_due,
     row_to_budget,
     row_to_reservation,
+    sent,
     usage_of,
 )
 from quotaguard.ledger.sqlite.store import SQLiteStore
@@ -46,13 +56,41 @@ from quotaguard.ledger.sqlite.store import SQLiteStore
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger", "default_path"]
 
 _RELEASE = step(ReservationState.HELD, Event.RELEASE)
+_CHUNK = 500  # ids per statement: below every SQLite build's limit on bound parameters
 
 
 class SQLiteLedger(SQLiteStore, LedgerBase):
-    """Budgets and reservations in a SQLite file (default: :func:`default_path`)."""
+    """Budgets and reservations in a SQLite file (default: :func:`default_path`).
 
-    def __init__(self, path: str | Path | None = None, *, busy_timeout: float = 10.0) -> None:
-        super().__init__(Path(path) if path is not None else default_path(), busy_timeout)
+    ``busy_timeout``: seconds to wait for another process's lock before the ledger is
+    unavailable. ``time_source``: ``"system"`` (the machine's clock judges leases; a caller
+    ``now`` more than ``max_skew`` away is refused with :class:`~quotaguard.errors.ClockSkew`)
+    or ``"caller"`` (each call's ``now``: tests and single-process tools that drive time).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        busy_timeout: float = 10.0,
+        time_source: TimeSourceName = "system",
+        max_skew: timedelta = DEFAULT_MAX_SKEW,
+    ) -> None:
+        if path is not None and not (isinstance(path, (str, os.PathLike)) and str(path)):
+            raise InvalidInput("path", f"must be a file path (str or Path), got {path!r}")
+        if isinstance(path, os.PathLike) and not isinstance(os.fspath(path), str):
+            raise InvalidInput("path", "must be a str path, not bytes")
+        if (
+            isinstance(busy_timeout, bool)
+            or not isinstance(busy_timeout, (int, float))
+            or not 0 <= busy_timeout <= 3600
+            or math.isnan(busy_timeout)
+        ):
+            raise InvalidInput(
+                "busy_timeout", f"must be seconds in [0, 3600], got {busy_timeout!r}"
+            )
+        self._use_time(time_source, max_skew, (TimeSource.CALLER, TimeSource.SYSTEM))
+        super().__init__(Path(path) if path is not None else default_path(), float(busy_timeout))
 
     def __repr__(self) -> str:
         return f"SQLiteLedger(path={str(self.path)!r})"
@@ -202,8 +240,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 "INSERT INTO commits(budget, at, amount, reservation_id) VALUES(?, ?, ?, ?)",
                 [(c.budget, at, to_micro(c.amount), rid) for c in charges],
             )
-            bound = reservation.external_id is not None
-            end(conn, rid, bound, change, at, charges_json(charges))
+            end(conn, rid, sent(reservation), change, at, charges_json(charges))
             return self._load(conn, rid)
 
         return await self._run(op)
@@ -216,7 +253,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             change = step(reservation.state, Event.RELEASE)
             if change.to is None:
                 return reservation
-            end(conn, rid, reservation.external_id is not None, change, epoch_us(now))
+            end(conn, rid, sent(reservation), change, epoch_us(now))
             return self._load(conn, rid)
 
         return await self._run(op)
@@ -239,20 +276,54 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
 
         return await self._run(op)
 
+    async def _renew_many(
+        self, rids: list[str], lease: timedelta, now: datetime, clock: datetime
+    ) -> list[Reservation]:
+        def op(conn: sqlite3.Connection) -> list[Reservation]:
+            expire_due(conn, clock)
+            until, renewed = epoch_us(clock + lease), {}
+            for i in range(0, len(rids), _CHUNK):
+                chunk = rids[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(
+                    "UPDATE reservations SET lease_expires_at = ? "
+                    f"WHERE state = 'held' AND id IN ({marks}) RETURNING *",
+                    (until, *chunk),
+                ):
+                    renewed[row["id"]] = row_to_reservation(row)
+            return [renewed[rid] for rid in rids if rid in renewed]
+
+        return await self._run(op)
+
     async def _expire(self, now: datetime, clock: datetime) -> int:
         return await self._run(lambda conn: expire_due(conn, clock))
 
     async def _bind(
         self, rid: str, external_id: str, sent_at: datetime | None
     ) -> Reservation | Refusal:
+        sent_us = None if sent_at is None else epoch_us(sent_at)
+
         def op(conn: sqlite3.Connection) -> Reservation | Refusal:
-            # One statement: the update and the record it leaves. An expired reservation
-            # bound now is owed: lapsed() selects expired rows with an external id.
+            # One statement: the update and the record it leaves. The work is found: no
+            # longer in doubt. An expired reservation bound now is owed: lapsed() selects
+            # expired rows with an external id.
             rows = conn.execute(
-                "UPDATE reservations SET external_id = ? WHERE id = ? RETURNING *",
-                (external_id, rid),
+                "UPDATE reservations SET external_id = ?, in_doubt_since = NULL, "
+                "sent_at = COALESCE(?, sent_at) WHERE id = ? RETURNING *",
+                (external_id, sent_us, rid),
             ).fetchall()
             return row_to_reservation(rows[0]) if rows else NO_RESERVATION
+
+        return await self._run(op)
+
+    async def _mark_in_doubt(self, rid: str, now: datetime) -> Reservation | Refusal:
+        def op(conn: sqlite3.Connection) -> Reservation | Refusal:
+            conn.execute(  # engine.reservations: only a held one is marked; a mark stays
+                "UPDATE reservations SET in_doubt_since = ? "
+                "WHERE id = ? AND state = 'held' AND in_doubt_since IS NULL",
+                (epoch_us(now), rid),
+            )
+            return self._load(conn, rid)
 
         return await self._run(op)
 
@@ -272,10 +343,19 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
     async def _outstanding(self) -> list[Reservation]:
         return await self._select("state = 'held' ORDER BY lease_expires_at")
 
+    async def _in_doubt(self) -> list[Reservation]:
+        # The clause matches the partial index reservations_doubt.
+        return await self._select(
+            "state = 'held' AND in_doubt_since IS NOT NULL ORDER BY in_doubt_since"
+        )
+
     async def _lapsed(self) -> list[Reservation]:
         # engine.reservations.owed() in SQL; the clause matches the partial index
-        # reservations_lapsed.
-        return await self._select("state = 'expired' AND external_id IS NOT NULL ORDER BY ended_at")
+        # reservations_owed.
+        return await self._select(
+            "state = 'expired' AND (external_id IS NOT NULL OR in_doubt_since IS NOT NULL) "
+            "ORDER BY ended_at, id"
+        )
 
     async def _select(self, where: str) -> list[Reservation]:
         """Reservations matching a fixed clause of this module (never caller input)."""
@@ -286,7 +366,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
 
     # -- provider reports and state ---------------------------------------------------------
 
-    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | None:
+    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | Ahead | None:
         def op(conn: sqlite3.Connection) -> Refusal | None:
             row = conn.execute("SELECT reported_at FROM budgets WHERE key = ?", (key,)).fetchone()
             if row is None:
@@ -308,7 +388,13 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 return NO_BUDGET
             if expire_due(conn, clock):  # its counters changed
                 row = conn.execute(select, (key,)).fetchone()
-            return Counters(row_to_budget(row), usage_of(conn, row, now))
+            doubt = conn.execute(
+                "SELECT COUNT(*) FROM holds JOIN reservations ON reservations.id = reservation_id "
+                "WHERE budget = ? AND state = 'held' AND in_doubt_since IS NOT NULL",
+                (key,),
+            ).fetchone()[0]
+            usage = attrs.evolve(usage_of(conn, row, now), in_doubt=doubt)
+            return Counters(row_to_budget(row), usage)
 
         return await self._run(op)
 

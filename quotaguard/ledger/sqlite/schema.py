@@ -31,14 +31,15 @@ __all__ = [
     "init_schema",
     "row_to_budget",
     "row_to_reservation",
+    "sent",
     "unhold",
     "usage_of",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
+_META = "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS budgets(
     key TEXT PRIMARY KEY, unit TEXT NOT NULL, limit_text TEXT NOT NULL, window TEXT NOT NULL,
     reserved INTEGER NOT NULL DEFAULT 0, outstanding INTEGER NOT NULL DEFAULT 0,
@@ -46,13 +47,15 @@ CREATE TABLE IF NOT EXISTS budgets(
 CREATE TABLE IF NOT EXISTS reservations(
     id TEXT PRIMARY KEY, idem TEXT UNIQUE, state TEXT NOT NULL, created_at INTEGER NOT NULL,
     lease_expires_at INTEGER NOT NULL, ended_at INTEGER, external_id TEXT,
-    charges TEXT NOT NULL, actual TEXT);
+    charges TEXT NOT NULL, actual TEXT, sent_at INTEGER, in_doubt_since INTEGER);
 CREATE INDEX IF NOT EXISTS reservations_due ON reservations(lease_expires_at)
     WHERE state = 'held';
 CREATE INDEX IF NOT EXISTS reservations_external ON reservations(external_id)
     WHERE external_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS reservations_lapsed ON reservations(ended_at)
-    WHERE state = 'expired' AND external_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS reservations_owed ON reservations(ended_at)
+    WHERE state = 'expired' AND (external_id IS NOT NULL OR in_doubt_since IS NOT NULL);
+CREATE INDEX IF NOT EXISTS reservations_doubt ON reservations(in_doubt_since)
+    WHERE state = 'held' AND in_doubt_since IS NOT NULL;
 CREATE TABLE IF NOT EXISTS holds(
     reservation_id TEXT NOT NULL, budget TEXT NOT NULL, amount INTEGER NOT NULL,
     PRIMARY KEY(reservation_id, budget)) WITHOUT ROWID;
@@ -61,6 +64,18 @@ CREATE TABLE IF NOT EXISTS commits(
 CREATE INDEX IF NOT EXISTS commits_by_time ON commits(budget, at);
 """
 
+#: What turns a file of schema version ``n`` into ``n + 1``, at index ``n - 1``.
+_MIGRATIONS = (
+    # 1 -> 2: when a send completed, and since when its work is in doubt; what is owed
+    # (lapsed) now includes expired in-doubt holds, under a new index name.
+    """
+    ALTER TABLE reservations ADD COLUMN sent_at INTEGER;
+    ALTER TABLE reservations ADD COLUMN in_doubt_since INTEGER;
+    DROP INDEX IF EXISTS reservations_lapsed;
+    """,
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
+
 
 def default_path() -> Path:
     """``ledger.sqlite3`` in the platform's user state dir (``~/.local/state/quotaguard``)."""
@@ -68,26 +83,41 @@ def default_path() -> Path:
 
 
 def init_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Create what is missing (idempotent DDL, one transaction); refuse a newer schema."""
+    """Migrate an older file, create what is missing (idempotent DDL), all in one
+    transaction; refuse a newer schema."""
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("BEGIN IMMEDIATE")
-    for statement in _SCHEMA.split(";"):
+    try:
+        conn.execute(_META)
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = SCHEMA_VERSION if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise BudgetUnavailable(
+                f"{path} has ledger schema {version}, newer than this quotaguard "
+                f"({SCHEMA_VERSION}); upgrade quotaguard"
+            )
+        for migration in _MIGRATIONS[version - 1 :]:
+            _script(conn, migration)
+        _script(conn, _SCHEMA)
+        conn.execute(
+            "INSERT INTO meta VALUES('schema_version', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _script(conn: sqlite3.Connection, statements: str) -> None:
+    # One statement at a time: executescript() would commit the open transaction first.
+    for statement in statements.split(";"):
         if statement.strip():
             conn.execute(statement)
-    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    if row is None:
-        conn.execute("INSERT INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
-    elif int(row[0]) > SCHEMA_VERSION:
-        conn.execute("ROLLBACK")
-        raise BudgetUnavailable(
-            f"{path} has ledger schema {row[0]}, newer than this quotaguard "
-            f"({SCHEMA_VERSION}); upgrade quotaguard"
-        )
-    if conn.in_transaction:
-        conn.execute("COMMIT")
 
 
 def row_to_reservation(row: sqlite3.Row) -> Reservation:
@@ -99,9 +129,15 @@ def row_to_reservation(row: sqlite3.Row) -> Reservation:
         state=ReservationState(row["state"]),
         idempotency_key=row["idem"],
         actual=charges_from(row["actual"]),
-        ended_at=None if row["ended_at"] is None else from_epoch_us(row["ended_at"]),
+        ended_at=_instant(row["ended_at"]),
         external_id=row["external_id"],
+        sent_at=_instant(row["sent_at"]),
+        in_doubt_since=_instant(row["in_doubt_since"]),
     )
+
+
+def _instant(value: int | None) -> datetime | None:
+    return None if value is None else from_epoch_us(value)
 
 
 def row_to_budget(row: sqlite3.Row) -> Budget:
@@ -152,17 +188,20 @@ def usage_of(conn: sqlite3.Connection, row: sqlite3.Row, now: datetime) -> Usage
 def end(
     conn: sqlite3.Connection,
     rid: str,
-    bound: bool,
+    sent: bool,
     change: Step,
     at: int,
     actual: str | None = None,
 ) -> None:
-    """Move one reservation row along ``change`` (:mod:`quotaguard.engine.reservations`)."""
+    """Move one reservation row along ``change`` (:mod:`quotaguard.engine.reservations`).
+
+    ``sent``: its work may have been sent (bound, or in doubt).
+    """
     assert change.to is not None
     if change.unhold:
         unhold(conn, rid)
     # Giving up the key clears its column, so that a new reservation can take it.
-    sql = _END_KEEPING_KEY if keeps_key(change.to, bound) else _END_FREEING_KEY
+    sql = _END_KEEPING_KEY if keeps_key(change.to, sent) else _END_FREEING_KEY
     conn.execute(sql, (change.to.value, at, actual, rid))
 
 
@@ -174,15 +213,21 @@ _LAPSE = step(ReservationState.HELD, Event.EXPIRE)
 
 
 def expire_due(conn: sqlite3.Connection, now: datetime) -> int:
-    """Expire every held reservation whose lease is due at ``now``; how many."""
+    """Expire every held reservation whose lease is due at ``now`` (the ledger's time)."""
     cutoff = epoch_us(now)
     due = conn.execute(
-        "SELECT id, external_id FROM reservations WHERE state = 'held' AND lease_expires_at <= ?",
+        "SELECT id, external_id IS NOT NULL OR in_doubt_since IS NOT NULL FROM reservations "
+        "WHERE state = 'held' AND lease_expires_at <= ?",
         (cutoff,),
     ).fetchall()
-    for rid, external_id in due:
-        end(conn, rid, external_id is not None, _LAPSE, cutoff)
+    for rid, sent in due:
+        end(conn, rid, bool(sent), _LAPSE, cutoff)
     return len(due)
+
+
+def sent(reservation: Reservation) -> bool:
+    """Its work may have been sent: bound, or in doubt."""
+    return reservation.external_id is not None or reservation.in_doubt_since is not None
 
 
 def unhold(conn: sqlite3.Connection, rid: str) -> None:

@@ -14,27 +14,37 @@ for writes, so a check and its hold see the same state). Where it runs:
 the loop only ever *tries* it. The loop's connection does not checkpoint the WAL on commit
 (that is disk I/O): every ``_CHECKPOINT_EVERY`` loop writes, a write goes to the worker,
 which checkpoints after it.
+
+The ledger is private to its user: the directories created for it are 0700, the database
+and its ``-wal`` and ``-shm`` files 0600 (SQLite gives those two the database's mode).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger.sqlite.schema import init_schema
 
 __all__ = ["SQLiteStore"]
 
+log = logging.getLogger("quotaguard.ledger")
+
 T = TypeVar("T")
 
 _CHECKPOINT_EVERY = 256
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_PRIVATE_DIR = 0o700
+_PRIVATE_FILE = 0o600
 
 
 class _Busy(Exception):
@@ -44,6 +54,20 @@ class _Busy(Exception):
 def _is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in _BUSY_CODES
+
+
+def _make_private(path: Path) -> None:
+    """Create the missing directories 0700 and the database file 0600 before SQLite opens it;
+    an existing database (and its -wal, -shm) that others could read becomes 0600."""
+    missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+    for directory in reversed(missing):  # outermost first; mkdir(parents=True) ignores mode
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            directory.mkdir(mode=_PRIVATE_DIR)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, _PRIVATE_FILE))
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):  # not ours to change
+            if file.stat().st_mode & 0o077:
+                file.chmod(_PRIVATE_FILE)
 
 
 class SQLiteStore:
@@ -58,10 +82,11 @@ class SQLiteStore:
         self._owner = threading.Lock()  # held by whichever thread is using the connection
         self._waits = True  # the connection's busy timeout is the configured one (not 0)
         self._loop_writes = 0  # writes committed on the loop since the last checkpoint
+        self._undos: set[asyncio.Task[Any]] = set()  # undos of cancelled calls, in flight
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_private(self.path)
             conn = sqlite3.connect(
                 self.path,
                 timeout=self._busy_timeout,
@@ -101,7 +126,7 @@ class SQLiteStore:
                 if checkpoint:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 return result
-        except sqlite3.DatabaseError as exc:  # locked, disk full, not a database file…
+        except (sqlite3.DatabaseError, OSError) as exc:  # locked, disk full, no such directory…
             raise BudgetUnavailable(f"ledger {self.path} is unavailable: {exc}") from exc
 
     def _tx_on_loop(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
@@ -151,26 +176,57 @@ class SQLiteStore:
         future = loop.run_in_executor(
             self._executor, lambda: self._tx(fn, write=write, checkpoint=checkpoint)
         )
-        # The thread cannot be interrupted. If we are cancelled, let it finish, undo what it
-        # did (a reserve nobody will ever see must not hold budget), then propagate.
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
-            await asyncio.wait([future])
-            if undo is not None and not future.cancelled() and future.exception() is None:
-                result = future.result()
-                await asyncio.wait(
-                    [
-                        loop.run_in_executor(
-                            self._executor, lambda: self._tx(lambda c: undo(c, result))
-                        )
-                    ]
-                )
+            if undo is not None:
+                await self._undo_after(future, undo)
             raise
+
+    async def _undo_after(
+        self, future: asyncio.Future[T], undo: Callable[[sqlite3.Connection, T], object]
+    ) -> None:
+        """The thread cannot be interrupted: let it finish, then undo what it did (a reserve
+        nobody will ever see must not hold budget). One task does both, so a second
+        cancellation cannot interrupt the undo; we wait for it (each wait bounded by the
+        busy timeout), and ``aclose`` waits for any still running."""
+
+        async def settle() -> None:
+            await asyncio.wait([future])
+            if future.cancelled() or future.exception() is not None:
+                return  # nothing was kept
+            made = future.result()
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, lambda: self._tx(lambda conn: undo(conn, made))
+            )
+
+        task = asyncio.ensure_future(settle())
+        self._undos.add(task)
+        task.add_done_callback(self._undone)
+        deadline = asyncio.get_running_loop().time() + 2 * self._busy_timeout + 5.0
+        while not task.done():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return  # still running: aclose() waits for it
+            try:
+                await asyncio.wait([task], timeout=left)
+            except asyncio.CancelledError:
+                continue  # cancelled again: the caller is told once, after the undo
+
+    def _undone(self, task: asyncio.Task[Any]) -> None:
+        self._undos.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "sqlite ledger %s: could not undo a cancelled reserve; it lapses at its lease: %s",
+                self.path,
+                task.exception(),
+            )
 
     async def aclose(self) -> None:
         if self._closed:
             return
+        if self._undos:  # the undos of cancelled reserves finish first (each bounded)
+            await asyncio.wait(set(self._undos))
         self._closed = True
 
         def close() -> None:
