@@ -89,7 +89,7 @@ async def world(emulator: Emulator, clock: FakeClock, tmp_path: Path) -> AsyncIt
         BraketClient(
             seed.region, endpoint_url=emulator.url, botocore_session=creds, timeout=2
         ) as braket,
-        SQLiteLedger(tmp_path / "ledger.sqlite3") as ledger,
+        SQLiteLedger(tmp_path / "ledger.sqlite3", time_source="caller") as ledger,
     ):
         yield World(emulator, seed, ibm, braket, clock, ledger)
 
