@@ -373,17 +373,18 @@ class LedgerBase(AsyncClosing):
         check_now(at, "at")
         micro = to_micro(as_amount(used, "used"))
         check_key(key)
-        # A report from the future would make every true report after it look older.
+        # A report from the future would make every true report after it look older. A
+        # store with its own clock checks ``at`` against it (and ``now``'s skew) itself.
         if now is not None:
             check_now(now)
             self._clock(now)
-            if at - now > self.max_skew:
+            if self.time_source is not TimeSource.SERVER and at - now > self.max_skew:
                 raise _ahead(at, now, "the caller's now")
         if self.time_source is TimeSource.SYSTEM:
             ledger_time = datetime.now(UTC)
             if at - ledger_time > self.max_skew:
                 raise _ahead(at, ledger_time, "the ledger's clock")
-        refused = await self._record_report(key, micro, at)
+        refused = await self._record_report(key, micro, at, now)
         if isinstance(refused, Ahead):
             raise _ahead(at, refused.ledger_time, "the ledger's clock")
         if refused is not None:
@@ -487,10 +488,13 @@ class LedgerBase(AsyncClosing):
     async def _lapsed(self) -> list[Reservation]:
         raise NotImplementedError
 
-    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | Ahead | None:
+    async def _record_report(
+        self, key: str, micro: int, at: datetime, now: datetime | None
+    ) -> Refusal | Ahead | None:
         """Keep the report unless a newer one is stored; ``NO_BUDGET`` for an unknown key.
 
-        A store that reads its own clock answers ``Ahead`` for a report dated past it.
+        A store that reads its own clock answers ``Ahead`` for a report dated past it (and
+        checks the skew of ``now``, when given).
         """
         raise NotImplementedError
 

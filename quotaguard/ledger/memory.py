@@ -416,7 +416,9 @@ class MemoryLedger(LedgerBase):
 
     # -- provider reports and state ---------------------------------------------------------
 
-    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | Ahead | None:
+    async def _record_report(
+        self, key: str, micro: int, at: datetime, now: datetime | None
+    ) -> Refusal | Ahead | None:
         account = self._accounts.get(key)
         if account is None:
             return NO_BUDGET

@@ -76,7 +76,7 @@ async def redis_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
     server = request.getfixturevalue("redis_server")
     namespace = f"t{next(_fresh)}-{uuid.uuid4().hex[:8]}"
-    async with RedisLedger(server.url, namespace=namespace) as ledger:
+    async with RedisLedger(server.url, namespace=namespace, time_source="caller") as ledger:
         try:
             yield ledger
         finally:

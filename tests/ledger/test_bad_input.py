@@ -17,6 +17,7 @@ from tests.ledger.conftest import T0, snapshot, usd
 
 NAIVE = datetime(2026, 3, 15, 12, 0)  # deliberately naive
 DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
 
 
 @attrs.frozen
@@ -203,6 +204,67 @@ CASES: list[tuple[str, Call, type[Exception], str | None]] = [
         "now",
     ),
     ("expire-naive-now", lambda lg, w: lg.expire(now=NAIVE), InvalidInput, "now"),
+    # renew_many, mark_in_doubt, bind's sent_at
+    (
+        "renew-many-a-str",
+        lambda lg, w: lg.renew_many(w.held, lease=MINUTE, now=T0),
+        InvalidInput,
+        "reservation_ids",
+    ),
+    (
+        "renew-many-none",
+        lambda lg, w: lg.renew_many(None, lease=MINUTE, now=T0),  # type: ignore[arg-type]
+        InvalidInput,
+        "reservation_ids",
+    ),
+    (
+        "renew-many-an-int-id",
+        lambda lg, w: lg.renew_many([w.held, 7], lease=MINUTE, now=T0),  # type: ignore[list-item]
+        InvalidInput,
+        "reservation_ids[1]",
+    ),
+    (
+        "renew-many-too-many",
+        lambda lg, w: lg.renew_many([w.held] * 10_001, lease=MINUTE, now=T0),
+        InvalidInput,
+        "reservation_ids",
+    ),
+    (
+        "renew-many-zero-lease",
+        lambda lg, w: lg.renew_many([w.held], lease=timedelta(0), now=T0),
+        InvalidInput,
+        "lease",
+    ),
+    (
+        "renew-many-naive-now",
+        lambda lg, w: lg.renew_many([w.held], lease=MINUTE, now=NAIVE),
+        InvalidInput,
+        "now",
+    ),
+    (
+        "mark-in-doubt-unknown",
+        lambda lg, w: lg.mark_in_doubt("rsv_x", now=T0),
+        ReservationNotFound,
+        None,
+    ),
+    (
+        "mark-in-doubt-naive-now",
+        lambda lg, w: lg.mark_in_doubt(w.held, now=NAIVE),
+        InvalidInput,
+        "now",
+    ),
+    (
+        "bind-naive-sent-at",
+        lambda lg, w: lg.bind(w.held, "job-1", sent_at=NAIVE),
+        InvalidInput,
+        "sent_at",
+    ),
+    (
+        "bind-str-sent-at",
+        lambda lg, w: lg.bind(w.held, "job-1", sent_at="2026-03-15"),  # type: ignore[arg-type]
+        InvalidInput,
+        "sent_at",
+    ),
     ("bind-empty", lambda lg, w: lg.bind(w.held, ""), InvalidInput, "external_id"),
     ("bind-unknown", lambda lg, w: lg.bind("rsv_x", "job-1"), ReservationNotFound, None),
     ("get-unknown", lambda lg, w: lg.get("rsv_x"), ReservationNotFound, None),
@@ -254,6 +316,12 @@ CASES: list[tuple[str, Call, type[Exception], str | None]] = [
         lambda lg, w: lg.record_report("a", Decimal(1), at=T0 + timedelta(minutes=1), now=T0),  # type: ignore[call-arg]
         InvalidInput,
         "at",
+    ),
+    (
+        "report-naive-now",
+        lambda lg, w: lg.record_report("a", Decimal(1), at=T0, now=NAIVE),
+        InvalidInput,
+        "now",
     ),
     (
         "report-unknown-budget",

@@ -32,8 +32,8 @@ from quotaguard.errors import BudgetUnavailable, InvalidInput, ReservationNotFou
 from quotaguard.ledger import MemoryLedger
 from quotaguard.ledger.redis import SCRIPTS, RedisLedger
 from quotaguard.ledger.redis.scripts import sha1
-from tests.redis_server import RedisServer
-from tests.secrets import REDIS_URL_PASSWORD
+from tests._support.redis_server import RedisServer
+from tests._support.secrets import REDIS_URL_PASSWORD
 
 pytestmark = pytest.mark.redis
 
@@ -60,7 +60,9 @@ async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture
 async def rl(client: aioredis.Redis) -> AsyncIterator[RedisLedger]:
-    async with RedisLedger(client=client, namespace=fresh_namespace()) as ledger:
+    async with RedisLedger(
+        client=client, namespace=fresh_namespace(), time_source="caller"
+    ) as ledger:
         yield ledger
 
 
@@ -174,7 +176,9 @@ async def test_concurrent_reserves_admit_exactly_what_fits(
 ) -> None:
     namespace = fresh_namespace()
     # Four ledgers on one namespace: four "workers" racing for one budget.
-    ledgers = [RedisLedger(client=client, namespace=namespace) for _ in range(4)]
+    ledgers = [
+        RedisLedger(client=client, namespace=namespace, time_source="caller") for _ in range(4)
+    ]
     await ledgers[0].put_budget(Budget("shared", Unit.USD, Decimal(limit)))
     decisions = await asyncio.gather(
         *(ledgers[i % 4].reserve([usd("shared", size)], now=T0) for i in range(2000))
@@ -269,7 +273,9 @@ async def test_windowed_usage_agrees_with_memory_ledger(
         "fixed": FixedWindow(now - timedelta(days=days), now + timedelta(days=days // 2 + 1)),
     }[kind]
     budget = Budget("w", Unit.USD, Decimal(10**6), window)
-    async with RedisLedger(client=client, namespace=fresh_namespace()) as redis_ledger:
+    async with RedisLedger(
+        client=client, namespace=fresh_namespace(), time_source="caller"
+    ) as redis_ledger:
         states = []
         for ledger in (MemoryLedger(), redis_ledger):
             # Commit under no window (a fixed one would refuse some times), then switch.
@@ -364,8 +370,13 @@ async def test_bad_input_changes_nothing(rl: RedisLedger, client: aioredis.Redis
 
 
 def test_constructor_refuses_bad_arguments() -> None:
-    with pytest.raises(InvalidInput, match="namespace"):
-        RedisLedger("redis://127.0.0.1:1/0", namespace="{qg}")
+    for bad in ("{qg}", "qg\n", "", "q g"):
+        with pytest.raises(InvalidInput, match="namespace"):
+            RedisLedger("redis://127.0.0.1:1/0", namespace=bad)
+    with pytest.raises(InvalidInput, match="time_source"):
+        RedisLedger("redis://127.0.0.1:1/0", time_source="lua")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="max_skew"):
+        RedisLedger("redis://127.0.0.1:1/0", max_skew=30)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="url"):
         RedisLedger()
     with pytest.raises(InvalidInput, match="socket_timeout"):
@@ -378,7 +389,7 @@ def test_constructor_refuses_bad_arguments() -> None:
 async def test_closed_ledger_is_unavailable_and_leaves_a_given_client_open(
     client: aioredis.Redis,
 ) -> None:
-    ledger = RedisLedger(client=client, namespace=fresh_namespace())
+    ledger = RedisLedger(client=client, namespace=fresh_namespace(), time_source="caller")
     await ledger.aclose()
     with pytest.raises(BudgetUnavailable):
         await ledger.budgets()
@@ -387,10 +398,112 @@ async def test_closed_ledger_is_unavailable_and_leaves_a_given_client_open(
 
 async def test_reservation_state_survives_a_new_ledger_instance(client: aioredis.Redis) -> None:
     namespace = fresh_namespace()
-    async with RedisLedger(client=client, namespace=namespace) as one:
+    async with RedisLedger(client=client, namespace=namespace, time_source="caller") as one:
         await one.put_budget(Budget("b", Unit.USD, Decimal(5)))
         d = await one.reserve([usd("b", 5)], now=T0)
-    async with RedisLedger(client=client, namespace=namespace) as two:
+    async with RedisLedger(client=client, namespace=namespace, time_source="caller") as two:
         assert d.reservation is not None
         assert (await two.get(d.reservation.id)).state is ReservationState.HELD
         assert not (await two.reserve([usd("b", "0.000001")], now=T0)).admitted
+
+
+# -- the scripts' argument format -----------------------------------------------------------
+
+_GOOD_RESERVE = [
+    1_773_576_000_000_000,  # now (T0)
+    None,  # the ledger's time: the server's
+    [24314, 1_772_323_200_000_000, 1_775_001_600_000_000],  # the month around now
+    900_000_000,  # lease, us
+    "rsv_x",
+    "",
+    "",
+    '[["b", "1000", "USD"]]',
+    [["b", "USD", 1_000_000_000]],
+]
+
+
+def _without(i: int) -> list[Any]:
+    return [a for j, a in enumerate(_GOOD_RESERVE) if j != i]
+
+
+def _with(i: int, value: Any) -> list[Any]:
+    return [value if j == i else a for j, a in enumerate(_GOOD_RESERVE)]
+
+
+MALFORMED: list[tuple[str, list[Any]]] = [
+    # The space-packed arguments of old, a budget key ending in a newline: they parsed to no
+    # budget at all, and the reserve was admitted holding 0.
+    (
+        "packed",
+        [
+            *(1_773_576_000_000_000, "24314 1 2", 1, "rsv_x", "", "", "[]"),
+            *("b\n USD", "b\n 1000000000"),
+        ],
+    ),
+    ("not-json", ["{not json"]),
+    ("empty", [""]),
+    ("object", ['{"now": 1}']),
+    ("field-missing", [_without(4)]),
+    ("field-extra", [[*_GOOD_RESERVE, 1]]),
+    ("str-for-int", [_with(0, "1773576000000000")]),
+    ("float-for-int", [_with(3, 1.5)]),
+    ("null-for-str", [_with(4, None)]),
+    ("holds-not-a-list", [_with(8, "b USD 1000000000")]),
+    ("hold-short", [_with(8, [["b", "USD"]])]),
+    ("hold-amount-str", [_with(8, [["b", "USD", "1000000000"]])]),
+    ("hold-key-empty", [_with(8, [["", "USD", 1]])]),
+    ("holds-empty", [_with(8, [])]),
+]
+
+
+@pytest.mark.parametrize("args", [m[1] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+async def test_a_script_refuses_arguments_it_cannot_parse(
+    rl: RedisLedger, client: aioredis.Redis, args: list[Any]
+) -> None:
+    import json
+
+    from redis.exceptions import ResponseError
+
+    await rl.put_budget(Budget("b", Unit.USD, Decimal(10)))
+    before = await raw_snapshot(client, rl.namespace)
+    prefix = f"{{{rl.namespace}}}:"
+    wire = [a if isinstance(a, (str, int)) else json.dumps(a) for a in args]
+    with pytest.raises(ResponseError, match="bad arguments"):
+        await client.execute_command(
+            "EVALSHA", sha1(SCRIPTS["reserve"]), 1, prefix + "leases", "reserve", prefix,
+            30_000_000, *wire,
+        )  # fmt: skip
+    assert await raw_snapshot(client, rl.namespace) == before
+    assert (await rl.state("b", now=T0)).reserved == 0
+
+
+async def test_renew_many_is_one_script_call_for_any_number_of_ids(
+    rl: RedisLedger, client: aioredis.Redis
+) -> None:
+    await rl.put_budget(Budget("b", Unit.USD, Decimal(100)))
+    held = [await rl.reserve([usd("b", 1)], now=T0) for _ in range(50)]
+    ids = [d.reservation.id for d in held if d.reservation is not None]
+
+    async def evalsha_calls() -> int:
+        stats = await client.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+    before = await evalsha_calls()
+    renewed = await rl.renew_many(ids, lease=timedelta(hours=1), now=T0 + timedelta(minutes=1))
+    assert await evalsha_calls() - before == 1
+    assert [r.id for r in renewed] == ids
+
+
+async def test_a_hold_recorded_in_the_old_packed_format_still_lets_go(
+    rl: RedisLedger, client: aioredis.Redis
+) -> None:
+    # Holds written before the JSON format ("key unit micro ..."), still held after an upgrade.
+    await rl.put_budget(Budget("b", Unit.USD, Decimal(10)))
+    d = await rl.reserve([usd("b", 4)], now=T0)
+    assert d.reservation is not None
+    rkey = f"{{{rl.namespace}}}:r:{d.reservation.id}"
+    await client.hset(rkey, "holds", "b USD 4000000")
+    assert (await rl.state("b", now=T0)).reserved == 4
+    await rl.release(d.reservation.id, now=T0)
+    state = await rl.state("b", now=T0)
+    assert (state.reserved, state.outstanding) == (0, 0)

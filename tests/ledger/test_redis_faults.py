@@ -22,8 +22,8 @@ import redis.asyncio
 from quotaguard.engine import Budget, Charge, Unit
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger.redis import RedisLedger
-from tests.redis_server import RedisServer, free_port
-from tests.secrets import REDIS_FAULTS_PASSWORD
+from tests._support.redis_server import RedisServer, free_port
+from tests._support.secrets import REDIS_FAULTS_PASSWORD
 
 pytestmark = pytest.mark.redis
 
@@ -138,7 +138,9 @@ async def test_a_lost_reply_is_retried_by_the_client_and_holds_once(
 ) -> None:
     # redis-py resends the same script call (same reservation id) after a lost reply; the
     # script recognises the id and the ledger counts one hold.
-    async with RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger:
+    async with RedisLedger(
+        proxy.url, namespace=namespace(), socket_timeout=1.0, time_source="caller"
+    ) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         before = await evalsha_calls(direct)
         proxy.lose_reserve_replies = 1
@@ -155,7 +157,9 @@ async def test_a_reserve_that_fails_unanswered_is_undone_so_a_retry_sends_afresh
     # Every attempt ran on the server but no reply came back: BudgetUnavailable. The ledger
     # undoes the hold it may have made, so a guard retrying with the same key reserves and
     # sends the work, instead of replaying a hold nobody used.
-    async with RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger:
+    async with RedisLedger(
+        proxy.url, namespace=namespace(), socket_timeout=1.0, time_source="caller"
+    ) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         before = await evalsha_calls(direct)
         proxy.lose_reserve_replies = 3  # the first try and both of redis-py's retries
@@ -172,7 +176,9 @@ async def test_a_reserve_that_fails_unanswered_is_undone_so_a_retry_sends_afresh
 async def test_when_the_undo_cannot_reach_redis_the_hold_replays_until_its_lease(
     proxy: Proxy, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with RedisLedger(proxy.url, namespace=namespace(), socket_timeout=1.0) as ledger:
+    async with RedisLedger(
+        proxy.url, namespace=namespace(), socket_timeout=1.0, time_source="caller"
+    ) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         proxy.drop = True  # every reply lost, the undo's too
         with pytest.raises(BudgetUnavailable):
@@ -189,7 +195,7 @@ async def test_when_the_undo_cannot_reach_redis_the_hold_replays_until_its_lease
 
 
 async def test_cancelled_reserve_leaves_nothing_held(proxy: Proxy) -> None:
-    async with RedisLedger(proxy.url, namespace=namespace()) as ledger:
+    async with RedisLedger(proxy.url, namespace=namespace(), time_source="caller") as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         proxy.delay = 0.2
         task = asyncio.ensure_future(ledger.reserve([usd("b", 4)], now=T0))
@@ -212,7 +218,7 @@ async def test_a_reserve_arriving_after_its_cancellation_holds_nothing(
 ) -> None:
     # The reserve command is sent, then its caller is cancelled before Redis has run it; the
     # ledger's undo reaches Redis first (on another connection), the reserve after it.
-    async with RedisLedger(proxy.url, namespace=namespace()) as ledger:
+    async with RedisLedger(proxy.url, namespace=namespace(), time_source="caller") as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         before = await evalsha_calls(direct)
         release = proxy.hold_next = asyncio.Event()
@@ -243,7 +249,7 @@ async def test_a_ledger_from_a_url_queues_calls_past_its_pool_size(
 ) -> None:
     # 500 concurrent calls on a 64-connection pool: each waits its turn (up to the socket
     # timeout) rather than fail with "Too many connections".
-    async with RedisLedger(redis_server.url, namespace=namespace()) as ledger:
+    async with RedisLedger(redis_server.url, namespace=namespace(), time_source="caller") as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(1000)))
         decisions = await asyncio.gather(
             *(ledger.reserve([usd("b", 1)], now=T0) for _ in range(500))
@@ -258,7 +264,9 @@ async def test_closed_port_is_budget_unavailable_without_secrets(
     caplog.set_level(logging.DEBUG)
     secret = REDIS_FAULTS_PASSWORD
     url = f"redis://:{secret}@127.0.0.1:{free_port()}/0"
-    async with RedisLedger(url, namespace=namespace(), socket_timeout=0.5) as ledger:
+    async with RedisLedger(
+        url, namespace=namespace(), socket_timeout=0.5, time_source="caller"
+    ) as ledger:
         with pytest.raises(BudgetUnavailable) as info:
             await ledger.reserve([usd("b", 1)], now=T0, idempotency_key="k")
         assert secret not in repr(ledger)
@@ -272,7 +280,9 @@ async def test_closed_port_is_budget_unavailable_without_secrets(
 @pytest.mark.slow
 async def test_restart_with_aof_keeps_holds_and_idempotency(tmp_path: Path) -> None:
     with RedisServer(appendonly=True, dir=tmp_path) as server:
-        async with RedisLedger(server.url, namespace=namespace(), socket_timeout=1.0) as ledger:
+        async with RedisLedger(
+            server.url, namespace=namespace(), socket_timeout=1.0, time_source="caller"
+        ) as ledger:
             await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
             first = await ledger.reserve([usd("b", 6)], now=T0, idempotency_key="job-1")
             assert first.reservation is not None

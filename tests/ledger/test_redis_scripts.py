@@ -42,10 +42,18 @@ def test_each_script_is_its_helpers_then_its_own_file() -> None:
         assert source.rstrip().splitlines()[-1].startswith("return"), op
 
 
-def test_the_scripts_know_no_calendar_and_read_no_server_clock() -> None:
+def test_the_scripts_know_no_calendar_and_read_the_server_clock_in_one_place() -> None:
     for name, source in lua_files().items():
         assert "146097" not in source, name  # days in 400 Gregorian years: a calendar
-        assert "'TIME'" not in source, name  # time is passed in, never read on the server
+        # TIME is read by base.lua's ledger_time() alone (time_source "server").
+        assert source.count("'TIME'") == (name == "base"), name
+
+
+def test_every_script_reads_its_arguments_through_the_checked_json_array() -> None:
+    for op in OPERATIONS:
+        own = lua_files()[op]
+        assert "args({" in own, op
+        assert "ARGV[" not in own, op  # only base.lua reads ARGV
 
 
 _times = st.datetimes(
@@ -60,7 +68,7 @@ def test_month_arg_is_the_calendar_month_around_now(now: datetime) -> None:
     assert first is not None and after is not None
     assert (start, end) == (epoch_us(first), epoch_us(after))
     assert start <= epoch_us(now) < end
-    assert arg == f"{now.year * 12 + now.month - 1} {start} {end}"
+    assert arg == [now.year * 12 + now.month - 1, start, end]
 
 
 def test_month_arg_reads_any_timezone_in_utc() -> None:

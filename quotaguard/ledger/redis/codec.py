@@ -1,7 +1,8 @@
 """The RedisLedger's wire format: script arguments out, script replies in.
 
-The scripts (``lua/``) answer flat arrays of bytes; these helpers turn them into engine
-values, and engine values into the string arguments the scripts read.
+A script takes its arguments as one JSON array (``lua/base.lua``'s ``args()`` checks it
+and refuses anything else) and answers a flat array of bytes; these helpers turn engine
+values into those arguments and the replies back into engine values.
 """
 
 from __future__ import annotations
@@ -26,12 +27,18 @@ from quotaguard.ledger.encoding import charges_from, epoch_us, from_epoch_us
 
 __all__ = [
     "budget_from",
+    "encode_args",
     "month_arg",
     "reservation_from",
     "text",
     "usage_from",
     "window_args",
 ]
+
+
+def encode_args(args: Sequence[object]) -> bytes:
+    """A script's arguments: one compact JSON array (ASCII, so any client encoding)."""
+    return json.dumps(args, separators=(",", ":")).encode()
 
 
 def text(value: object) -> str:
@@ -52,9 +59,15 @@ def reservation_from(flat: Sequence[Any]) -> Reservation:
         state=ReservationState(f["state"]),
         idempotency_key=f.get("idem") or None,
         actual=charges_from(f.get("actual")),
-        ended_at=from_epoch_us(int(f["ended"])) if "ended" in f else None,
+        ended_at=_instant(f.get("ended")),
         external_id=f.get("ext") or None,
+        sent_at=_instant(f.get("sent")),
+        in_doubt_since=_instant(f.get("doubt")),
     )
+
+
+def _instant(value: str | None) -> datetime | None:
+    return from_epoch_us(int(value)) if value else None
 
 
 def budget_from(flat: Sequence[Any]) -> Budget | None:
@@ -73,28 +86,29 @@ def usage_from(raw: Sequence[Any]) -> Usage:
     return Usage(committed, reserved, reported, since, outstanding, from_epoch_us(at))
 
 
-def window_args(budget: Budget) -> list[str]:
+def window_args(budget: Budget) -> list[object]:
+    """``window_json, kind, start, end, days`` (``None`` where the window has none)."""
     window = budget.window
-    start = end = days = ""
+    start = end = days = None
     if isinstance(window, FixedWindow):
-        start, end = str(epoch_us(window.start)), str(epoch_us(window.end))
+        start, end = epoch_us(window.start), epoch_us(window.end)
     elif isinstance(window, RollingDays):
-        days = str(window.days)
+        days = window.days
     kind = "calendar_month" if isinstance(window, CalendarMonth) else window.kind
     return [json.dumps(window_to_dict(window)), kind, start, end, days]
 
 
-def month_arg(now: datetime) -> tuple[int, int, str]:
+def month_arg(now: datetime) -> tuple[int, int, list[int]]:
     """The UTC calendar month around ``now`` as the scripts read it (Lua has no calendar).
 
-    Its bounds in epoch microseconds and ``"<index> <start> <end>"``, where the index
+    Its bounds in epoch microseconds and ``[index, start, end]``, where the index
     (``year * 12 + month - 1``) keys a budget's monthly sums.
     """
     first, after = _CALENDAR_MONTH.bounds(now)
     assert first is not None  # a calendar month is closed on both sides
     assert after is not None
     start, end = epoch_us(first), epoch_us(after)
-    return start, end, f"{first.year * 12 + first.month - 1} {start} {end}"
+    return start, end, [first.year * 12 + first.month - 1, start, end]
 
 
 _CALENDAR_MONTH = CalendarMonth()

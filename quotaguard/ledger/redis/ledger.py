@@ -2,7 +2,9 @@
 
 Every operation is one EVALSHA of its own Lua script (:mod:`.scripts`; all of them are
 loaded again on NOSCRIPT), so each check-and-hold is atomic on the server and costs one
-round trip. The scripts return numbers and tags; the verdict's wording comes from the engine
+round trip. Its arguments travel as one JSON array that the script checks field by field
+and refuses with an error when it cannot parse it, so no field can drop out silently. The
+scripts return numbers and tags; the verdict's wording comes from the engine
 (:func:`quotaguard.engine.rules.evaluate`) and the base, so every backend explains itself
 the same way.
 
@@ -11,8 +13,10 @@ plus a running total (no window) and per-UTC-month sums (calendar month) so the 
 windows cost O(1); fixed and rolling windows sum the commits inside them.
 
 All keys of a namespace start with ``{namespace}:``, one hash tag, so the scripts are valid
-on Redis Cluster. Time is always passed in, with the calendar month around it (Lua knows no
-calendar); the server's clock is never read.
+on Redis Cluster. Leases are judged by the server's clock by default (``time_source=
+"server"``: ``TIME``, read inside the script that judges them, which also refuses a caller
+``now`` more than ``max_skew`` away); the caller's ``now`` and the calendar month around it
+(Lua knows no calendar) are passed in to date windows, commits and ends.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -32,15 +37,16 @@ from redis.exceptions import NoScriptError, RedisError
 from quotaguard.engine.amounts import Unit, to_micro
 from quotaguard.engine.model import Budget, Charge, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
-from quotaguard.errors import BudgetUnavailable, InvalidInput
-from quotaguard.ledger.base import LedgerBase
-from quotaguard.ledger.checks import new_reservation_id
-from quotaguard.ledger.encoding import charges_fingerprint, charges_json, epoch_us
+from quotaguard.errors import BudgetUnavailable, ClockSkew, InvalidInput
+from quotaguard.ledger.base import LedgerBase, TimeSourceName
+from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
+from quotaguard.ledger.encoding import charges_fingerprint, charges_json, epoch_us, from_epoch_us
 from quotaguard.ledger.outcomes import (
     NO_BUDGET,
     NO_RESERVATION,
     OUTSTANDING,
     ActualMismatch,
+    Ahead,
     Counters,
     KeyConflict,
     Refusal,
@@ -50,6 +56,7 @@ from quotaguard.ledger.outcomes import (
 )
 from quotaguard.ledger.redis.codec import (
     budget_from,
+    encode_args,
     month_arg,
     reservation_from,
     text,
@@ -62,7 +69,7 @@ __all__ = ["RedisLedger"]
 
 log = logging.getLogger("quotaguard.ledger")
 
-_NAMESPACE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # matched whole (fullmatch)
 
 
 class RedisLedger(LedgerBase):
@@ -71,7 +78,10 @@ class RedisLedger(LedgerBase):
     Pass a ``url`` (``redis://host:6379/0``; the ledger owns and closes that client) or a
     ready ``client`` (yours to close). ``socket_timeout`` bounds every call; a lost
     connection raises :class:`BudgetUnavailable`, and retrying with the same idempotency
-    key is safe.
+    key is safe. ``time_source``: ``"server"`` (Redis ``TIME`` judges leases, and a caller
+    ``now`` more than ``max_skew`` from it is refused with
+    :class:`~quotaguard.errors.ClockSkew`), ``"system"`` (this machine's clock, checked the
+    same way) or ``"caller"`` (each call's ``now``: tests that drive time).
     """
 
     def __init__(
@@ -81,8 +91,11 @@ class RedisLedger(LedgerBase):
         client: aioredis.Redis | None = None,
         namespace: str = "qg",
         socket_timeout: float = 5.0,
+        time_source: TimeSourceName = "server",
+        max_skew: timedelta = DEFAULT_MAX_SKEW,
     ) -> None:
-        if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
+        self._use_time(time_source, max_skew, tuple(TimeSource))
+        if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
             raise InvalidInput(
                 "namespace", "must be 1-64 characters of letters, digits, '_', '.', ':' or '-'"
             )
@@ -123,15 +136,21 @@ class RedisLedger(LedgerBase):
         # The fixed arguments of each operation's call, encoded once (all ASCII: any client
         # encoding). The operation's name goes along too, for MONITOR and SLOWLOG.
         leases, prefix = self._leases.encode(), self._prefix.encode()
+        skew = str(self.max_skew // timedelta(microseconds=1)).encode()
         self._heads = {
-            op: ("EVALSHA", sha1(source).encode(), b"1", leases, op.encode(), prefix)
+            op: ("EVALSHA", sha1(source).encode(), b"1", leases, op.encode(), prefix, skew)
             for op, source in SCRIPTS.items()
         }
+        self._server_time = self.time_source is TimeSource.SERVER
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         # Belt and braces over the socket timeouts: connect + retries, then give up.
         self._deadline = socket_timeout * 4 + 1.0
         self._socket_timeout = socket_timeout
-        self._month = (0, 0, "")  # the last month_arg(): most calls fall in the same month
+        self._month: tuple[int, int, list[int]] = (
+            0,
+            0,
+            [],
+        )  # the last month_arg(): most calls fall in the same month
         self._undos: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -140,12 +159,14 @@ class RedisLedger(LedgerBase):
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _call(self, op: str, *args: str | int) -> list[Any]:
+    async def _call(self, op: str, *args: object, now: datetime | None = None) -> list[Any]:
+        """Run ``op``'s script on ``args``; a ``skew`` answer (the server's clock is too far
+        from the caller's ``now``) is :class:`~quotaguard.errors.ClockSkew`."""
         if self._closed:
             raise BudgetUnavailable(f"redis ledger {self.namespace!r} is closed")
         # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
         # Python per call. NOSCRIPT (a flushed or restarted server): load them all, send again.
-        command = (*self._heads[op], *args)
+        command = (*self._heads[op], encode_args(args))
         try:
             async with asyncio.timeout(self._deadline):
                 try:
@@ -163,7 +184,13 @@ class RedisLedger(LedgerBase):
             ) from exc
         result: list[Any] = list(reply)
         result[0] = text(result[0])
+        if result[0] == "skew" and now is not None:
+            raise self._skewed(from_epoch_us(int(result[1])), now)
         return result
+
+    def _clock_arg(self, clock: datetime) -> int | None:
+        """The ledger's time for a script: ``None`` (JSON null) has it read ``TIME``."""
+        return None if self._server_time else epoch_us(clock)
 
     async def _load_scripts(self) -> None:
         # All of them at once: a flushed or restarted server lost every one.
@@ -205,15 +232,17 @@ class RedisLedger(LedgerBase):
                 exc,
             )
 
-    def _month_of(self, now: datetime, at: int) -> str:
+    def _month_of(self, now: datetime, at: int) -> list[int]:
         start, end, arg = self._month
         if not start <= at < end:
             self._month = month = month_arg(now)
             arg = month[2]
         return arg
 
-    async def _one(self, op: str, rid: str, *args: str | int) -> Reservation | Refusal:
-        reply = await self._call(op, rid, *args)
+    async def _one(
+        self, op: str, rid: str, *args: object, now: datetime | None = None
+    ) -> Reservation | Refusal:
+        reply = await self._call(op, rid, *args, now=now)
         return NO_RESERVATION if reply[0] == "notfound" else reservation_from(reply[1])
 
     # -- budgets ----------------------------------------------------------------------------
@@ -254,24 +283,25 @@ class RedisLedger(LedgerBase):
         clock: datetime,
     ) -> Reservation | Rejected | Replayed | KeyConflict:
         totals: dict[str, int] = {}
+        per_unit: dict[tuple[str, str], int] = {}
         for charge in charges:
-            totals[charge.budget] = totals.get(charge.budget, 0) + to_micro(charge.amount)
-        pairs = sorted({(c.budget, c.unit.value) for c in charges})
+            micro = to_micro(charge.amount)
+            totals[charge.budget] = totals.get(charge.budget, 0) + micro
+            pair = (charge.budget, charge.unit.value)
+            per_unit[pair] = per_unit.get(pair, 0) + micro
         rid = new_reservation_id()
         at = epoch_us(now)
-        args: list[str | int] = [
+        args = (
             at,
+            self._clock_arg(clock),
             self._month_of(now, at),
-            epoch_us(now + lease),
+            lease // timedelta(microseconds=1),
             rid,
             key or "",
             charges_fingerprint(charges) if key else "",  # only a key's replay check reads it
             charges_json(charges),
-            # Two packed arguments, not two per budget: redis-py encodes each argument in
-            # Python. Budget keys and units contain no spaces (check_key, Unit).
-            " ".join(x for pair in pairs for x in pair),
-            " ".join(f"{k} {micro}" for k, micro in totals.items()),
-        ]
+            [[k, unit, micro] for (k, unit), micro in per_unit.items()],
+        )
         # No shielded task on this path (it cost as much as the rest of reserve's Python).
         # If we are cancelled, or the outcome is unknown (a lost reply, a timeout), the script
         # may have run, or may still run (its command was sent): "cancel" releases the hold,
@@ -279,7 +309,9 @@ class RedisLedger(LedgerBase):
         # So a BudgetUnavailable from reserve holds nothing, and a retry with the same key
         # reserves and sends afresh instead of replaying a hold nobody used.
         try:
-            reply = await self._call("reserve", *args)
+            reply = await self._call("reserve", *args, now=now)
+        except ClockSkew:
+            raise  # refused before anything changed: nothing to undo
         except (asyncio.CancelledError, BudgetUnavailable):
             await self._undo_reserve(rid, now)
             raise
@@ -288,7 +320,7 @@ class RedisLedger(LedgerBase):
                 id=rid,
                 charges=charges,
                 created_at=now,
-                lease_expires_at=now + lease,
+                lease_expires_at=from_epoch_us(int(reply[1])),
                 idempotency_key=key,
             )
         return self._decide(reply, charges, totals, now)
@@ -326,11 +358,12 @@ class RedisLedger(LedgerBase):
             "commit",
             rid,
             at,
+            self._clock_arg(now),
             self._month_of(now, at),
-            "0" if actual is None else "1",
+            0 if actual is None else 1,
             charges_json(items),
-            len(items),
-            *(x for c in items for x in (c.budget, c.unit.value, to_micro(c.amount))),
+            [[c.budget, c.unit.value, to_micro(c.amount)] for c in items],
+            now=now,
         )
         if reply[0] == "notfound":
             return NO_RESERVATION
@@ -338,21 +371,39 @@ class RedisLedger(LedgerBase):
         return ActualMismatch(reservation) if reply[0] == "bad" else reservation
 
     async def _release(self, rid: str, now: datetime) -> Reservation | Refusal:
-        return await self._one("release", rid, epoch_us(now))
+        return await self._one("release", rid, epoch_us(now), self._clock_arg(now), now=now)
 
     async def _renew(
         self, rid: str, lease: timedelta, now: datetime, clock: datetime
     ) -> Reservation | Refusal:
-        return await self._one("renew", rid, epoch_us(now), epoch_us(now + lease))
+        us = lease // timedelta(microseconds=1)
+        return await self._one("renew", rid, epoch_us(now), self._clock_arg(clock), us, now=now)
+
+    async def _renew_many(
+        self, rids: list[str], lease: timedelta, now: datetime, clock: datetime
+    ) -> list[Reservation]:
+        reply = await self._call(
+            "renew_many",
+            rids,
+            epoch_us(now),
+            self._clock_arg(clock),
+            lease // timedelta(microseconds=1),
+            now=now,
+        )
+        return [reservation_from(flat) for flat in reply[1:]]
 
     async def _expire(self, now: datetime, clock: datetime) -> int:
-        reply = await self._call("expire", epoch_us(now))
+        reply = await self._call("expire", epoch_us(now), self._clock_arg(clock), now=now)
         return int(reply[1])
 
     async def _bind(
         self, rid: str, external_id: str, sent_at: datetime | None
     ) -> Reservation | Refusal:
-        return await self._one("bind", rid, external_id)
+        sent = None if sent_at is None else epoch_us(sent_at)
+        return await self._one("bind", rid, external_id, sent)
+
+    async def _mark_in_doubt(self, rid: str, now: datetime) -> Reservation | Refusal:
+        return await self._one("mark_in_doubt", rid, epoch_us(now), self._clock_arg(now), now=now)
 
     async def _get(self, rid: str) -> Reservation | Refusal:
         return await self._one("get", rid)
@@ -365,6 +416,11 @@ class RedisLedger(LedgerBase):
         reply = await self._call("outstanding")
         return [reservation_from(flat) for flat in reply[1:]]
 
+    async def _in_doubt(self) -> list[Reservation]:
+        reply = await self._call("in_doubt")
+        found = [reservation_from(flat) for flat in reply[1:]]
+        return sorted(found, key=lambda r: (r.in_doubt_since or r.created_at, r.id))
+
     async def _lapsed(self) -> list[Reservation]:
         reply = await self._call("lapsed")
         found = [reservation_from(flat) for flat in reply[1:]]
@@ -372,12 +428,29 @@ class RedisLedger(LedgerBase):
 
     # -- provider reports and state ---------------------------------------------------------
 
-    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | None:
-        reply = await self._call("record_report", key, micro, epoch_us(at))
+    async def _record_report(
+        self, key: str, micro: int, at: datetime, now: datetime | None
+    ) -> Refusal | Ahead | None:
+        reply = await self._call(
+            "record_report",
+            key,
+            micro,
+            epoch_us(at),
+            None if now is None else epoch_us(now),
+            1 if self._server_time else 0,
+            now=now,
+        )
+        if reply[0] == "ahead":
+            return Ahead(from_epoch_us(int(reply[1])))
         return NO_BUDGET if reply[0] == "unknown" else None
 
     async def _state(self, key: str, now: datetime, clock: datetime) -> Counters | Refusal:
         at = epoch_us(now)
-        reply = await self._call("state", key, at, self._month_of(now, at))
+        reply = await self._call(
+            "state", key, at, self._clock_arg(clock), self._month_of(now, at), now=now
+        )
         budget = budget_from(reply[1]) if reply[0] == "ok" else None
-        return NO_BUDGET if budget is None else Counters(budget, usage_from(reply[2]))
+        if budget is None:
+            return NO_BUDGET
+        usage = attrs.evolve(usage_from(reply[2]), in_doubt=int(reply[3]))
+        return Counters(budget, usage)

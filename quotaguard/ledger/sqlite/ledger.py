@@ -366,7 +366,9 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
 
     # -- provider reports and state ---------------------------------------------------------
 
-    async def _record_report(self, key: str, micro: int, at: datetime) -> Refusal | Ahead | None:
+    async def _record_report(
+        self, key: str, micro: int, at: datetime, now: datetime | None
+    ) -> Refusal | Ahead | None:
         def op(conn: sqlite3.Connection) -> Refusal | None:
             row = conn.execute("SELECT reported_at FROM budgets WHERE key = ?", (key,)).fetchone()
             if row is None:

@@ -1,13 +1,18 @@
 --! needs: base
--- bind: rid, external_id -> {'notfound'} | {'ok', reservation}
+-- bind: [rid, external_id, sent_at|null] -> {'notfound'} | {'ok', reservation}
+-- The work is found: no longer in doubt. sent_at null keeps the one recorded.
 
-local rid, ext = ARGV[3], ARGV[4]
+local A = args({'id', 'id', 'int?'})
+local rid, ext = A[1], A[2]
 local old = redis.call('HGET', P .. 'r:' .. rid, 'ext')
 if not redis.call('HGET', P .. 'r:' .. rid, 'id') then return {'notfound'} end
 if old and old ~= '' and redis.call('HGET', P .. 'ext', old) == rid then
   redis.call('HDEL', P .. 'ext', old) -- a rebind replaces the old id
 end
 redis.call('HSET', P .. 'r:' .. rid, 'ext', ext)
+redis.call('HDEL', P .. 'r:' .. rid, 'doubt')
+redis.call('SREM', P .. 'doubt', rid)
+if A[3] ~= NULL then redis.call('HSET', P .. 'r:' .. rid, 'sent', fmt(A[3])) end
 redis.call('HSET', P .. 'ext', ext, rid)
 if redis.call('HGET', P .. 'r:' .. rid, 'state') == 'expired' then
   redis.call('SADD', P .. 'lapsed', rid) -- bound after its lease lapsed: still owed

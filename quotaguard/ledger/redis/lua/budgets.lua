@@ -1,6 +1,7 @@
 --! needs: base
--- budgets: -> {'ok', budget...}
+-- budgets: [] -> {'ok', budget...}
 
+args({})
 local out = {'ok'}
 for _, key in ipairs(redis.call('SMEMBERS', P .. 'budgets')) do
   out[#out + 1] = budget_record(key)

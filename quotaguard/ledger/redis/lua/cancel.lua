@@ -1,10 +1,11 @@
 --! needs: base holds
--- cancel: rid, now -> {'ok'}
+-- cancel: [rid, now] -> {'ok'}
 -- The caller of reserve(rid) was cancelled; its script may have run or may still arrive.
 -- Release the hold, or leave a released record: reserve then sees a retry, holds nothing.
--- Nobody else knows rid, so the record is never read back.
+-- Nobody else knows rid, so the record is never read back. No clock check: an undo always runs.
 
-local rid, now = ARGV[3], tonumber(ARGV[4])
+local A = args({'id', 'int'})
+local rid, now = A[1], A[2]
 local state = redis.call('HGET', P .. 'r:' .. rid, 'state')
 if state == 'held' then
   finish(rid, 'released', now)

@@ -1,8 +1,18 @@
 --! needs: base holds
--- commit: rid, now, month, has_actual, actual_json, n, (key, unit, micro)*
--- -> {'notfound'} | {'bad', reservation} | {'ok', reservation}
+-- commit: [rid, now, clock|null, month, has_actual (0|1), actual_json,
+--   [[key, unit, micro], ...] (the actual charges)]
+-- -> {'notfound'} | {'skew', server_time} | {'bad', reservation} | {'ok', reservation}
 
-local function add_commit(key, at, month, micro, member)
+local A = args({'id', 'int', 'int?', 'list', 'int', 'str', 'list'})
+local rid, now = A[1], A[2]
+local actual = items(A[7], {'key', 'key', 'int'}, 'actual')
+items({A[4]}, {'int', 'int', 'int'}, 'month')
+local month = fmt(A[4][1]) -- the month's index: where its sum goes
+local has_actual = A[5] == 1
+local at, server = ledger_time(now, A[3])
+if not at then return {'skew', fmt(server)} end
+
+local function add_commit(key, at, micro, member)
   local bkey = P .. 'b:' .. key
   if redis.call('EXISTS', bkey) == 0 then return end -- never a budget here: nothing to count
   redis.call('HINCRBY', bkey, 'ncommits', 1)
@@ -13,31 +23,24 @@ local function add_commit(key, at, month, micro, member)
   end
 end
 
-local rid, now = ARGV[3], tonumber(ARGV[4])
-local month = string.match(ARGV[5], '^(%S+)') -- the month's index: where its sum goes
-local has_actual, n = ARGV[6] == '1', tonumber(ARGV[8])
 local r = hash(P .. 'r:' .. rid)
 if not r.id then return {'notfound'} end
 local held, units = holds_of(r.holds), {}
 for _, h in ipairs(held) do units[h[1]] = h[2] end
 if has_actual then
-  for i = 1, n do
-    local a = 9 + 3 * (i - 1)
-    if units[ARGV[a]] ~= ARGV[a + 1] then return {'bad', reservation(rid)} end
+  for _, a in ipairs(actual) do
+    if units[a[1]] ~= a[2] then return {'bad', reservation(rid)} end
   end
 end
 -- Ended once: committed or released stand; expired may still be committed (the work ran).
 if r.state == 'committed' or r.state == 'released' then return {'ok', reservation(rid)} end
 if r.state == 'held' then unhold(rid) end
 if has_actual then
-  for i = 1, n do
-    local a = 9 + 3 * (i - 1)
-    add_commit(ARGV[a], now, month, tonumber(ARGV[a + 2]), rid .. ':' .. i)
-  end
+  for i, a in ipairs(actual) do add_commit(a[1], now, a[3], rid .. ':' .. i) end
 else
-  for i, h in ipairs(held) do add_commit(h[1], now, month, h[3], rid .. ':' .. i) end
+  for i, h in ipairs(held) do add_commit(h[1], now, h[3], rid .. ':' .. i) end
 end
 redis.call('HSET', P .. 'r:' .. rid, 'state', 'committed', 'ended', fmt(now),
-  'actual', has_actual and ARGV[7] or r.charges)
+  'actual', has_actual and A[6] or r.charges)
 if r.state == 'expired' then redis.call('SREM', P .. 'lapsed', rid) end
 return {'ok', reservation(rid)}

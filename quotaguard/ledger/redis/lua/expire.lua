@@ -1,4 +1,7 @@
 --! needs: base holds
--- expire: now -> {'ok', count}
+-- expire: [now, clock|null] -> {'skew', server_time} | {'ok', count}
 
-return {'ok', expire_due(tonumber(ARGV[3]))}
+local A = args({'int', 'int?'})
+local at, server = ledger_time(A[1], A[2])
+if not at then return {'skew', fmt(server)} end
+return {'ok', expire_due(at)}

@@ -1,5 +1,6 @@
 --! needs: base
--- get: rid -> {'notfound'} | {'ok', reservation}
+-- get: [rid] -> {'notfound'} | {'ok', reservation}
 
-if redis.call('EXISTS', P .. 'r:' .. ARGV[3]) == 0 then return {'notfound'} end
-return {'ok', reservation(ARGV[3])}
+local rid = args({'id'})[1]
+if redis.call('EXISTS', P .. 'r:' .. rid) == 0 then return {'notfound'} end
+return {'ok', reservation(rid)}

@@ -1,5 +1,6 @@
 --! needs: base
--- get_budget: key -> {'unknown'} | {'ok', budget}
+-- get_budget: [key] -> {'unknown'} | {'ok', budget}
 
-if redis.call('HEXISTS', P .. 'b:' .. ARGV[3], 'unit') == 0 then return {'unknown'} end
-return {'ok', budget_record(ARGV[3])}
+local key = args({'key'})[1]
+if redis.call('HEXISTS', P .. 'b:' .. key, 'unit') == 0 then return {'unknown'} end
+return {'ok', budget_record(key)}

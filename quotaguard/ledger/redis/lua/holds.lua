@@ -1,10 +1,17 @@
 -- Holds and their end: un-holding, the idempotency key, lease expiry.
 -- The state table is quotaguard/engine/reservations.py; these enforce it on the server.
 
--- holds: "key unit micro key unit micro ..." (budget keys and units contain no spaces)
+-- A reservation's holds: [[key, unit, micro], ...] as JSON (micro as text), or the
+-- space-separated "key unit micro ..." that records written before JSON still carry.
 local function holds_of(text)
-  local out, parts = {}, {}
-  for token in string.gmatch(text or '', '%S+') do parts[#parts + 1] = token end
+  local out = {}
+  if not text or text == '' then return out end
+  if string.sub(text, 1, 1) == '[' then
+    for _, h in ipairs(cjson.decode(text)) do out[#out + 1] = {h[1], h[2], tonumber(h[3])} end
+    return out
+  end
+  local parts = {}
+  for token in string.gmatch(text, '%S+') do parts[#parts + 1] = token end
   for i = 1, #parts, 3 do out[#out + 1] = {parts[i], parts[i + 1], tonumber(parts[i + 2])} end
   return out
 end
@@ -18,6 +25,7 @@ local function unhold(rid)
     end
   end
   redis.call('ZREM', KEYS[1], rid)
+  redis.call('SREM', P .. 'doubt', rid)
 end
 
 local function forget_idem(rid)
@@ -28,16 +36,22 @@ local function forget_idem(rid)
   redis.call('HSET', P .. 'r:' .. rid, 'idem', '') -- the record no longer claims the key
 end
 
+-- Its work may have been sent: bound to a job or task, or in doubt.
+local function sent(rid)
+  local ext, doubt = unpack(redis.call('HMGET', P .. 'r:' .. rid, 'ext', 'doubt'))
+  return (ext and ext ~= '') or (doubt and doubt ~= '')
+end
+
 -- End a held reservation: released or expired.
 local function finish(rid, state, now)
+  local maybe_sent = sent(rid)
   unhold(rid)
   redis.call('HSET', P .. 'r:' .. rid, 'state', state, 'ended', fmt(now))
-  -- An expired hold of work that was sent (bound) keeps its key: a retry must not resend it.
-  local ext = redis.call('HGET', P .. 'r:' .. rid, 'ext')
-  if state ~= 'expired' or not ext or ext == '' then
+  -- An expired hold of work that may have been sent keeps its key: a retry must not resend it.
+  if state ~= 'expired' or not maybe_sent then
     forget_idem(rid)
   else
-    redis.call('SADD', P .. 'lapsed', rid) -- the work ran: its cost is still owed
+    redis.call('SADD', P .. 'lapsed', rid) -- the work may have run: its cost is still owed
   end
 end
 

@@ -1,11 +1,12 @@
 --! needs: base
--- put_budget: key, unit, limit, limit_micro, window_json, wkind, wstart, wend, wdays
--- -> {'unit', unit in use} | {'ok'}
+-- put_budget: [key, unit, limit, limit_micro, window_json, wkind, wstart|null, wend|null,
+--   wdays|null] -> {'unit', unit in use} | {'ok'}
 
-local key = ARGV[3]
+local A = args({'key', 'key', 'str', 'int', 'str', 'key', 'int?', 'int?', 'int?'})
+local key = A[1]
 local bkey = P .. 'b:' .. key
 local b = hash(bkey)
-if b.unit and b.unit ~= ARGV[4]
+if b.unit and b.unit ~= A[2]
     and (tonumber(b.reserved or '0') ~= 0 or tonumber(b.ncommits or '0') > 0) then
   return {'unit', b.unit}
 end
@@ -14,7 +15,8 @@ if not b.unit then
   redis.call('HDEL', bkey, 'reported', 'reported_at')
   redis.call('HSET', bkey, 'reserved', 0, 'outstanding', 0)
 end
-redis.call('HSET', bkey, 'key', key, 'unit', ARGV[4], 'limit', ARGV[5], 'limit_micro', ARGV[6],
-  'window', ARGV[7], 'wkind', ARGV[8], 'wstart', ARGV[9], 'wend', ARGV[10], 'wdays', ARGV[11])
+local function opt(v) return v == NULL and '' or fmt(v) end
+redis.call('HSET', bkey, 'key', key, 'unit', A[2], 'limit', A[3], 'limit_micro', fmt(A[4]),
+  'window', A[5], 'wkind', A[6], 'wstart', opt(A[7]), 'wend', opt(A[8]), 'wdays', opt(A[9]))
 redis.call('SADD', P .. 'budgets', key)
 return {'ok'}

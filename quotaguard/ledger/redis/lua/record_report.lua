@@ -1,10 +1,17 @@
 --! needs: base
--- record_report: key, micro, at -> {'unknown'} | {'ok', 0|1}
+-- record_report: [key, micro, at, now|null, own_clock (0|1)]
+-- -> {'unknown'} | {'skew', server_time} | {'ahead', server_time} | {'ok', 0|1}
 
-local bkey = P .. 'b:' .. ARGV[3]
+local A = args({'key', 'int', 'int', 'int?', 'int'})
+local bkey = P .. 'b:' .. A[1]
+if A[5] == 1 then -- a report from the future would make every true one after it look older
+  local server, skewed = ledger_time(A[4], NULL)
+  if not server then return {'skew', fmt(skewed)} end
+  if A[3] - server > MAX_SKEW then return {'ahead', fmt(server)} end
+end
 if redis.call('HEXISTS', bkey, 'unit') == 0 then return {'unknown'} end
 local prev = redis.call('HGET', bkey, 'reported_at')
 -- Set-if-newer: N workers seeding the same report at once leave one value, never a sum.
-if prev and tonumber(ARGV[5]) < tonumber(prev) then return {'ok', 0} end
-redis.call('HSET', bkey, 'reported', ARGV[4], 'reported_at', ARGV[5])
+if prev and A[3] < tonumber(prev) then return {'ok', 0} end
+redis.call('HSET', bkey, 'reported', fmt(A[2]), 'reported_at', fmt(A[3]))
 return {'ok', 1}

@@ -1,7 +1,10 @@
 --! needs: base holds
--- release: rid, now -> {'notfound'} | {'ok', reservation}
+-- release: [rid, now, clock|null] -> {'notfound'} | {'skew', server_time} | {'ok', reservation}
 
-local rid, now = ARGV[3], tonumber(ARGV[4])
+local A = args({'id', 'int', 'int?'})
+local rid, now = A[1], A[2]
+local at, server = ledger_time(now, A[3])
+if not at then return {'skew', fmt(server)} end
 local state = redis.call('HGET', P .. 'r:' .. rid, 'state')
 if not state then return {'notfound'} end
 if state == 'held' then finish(rid, 'released', now) end

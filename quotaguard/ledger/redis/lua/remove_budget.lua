@@ -1,7 +1,7 @@
 --! needs: base
--- remove_budget: key -> {'unknown'} | {'outstanding'} | {'ok'}
+-- remove_budget: [key] -> {'unknown'} | {'outstanding'} | {'ok'}
 
-local key = ARGV[3]
+local key = args({'key'})[1]
 local bkey = P .. 'b:' .. key
 local b = hash(bkey)
 if not b.unit then return {'unknown'} end

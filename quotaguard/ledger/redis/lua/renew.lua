@@ -1,11 +1,15 @@
 --! needs: base holds
--- renew: rid, now, lease_until -> {'notfound'} | {'ok', reservation}
+-- renew: [rid, now, clock|null, lease (us)]
+-- -> {'notfound'} | {'skew', server_time} | {'ok', reservation}
 
-local rid, now = ARGV[3], tonumber(ARGV[4])
+local A = args({'id', 'int', 'int?', 'int'})
+local rid = A[1]
+local at, server = ledger_time(A[2], A[3])
+if not at then return {'skew', fmt(server)} end
 if redis.call('EXISTS', P .. 'r:' .. rid) == 0 then return {'notfound'} end
-expire_due(now) -- a lapsed lease is not renewed
+expire_due(at) -- a lapsed lease is not renewed
 if redis.call('HGET', P .. 'r:' .. rid, 'state') == 'held' then
-  redis.call('HSET', P .. 'r:' .. rid, 'lease', ARGV[5])
-  redis.call('ZADD', KEYS[1], ARGV[5], rid)
+  redis.call('HSET', P .. 'r:' .. rid, 'lease', fmt(at + A[4]))
+  redis.call('ZADD', KEYS[1], fmt(at + A[4]), rid)
 end
 return {'ok', reservation(rid)}

@@ -1,8 +1,18 @@
 --! needs: base holds usage
--- reserve: now, month, lease_until, rid, idem, fingerprint (only with idem), charges_json,
--- "key unit ...", "key micro ..." (budget keys and units contain no spaces)
--- -> {'new'} | {'check', budget...} | {'replay'|'conflict', reservation}
---    | {'reject', (budget, usage)...}
+-- reserve: [now, clock|null, month, lease (us), rid, idem, fingerprint (with idem only),
+--   charges_json, [[key, unit, micro], ...] (one per budget and unit)]
+-- -> {'new', lease_until} | {'skew', server_time} | {'check', budget...}
+--    | {'replay'|'conflict', reservation} | {'reject', (budget, usage)...}
+
+local A = args({'int', 'int?', 'list', 'int', 'id', 'str', 'str', 'str', 'list'})
+local wanted = items(A[9], {'key', 'key', 'int'}, 'holds')
+if #wanted == 0 then refuse('no holds') end
+local now = A[1]
+local at, server = ledger_time(now, A[2])
+if not at then return {'skew', fmt(server)} end
+local c = clock(now, A[3])
+local lease_until = fmt(at + A[4])
+local rid, idem, fp, charges = A[5], A[6], A[7], A[8]
 
 -- The budget fields reserve reads: one HMGET per budget instead of HGET + HGETALL + HGET.
 local FIELDS = {'unit', 'limit_micro', 'wkind', 'wstart', 'wend', 'wdays', 'reserved',
@@ -17,19 +27,18 @@ local function fields(key)
   return b
 end
 
-local c = clock(ARGV[3], ARGV[4])
-local now, lease_until = c.now, ARGV[5]
-local rid, idem, fp, charges = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local bad, budgets = false, {}
-for key, want in string.gmatch(ARGV[10], '(%S+) (%S+)') do
+local bad, budgets, keys, amounts, n = false, {}, {}, {}, 0
+for _, h in ipairs(wanted) do
+  local key = h[1]
   local b = budgets[key] or fields(key)
-  budgets[key] = b
-  if b.unit ~= want then bad = true end
-end
-local keys, amounts, n = {}, {}, 0
-for key, micro in string.gmatch(ARGV[11], '(%S+) (%S+)') do
-  n = n + 1
-  keys[n], amounts[n] = key, tonumber(micro)
+  if b.unit ~= h[2] then bad = true end
+  if not budgets[key] then
+    budgets[key] = b
+    n = n + 1
+    keys[n], amounts[n] = key, h[3]
+  else
+    for i = 1, n do if keys[i] == key then amounts[i] = amounts[i] + h[3] end end
+  end
 end
 if bad then -- Python words the error from these records
   local out = {'check'}
@@ -37,10 +46,12 @@ if bad then -- Python words the error from these records
   return out
 end
 -- A retry of this very call (reply lost, client retried): the same reservation.
-if redis.call('EXISTS', P .. 'r:' .. rid) == 1 then return {'new'} end
+if redis.call('EXISTS', P .. 'r:' .. rid) == 1 then
+  return {'new', redis.call('HGET', P .. 'r:' .. rid, 'lease')}
+end
 -- Before the key lookup: a lapsed lease frees its idempotency key. An expiry changes the
 -- budgets' counters, so read them again then (rare: leases are renewed or settled).
-if expire_due(now) > 0 then
+if expire_due(at) > 0 then
   for key in pairs(budgets) do budgets[key] = fields(key) end
 end
 if idem ~= '' then
@@ -76,17 +87,17 @@ for i = 1, n do
   redis.call('HSET', P .. 'b:' .. keys[i],
     'reserved', fmt(tonumber(b.reserved or '0') + amounts[i]),
     'outstanding', fmt(tonumber(b.outstanding or '0') + 1))
-  holds[i] = keys[i] .. ' ' .. b.unit .. ' ' .. fmt(amounts[i])
+  holds[i] = {keys[i], b.unit, fmt(amounts[i])}
 end
 local rkey = P .. 'r:' .. rid
 if idem == '' then -- no key, no fingerprint: nothing will ever compare it
   redis.call('HSET', rkey, 'id', rid, 'state', 'held', 'created', fmt(now),
-    'lease', lease_until, 'charges', charges, 'holds', table.concat(holds, ' '))
+    'lease', lease_until, 'charges', charges, 'holds', cjson.encode(holds))
 else
   redis.call('HSET', rkey, 'id', rid, 'state', 'held', 'created', fmt(now),
     'lease', lease_until, 'idem', idem, 'fp', fp, 'charges', charges,
-    'holds', table.concat(holds, ' '))
+    'holds', cjson.encode(holds))
   redis.call('HSET', P .. 'idem', idem, rid)
 end
 redis.call('ZADD', KEYS[1], lease_until, rid)
-return {'new'} -- the caller has every field already: a short reply is a faster one
+return {'new', lease_until} -- the caller has every other field already

@@ -3,11 +3,11 @@
 
 local US_PER_DAY = 86400000000
 
--- The caller's clock: now, and the UTC calendar month around it as Python passed it
--- ("<index> <start> <end>"): Lua knows no calendar.
+-- The caller's clock, which dates windows: now, and the UTC calendar month around it as
+-- Python passed it ([index, start, end]): Lua knows no calendar.
 local function clock(now, month)
-  local index, s, e = string.match(month, '^(%S+) (%S+) (%S+)$')
-  return {now = tonumber(now), month = index, mstart = tonumber(s), mend = tonumber(e)}
+  items({month}, {'int', 'int', 'int'}, 'month')
+  return {now = now, month = fmt(month[1]), mstart = month[2], mend = month[3]}
 end
 
 -- [s, e) of a budget's window at the clock's now; nil for an open side.
