@@ -6,7 +6,7 @@ import asyncio
 import json
 import signal
 
-from tests.cli.run import EXE, run
+from tests._support.cli import EXE, run
 
 
 async def test_demo_json_shows_rules_and_no_server_overspend(base_env: dict[str, str]) -> None:

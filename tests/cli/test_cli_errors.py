@@ -14,7 +14,7 @@ import pytest
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Budget
 from quotaguard.ledger.sqlite import SQLiteLedger
-from tests.cli.run import run
+from tests._support.cli import run
 
 ARIA = "arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1"
 
