@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import bisect
 import heapq
-from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 
 import attrs
@@ -20,7 +18,8 @@ from quotaguard.engine.reservations import (
     same_charges,
     step,
 )
-from quotaguard.engine.rules import Usage, check_charges, evaluate, report_counts
+from quotaguard.engine.rules import check_charges, evaluate
+from quotaguard.ledger.accounts import Account, BudgetView
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
 from quotaguard.ledger.encoding import epoch_us
@@ -41,114 +40,6 @@ from quotaguard.ledger.outcomes import (
 __all__ = ["MemoryLedger"]
 
 
-@attrs.define
-class _Account:
-    """Counters for one budget. Commits are kept sorted by time with running totals, so a
-    window sum is two bisects, not a scan."""
-
-    budget: Budget
-    reserved: int = 0
-    outstanding: int = 0
-    commit_times: list[int] = attrs.Factory(list)
-    commit_totals: list[int] = attrs.Factory(list)  # running sum after each commit
-    reported: int | None = None
-    reported_at: datetime | None = None
-    _limit_of: Budget | None = attrs.field(default=None, init=False, repr=False)
-    _limit_micro: int = attrs.field(default=0, init=False, repr=False)
-
-    def add_commit(self, at: int, amount: int) -> None:
-        if not self.commit_times or at >= self.commit_times[-1]:
-            self.commit_times.append(at)
-            self.commit_totals.append(
-                (self.commit_totals[-1] if self.commit_totals else 0) + amount
-            )
-            return
-        # An out-of-order clock: insert and rebuild the running totals (rare).
-        i = bisect.bisect_right(self.commit_times, at)
-        amounts = [
-            b - a for a, b in zip([0, *self.commit_totals], self.commit_totals, strict=False)
-        ]
-        self.commit_times.insert(i, at)
-        amounts.insert(i, amount)
-        total, self.commit_totals = 0, []
-        for a in amounts:
-            total += a
-            self.commit_totals.append(total)
-
-    def committed_between(self, start: int | None, end: int | None) -> int:
-        totals = self.commit_totals
-        if not totals:
-            return 0
-        if start is not None and end is not None and start >= end:
-            return 0  # an empty span (a report dated after the window's end)
-        # totals[i - 1] is the sum of the commits before index i.
-        hi = len(totals) if end is None else bisect.bisect_left(self.commit_times, end)
-        lo = 0 if start is None else bisect.bisect_left(self.commit_times, start)
-        return (totals[hi - 1] if hi > 0 else 0) - (totals[lo - 1] if lo > 0 else 0)
-
-    def limit_micro(self) -> int:
-        budget = self.budget
-        if self._limit_of is not budget:  # put_budget replaced it: convert once per budget
-            self._limit_of, self._limit_micro = budget, to_micro(budget.limit, round_up=False)
-        return self._limit_micro
-
-    def used(self, now: datetime) -> int:
-        """``used_micro(self.usage(now))`` without building the Usage (the reserve path)."""
-        start, end = self.budget.window.bounds(now)
-        s = None if start is None else epoch_us(start)
-        e = None if end is None else epoch_us(end)
-        local = self.committed_between(s, e) + self.reserved
-        reported = self.reported
-        if self.reported_at is None or reported is None:
-            return local
-        if start is not None and self.reported_at < start:
-            return local  # the report predates the window (report_counts)
-        after = epoch_us(self.reported_at)
-        since = self.committed_between(after if s is None else max(after, s), e)
-        return max(local, reported + since + self.reserved)
-
-    def usage(self, now: datetime, in_doubt: int = 0) -> Usage:
-        start, end = self.budget.window.bounds(now)
-        s = None if start is None else epoch_us(start)
-        e = None if end is None else epoch_us(end)
-        committed = self.committed_between(s, e)
-        if report_counts(self.budget, self.reported_at, now) and self.reported_at is not None:
-            after = epoch_us(self.reported_at)  # a window may start before the epoch
-            since = self.committed_between(after if s is None else max(after, s), e)
-            return Usage(
-                committed,
-                self.reserved,
-                self.reported,
-                since,
-                self.outstanding,
-                self.reported_at,
-                in_doubt,
-            )
-        return Usage(committed, self.reserved, None, 0, self.outstanding, in_doubt=in_doubt)
-
-
-class _BudgetView(Mapping[str, Budget]):
-    """The accounts' budgets as a mapping, without copying them on every reserve."""
-
-    __slots__ = ("_accounts",)
-
-    def __init__(self, accounts: dict[str, _Account]) -> None:
-        self._accounts = accounts
-
-    def __getitem__(self, key: str) -> Budget:
-        return self._accounts[key].budget
-
-    def get(self, key: str, default: Budget | None = None) -> Budget | None:  # type: ignore[override]
-        account = self._accounts.get(key)
-        return default if account is None else account.budget
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._accounts)
-
-    def __len__(self) -> int:
-        return len(self._accounts)
-
-
 class MemoryLedger(LedgerBase):
     """Budgets and reservations in this process's memory; lost when it exits.
 
@@ -164,8 +55,8 @@ class MemoryLedger(LedgerBase):
         max_skew: timedelta = DEFAULT_MAX_SKEW,
     ) -> None:
         self._use_time(time_source, max_skew, (TimeSource.CALLER, TimeSource.SYSTEM))
-        self._accounts: dict[str, _Account] = {}
-        self._budgets_view = _BudgetView(self._accounts)
+        self._accounts: dict[str, Account] = {}
+        self._budgets_view = BudgetView(self._accounts)
         self._reservations: dict[str, Reservation] = {}
         self._holds: dict[str, dict[str, int]] = {}
         self._by_key: dict[str, str] = {}
@@ -175,7 +66,7 @@ class MemoryLedger(LedgerBase):
         self._doubt: dict[str, None] = {}  # held and in doubt (insertion order: marking order)
         # Commits of removed budgets, restored if the key comes back (spend is never forgotten,
         # as in SQLite, whose commits table outlives the budget row).
-        self._retired: dict[str, _Account] = {}
+        self._retired: dict[str, Account] = {}
 
     def __repr__(self) -> str:
         return (
@@ -187,7 +78,7 @@ class MemoryLedger(LedgerBase):
     async def _put_budget(self, budget: Budget) -> UnitInUse | None:
         account = self._accounts.get(budget.key)
         if account is None:
-            account = _Account(budget)
+            account = Account(budget)
             retired = self._retired.pop(budget.key, None)
             if retired is not None:
                 account.commit_times = retired.commit_times

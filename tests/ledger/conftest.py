@@ -28,12 +28,19 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import pytest
 
 from quotaguard.engine import Budget, BudgetState, Charge, Reservation, Unit
 from quotaguard.ledger import Ledger, MemoryLedger, SQLiteLedger
+
+if TYPE_CHECKING:  # the redis package is optional: imported where a fixture needs it
+    import redis.asyncio as aioredis
+
+    from quotaguard.ledger.redis import RedisLedger
+    from tests._support.redis_server import RedisServer
 
 __all__ = [
     "FACTORIES",
@@ -111,6 +118,31 @@ async def ledger(
 ) -> AsyncIterator[Ledger]:
     async with FACTORIES[ledger_name](request, tmp_path) as opened:
         yield opened
+
+
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A client of the session's redis-server, straight to it."""
+    import redis.asyncio as aioredis
+
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_server.url, max_connections=32, timeout=10, socket_timeout=5
+    )
+    async with aioredis.Redis(connection_pool=pool) as c:
+        yield c
+    await pool.aclose()
+
+
+@pytest.fixture
+async def rl(client: aioredis.Redis) -> AsyncIterator[RedisLedger]:
+    """A Redis ledger on the caller's clock, in a namespace of its own."""
+    from quotaguard.ledger.redis import RedisLedger
+    from tests.ledger._redis import fresh_namespace
+
+    async with RedisLedger(
+        client=client, namespace=fresh_namespace(), time_source="caller"
+    ) as ledger:
+        yield ledger
 
 
 def usd(budget: str, amount: str | int) -> Charge:

@@ -4,8 +4,6 @@ script reloading, hash tags and bad input. Faults and cancellation: test_redis_f
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,8 +30,8 @@ from quotaguard.errors import BudgetUnavailable, InvalidInput, ReservationNotFou
 from quotaguard.ledger import MemoryLedger
 from quotaguard.ledger.redis import SCRIPTS, RedisLedger
 from quotaguard.ledger.redis.scripts import sha1
-from tests._support.redis_server import RedisServer
 from tests._support.secrets import REDIS_URL_PASSWORD
+from tests.ledger._redis import fresh_namespace, raw_snapshot
 
 pytestmark = pytest.mark.redis
 
@@ -42,44 +40,6 @@ T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 
 def usd(budget: str, amount: str | int) -> Charge:
     return Charge(budget, Decimal(amount), Unit.USD)
-
-
-def fresh_namespace() -> str:
-    return f"rt-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    pool = aioredis.BlockingConnectionPool.from_url(
-        redis_server.url, max_connections=32, timeout=10, socket_timeout=5
-    )
-    async with aioredis.Redis(connection_pool=pool) as c:
-        yield c
-    await pool.aclose()
-
-
-@pytest.fixture
-async def rl(client: aioredis.Redis) -> AsyncIterator[RedisLedger]:
-    async with RedisLedger(
-        client=client, namespace=fresh_namespace(), time_source="caller"
-    ) as ledger:
-        yield ledger
-
-
-async def raw_snapshot(client: aioredis.Redis, namespace: str) -> dict[bytes, Any]:
-    """Every key of a namespace with its full content: what 'nothing changed' compares."""
-    out: dict[bytes, Any] = {}
-    async for key in client.scan_iter(match=f"{{{namespace}}}:*"):
-        kind = (await client.type(key)).decode()
-        if kind == "hash":
-            out[key] = await client.hgetall(key)
-        elif kind == "zset":
-            out[key] = await client.zrange(key, 0, -1, withscores=True)
-        elif kind == "set":
-            out[key] = await client.smembers(key)
-        else:
-            out[key] = (kind, await client.dump(key))
-    return out
 
 
 # -- every operation, side by side with MemoryLedger ---------------------------------------
@@ -405,105 +365,3 @@ async def test_reservation_state_survives_a_new_ledger_instance(client: aioredis
         assert d.reservation is not None
         assert (await two.get(d.reservation.id)).state is ReservationState.HELD
         assert not (await two.reserve([usd("b", "0.000001")], now=T0)).admitted
-
-
-# -- the scripts' argument format -----------------------------------------------------------
-
-_GOOD_RESERVE = [
-    1_773_576_000_000_000,  # now (T0)
-    None,  # the ledger's time: the server's
-    [24314, 1_772_323_200_000_000, 1_775_001_600_000_000],  # the month around now
-    900_000_000,  # lease, us
-    "rsv_x",
-    "",
-    "",
-    '[["b", "1000", "USD"]]',
-    [["b", "USD", 1_000_000_000]],
-]
-
-
-def _without(i: int) -> list[Any]:
-    return [a for j, a in enumerate(_GOOD_RESERVE) if j != i]
-
-
-def _with(i: int, value: Any) -> list[Any]:
-    return [value if j == i else a for j, a in enumerate(_GOOD_RESERVE)]
-
-
-MALFORMED: list[tuple[str, list[Any]]] = [
-    # The space-packed arguments of old, a budget key ending in a newline: they parsed to no
-    # budget at all, and the reserve was admitted holding 0.
-    (
-        "packed",
-        [
-            *(1_773_576_000_000_000, "24314 1 2", 1, "rsv_x", "", "", "[]"),
-            *("b\n USD", "b\n 1000000000"),
-        ],
-    ),
-    ("not-json", ["{not json"]),
-    ("empty", [""]),
-    ("object", ['{"now": 1}']),
-    ("field-missing", [_without(4)]),
-    ("field-extra", [[*_GOOD_RESERVE, 1]]),
-    ("str-for-int", [_with(0, "1773576000000000")]),
-    ("float-for-int", [_with(3, 1.5)]),
-    ("null-for-str", [_with(4, None)]),
-    ("holds-not-a-list", [_with(8, "b USD 1000000000")]),
-    ("hold-short", [_with(8, [["b", "USD"]])]),
-    ("hold-amount-str", [_with(8, [["b", "USD", "1000000000"]])]),
-    ("hold-key-empty", [_with(8, [["", "USD", 1]])]),
-    ("holds-empty", [_with(8, [])]),
-]
-
-
-@pytest.mark.parametrize("args", [m[1] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
-async def test_a_script_refuses_arguments_it_cannot_parse(
-    rl: RedisLedger, client: aioredis.Redis, args: list[Any]
-) -> None:
-    import json
-
-    from redis.exceptions import ResponseError
-
-    await rl.put_budget(Budget("b", Unit.USD, Decimal(10)))
-    before = await raw_snapshot(client, rl.namespace)
-    prefix = f"{{{rl.namespace}}}:"
-    wire = [a if isinstance(a, (str, int)) else json.dumps(a) for a in args]
-    with pytest.raises(ResponseError, match="bad arguments"):
-        await client.execute_command(
-            "EVALSHA", sha1(SCRIPTS["reserve"]), 1, prefix + "leases", "reserve", prefix,
-            30_000_000, *wire,
-        )  # fmt: skip
-    assert await raw_snapshot(client, rl.namespace) == before
-    assert (await rl.state("b", now=T0)).reserved == 0
-
-
-async def test_renew_many_is_one_script_call_for_any_number_of_ids(
-    rl: RedisLedger, client: aioredis.Redis
-) -> None:
-    await rl.put_budget(Budget("b", Unit.USD, Decimal(100)))
-    held = [await rl.reserve([usd("b", 1)], now=T0) for _ in range(50)]
-    ids = [d.reservation.id for d in held if d.reservation is not None]
-
-    async def evalsha_calls() -> int:
-        stats = await client.info("commandstats")
-        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
-
-    before = await evalsha_calls()
-    renewed = await rl.renew_many(ids, lease=timedelta(hours=1), now=T0 + timedelta(minutes=1))
-    assert await evalsha_calls() - before == 1
-    assert [r.id for r in renewed] == ids
-
-
-async def test_a_hold_recorded_in_the_old_packed_format_still_lets_go(
-    rl: RedisLedger, client: aioredis.Redis
-) -> None:
-    # Holds written before the JSON format ("key unit micro ..."), still held after an upgrade.
-    await rl.put_budget(Budget("b", Unit.USD, Decimal(10)))
-    d = await rl.reserve([usd("b", 4)], now=T0)
-    assert d.reservation is not None
-    rkey = f"{{{rl.namespace}}}:r:{d.reservation.id}"
-    await client.hset(rkey, "holds", "b USD 4000000")
-    assert (await rl.state("b", now=T0)).reserved == 4
-    await rl.release(d.reservation.id, now=T0)
-    state = await rl.state("b", now=T0)
-    assert (state.reserved, state.outstanding) == (0, 0)

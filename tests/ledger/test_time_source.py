@@ -176,7 +176,7 @@ async def test_a_skewed_caller_is_refused_before_anything_changes(
 async def raw(ledger: Ledger, tmp_path: Path) -> Any:
     if isinstance(ledger, SQLiteLedger):
         return await sqlite_rows(ledger.path)
-    from tests.ledger.test_redis import raw_snapshot
+    from tests.ledger._redis import raw_snapshot
 
     return await raw_snapshot(ledger._client, ledger.namespace)  # type: ignore[attr-defined]
 
