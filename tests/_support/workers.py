@@ -32,17 +32,18 @@ __all__ = [
     "restart_worker",
 ]
 
-#: Every worker passes the same ``now`` (:data:`T0`) with this lease: none expires in a run.
+#: Every worker passes the same ``now`` (:data:`T0`, so its ledgers take the caller's clock)
+#: with this lease: none expires in a run.
 LEASE = timedelta(days=1)
 KEY = "fleet"
 
 
 def open_ledger(kind: str, where: str, namespace: str = "qg") -> Ledger:
     if kind == "sqlite":
-        return SQLiteLedger(where)
+        return SQLiteLedger(where, time_source="caller")
     from quotaguard.ledger.redis import RedisLedger
 
-    return RedisLedger(where, namespace=namespace, socket_timeout=5.0)
+    return RedisLedger(where, namespace=namespace, socket_timeout=5.0, time_source="caller")
 
 
 async def _load(kind: str, where: str, namespace: str, count: int, seed: int) -> dict[str, Any]:
@@ -90,7 +91,7 @@ def load_worker(kind: str, where: str, namespace: str, count: int, seed: int) ->
 
 async def _crash(path: str, lease_s: int, out: Any) -> None:
     rng = random.Random(7)
-    async with SQLiteLedger(path) as ledger:
+    async with SQLiteLedger(path, time_source="caller") as ledger:
         committed = Decimal(0)
         for _ in range(20):
             size = Decimal(rng.randint(1, 300)).scaleb(-2)

@@ -38,7 +38,12 @@ async def test_a_retry_after_an_unanswered_reserve_sends_the_work_once(
         sent.append("toy-1")
         return Job("toy-1")
 
-    ledger = RedisLedger(proxy.url, namespace=f"g-{uuid.uuid4().hex[:8]}", socket_timeout=1.0)
+    ledger = RedisLedger(
+        proxy.url,
+        namespace=f"g-{uuid.uuid4().hex[:8]}",
+        socket_timeout=1.0,
+        time_source="caller",  # the guard's FakeClock drives time
+    )
     async with ledger, BudgetGuard(ledger, adapters=[toy], clock=clock) as guard:
         await add_toy_budget(guard)
         proxy.lose_reserve_replies = 3  # the reserve ran on the server; no reply came back

@@ -34,7 +34,7 @@ LEASE_S = 300
 @pytest.mark.slow
 async def test_sigkilled_worker_holds_expire_at_their_lease(tmp_path: Path) -> None:
     path = str(tmp_path / "crash.sqlite3")
-    async with SQLiteLedger(path) as ledger:
+    async with SQLiteLedger(path, time_source="caller") as ledger:
         await ledger.put_budget(Budget(KEY, Unit.USD, Decimal(100_000)))
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
@@ -65,7 +65,7 @@ async def test_sigkilled_worker_holds_expire_at_their_lease(tmp_path: Path) -> N
     out.close()
     out.join_thread()
 
-    async with SQLiteLedger(path) as ledger:
+    async with SQLiteLedger(path, time_source="caller") as ledger:
         assert await ledger.integrity_check() == "ok"
         outstanding = {r.id: r for r in await ledger.outstanding()}
         # Every hold the worker reported survived the kill. It may have made more that it

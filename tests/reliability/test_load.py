@@ -102,7 +102,7 @@ async def test_eight_processes_share_one_redis_budget(fresh_redis: RedisServer) 
 @pytest.mark.slow
 async def test_four_processes_share_one_sqlite_budget(tmp_path: Path) -> None:
     path = str(tmp_path / "fleet.sqlite3")
-    async with SQLiteLedger(path) as ledger:
+    async with SQLiteLedger(path, time_source="caller") as ledger:
         await ledger.put_budget(Budget(KEY, Unit.USD, LIMIT / 4))
         args = [("sqlite", path, "", 500, seed) for seed in range(4)]
         tallies, sampler, seconds = await run_fleet(ledger, args, load_worker)
