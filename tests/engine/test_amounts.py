@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from quotaguard.engine import MICRO, Budget, Charge, Unit, as_amount, from_micro, to_micro
-from quotaguard.engine.amounts import MAX_AMOUNT
+from quotaguard.engine.amounts import MAX_AMOUNT, money_context
+from quotaguard.engine.model import sum_by_budget
 from quotaguard.errors import InvalidInput
 
 MAX_MICRO = 2**53
@@ -140,3 +143,32 @@ def test_rounding_brackets_the_exact_value(digits: int, exponent: int) -> None:
 def test_valid_amounts_fit_the_ledger(amount: Decimal) -> None:
     checked = as_amount(amount, "x")
     assert 0 <= to_micro(checked) <= MAX_MICRO
+
+
+def test_money_context_ignores_the_callers_context() -> None:
+    # Under prec=3 a 99.02 USD charge became 99.0, 1234 s x 1.60 became 1.97E+3, and an
+    # Inexact trap escaped raw.
+    with decimal.localcontext() as caller:
+        caller.prec = 3
+        caller.traps[decimal.Inexact] = True
+        caller.traps[decimal.Rounded] = True
+        with money_context():
+            assert Decimal(1234) * Decimal("1.60") == Decimal("1974.40")
+            assert Decimal("99.02") + Decimal("0.0000011") == Decimal("99.0200011")
+            third = Decimal(1) / Decimal(3)  # inexact: rounded up, never down
+        assert decimal.getcontext() is caller  # the caller's context is back
+        assert Fraction(third) > Fraction(1, 3)
+        assert to_micro(third) == 333_334
+        charges = (Charge("a", Decimal("99.02"), Unit.USD), Charge("a", Decimal("0.01"), Unit.USD))
+        assert sum_by_budget(charges) == {"a": Decimal("99.03")}
+    with decimal.localcontext() as caller:
+        caller.traps[decimal.Inexact] = True
+        with money_context():
+            assert Decimal(2) / Decimal(3) > 0  # no Inexact escapes
+
+
+def test_money_context_still_refuses_nonsense() -> None:
+    with money_context(), pytest.raises(decimal.DivisionByZero):
+        Decimal(1) / Decimal(0)
+    with money_context(), pytest.raises(decimal.InvalidOperation):
+        Decimal("Infinity") - Decimal("Infinity")

@@ -127,3 +127,18 @@ def test_redis_ledger_is_imported_lazily() -> None:
     assert quotaguard.ledger.RedisLedger is RedisLedger
     with pytest.raises(AttributeError, match="NoSuchLedger"):
         _ = quotaguard.ledger.NoSuchLedger  # type: ignore[attr-defined]
+
+
+def test_a_reservation_is_in_doubt_while_marked_and_not_settled() -> None:
+    t0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
+    plain = Reservation("rsv_1", (Charge("a", Decimal(1), Unit.USD),), t0, t0)
+    assert (plain.in_doubt, plain.in_doubt_since, plain.sent_at) == (False, None, None)
+    marked = attrs.evolve(plain, in_doubt_since=t0)
+    expected = {
+        ReservationState.HELD: True,
+        ReservationState.EXPIRED: True,  # its lease lapsed; its cost is still unknown
+        ReservationState.COMMITTED: False,
+        ReservationState.RELEASED: False,
+    }
+    assert {s: attrs.evolve(marked, state=s).in_doubt for s in ReservationState} == expected
+    assert BudgetState.__attrs_attrs__.in_doubt.default == 0  # type: ignore[attr-defined]
