@@ -5,8 +5,11 @@ every budget a charge set touches; the decision comes out of that atomic step. A
 reservation ends exactly once (commit or release; a second call returns the first
 outcome). The one exception is a commit after the lease *expired*: the work ran and its
 cost is real, so it is recorded rather than lost. ``lapsed()`` lists the reservations still
-owed that way: expired while bound to a job or task, and not committed since. The state
-table itself is :mod:`quotaguard.engine.reservations`.
+owed that way: expired after their work may have been sent (bound to a job or task, or in
+doubt), and not committed since. A hold is *in doubt* (``mark_in_doubt``) when the guard
+cannot tell whether its work reached the provider: it stays held, is renewed and listed,
+and keeps its idempotency key until it is bound, committed or released. The state table
+itself is :mod:`quotaguard.engine.reservations`.
 
 A backend subclasses :class:`LedgerBase` and writes its primitives (``_reserve``,
 ``_commit``, ...: one atomic step of the store each). The public methods here check the
