@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from quotaguard._http import RetryPolicy, set_testing
     from quotaguard.ledger.redis import RedisLedger
 
-__version__ = "0.1.0"
+from quotaguard._version import __version__
 
 __all__ = [
     "AuthenticationError",
