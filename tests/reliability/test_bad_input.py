@@ -23,10 +23,10 @@ from quotaguard.guard import BudgetGuard
 from quotaguard.ibm import IBMRuntimeClient
 from quotaguard.ibm.work import IBMJob, IBMSession
 from tests._support.braket import FORTE
+from tests._support.ledger import snapshot
 from tests._support.reliability import BACKEND, CRN, World
 from tests._support.secrets import IBM_API_KEY
 from tests._support.times import T0
-from tests.ledger.conftest import snapshot
 
 NAIVE = datetime(2026, 3, 15, 12, 0)
 TASK_ARN = "arn:aws:braket:us-east-1:123456789012:quantum-task/abc"
@@ -119,7 +119,7 @@ async def _drain(items: Any) -> list[object]:
 @pytest.fixture
 async def guard(world: World, tmp_path: Path) -> Any:
     async with (
-        SQLiteLedger(tmp_path / "bad.sqlite3") as ledger,
+        SQLiteLedger(tmp_path / "bad.sqlite3", time_source="caller") as ledger,
         BudgetGuard(ledger, ibm=world.ibm, braket=world.braket, clock=lambda: T0) as guard,
     ):
         await guard.add_budget(Budget("team:usd", Unit.USD, Decimal(100)))
