@@ -1,5 +1,5 @@
 """Fixtures of the whole suite: isolation from the developer's AWS settings, fast retries, a
-controllable clock, the emulator on a free loopback port, and real redis-servers."""
+controllable clock, the emulator on a free loopback port, real redis-servers and a proxy."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import quotaguard
 from quotaguard.testing import Emulator, FakeClock
 from tests._support.aws import ACCESS_KEY, SECRET_KEY
+from tests._support.redis_ledger import Proxy
 from tests._support.redis_server import MISSING as REDIS_MISSING
 from tests._support.redis_server import RedisServer
 
@@ -98,3 +99,10 @@ def fresh_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own (no other test's keys), on a free loopback port."""
     with _redis_server() as server:
         yield server
+
+
+@pytest.fixture
+async def proxy(redis_server: RedisServer) -> AsyncIterator[Proxy]:
+    """A TCP proxy in front of the session's redis-server that loses replies on demand."""
+    async with Proxy(redis_server.port) as p:
+        yield p

@@ -1,4 +1,5 @@
-"""Child processes of the load and crash tests: each runs its own event loop and ledger.
+"""Child processes of the load, crash and multi-process SQLite tests: each runs its own event
+loop and ledger.
 
 Workers return their own tallies (as strings: exact Decimals across the process boundary) so
 the parent can check that the ledger holds exactly what the workers recorded.
@@ -11,7 +12,7 @@ import os
 import random
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "crash_worker",
     "load_worker",
     "open_ledger",
+    "reserve_many",
     "restart_worker",
 ]
 
@@ -160,3 +162,17 @@ def restart_worker(
     url: str, namespace: str, count: int, seed: int, gate: RestartGate | None = None
 ) -> list[tuple[str, str, str]]:
     return asyncio.run(_restart(url, namespace, count, seed, gate))
+
+
+async def _reserve_many(path: str, count: int, size: str, now: datetime) -> int:
+    admitted = 0
+    async with SQLiteLedger(path, time_source="caller") as ledger:
+        for _ in range(count):
+            decision = await ledger.reserve([Charge("shared", Decimal(size), Unit.USD)], now=now)
+            admitted += decision.admitted
+    return admitted
+
+
+def reserve_many(path: str, count: int, size: str, now: datetime) -> int:
+    """How many of ``count`` reserves of ``size`` on budget "shared" this process got."""
+    return asyncio.run(_reserve_many(path, count, size, now))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,12 +24,8 @@ from quotaguard.engine import (
 )
 from quotaguard.errors import InvalidInput
 from quotaguard.ledger import Ledger
-from tests.ledger.conftest import FACTORIES, ledger_params, usd
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
+from tests._support.ledger import FACTORIES, ledger_params, usd
+from tests._support.times import utc
 
 # -- calendar months ------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ sends the work (once), rather than replaying a hold the failed call may have lef
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -17,16 +16,9 @@ from quotaguard.guard import BudgetGuard
 from quotaguard.ledger.redis import RedisLedger
 from quotaguard.testing import FakeClock
 from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
-from tests._support.redis_server import RedisServer
-from tests.ledger.test_redis_faults import Proxy
+from tests._support.redis_ledger import Proxy
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-async def proxy(redis_server: RedisServer) -> AsyncIterator[Proxy]:
-    async with Proxy(redis_server.port) as p:
-        yield p
 
 
 async def test_a_retry_after_an_unanswered_reserve_sends_the_work_once(

@@ -36,7 +36,7 @@ from quotaguard.guard import BudgetGuard
 from quotaguard.ledger import Ledger
 from quotaguard.testing import Emulator, FakeClock
 from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
-from tests.ledger.conftest import FACTORIES, MARKS
+from tests._support.ledger import FACTORIES, MARKS
 
 KEY = "toy:device"
 PRICE = Decimal("80.30")

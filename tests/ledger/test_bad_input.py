@@ -13,7 +13,8 @@ import pytest
 from quotaguard.engine import Budget, Charge, Unit
 from quotaguard.errors import InvalidInput, ReservationNotFound, UnknownBudget
 from quotaguard.ledger import Ledger
-from tests.ledger.conftest import T0, snapshot, usd
+from tests._support.ledger import snapshot, usd
+from tests._support.times import T0
 
 NAIVE = datetime(2026, 3, 15, 12, 0)  # deliberately naive
 DAY = timedelta(days=1)

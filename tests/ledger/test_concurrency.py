@@ -12,9 +12,10 @@ import pytest
 
 from quotaguard.engine import Budget, Charge, Unit
 from quotaguard.ledger import Ledger, SQLiteLedger
+from tests._support.ledger import FACTORIES
 from tests._support.processes import run_processes
-from tests.ledger._sqlite_worker import reserve_many
-from tests.ledger.conftest import FACTORIES, T0
+from tests._support.times import T0
+from tests._support.workers import reserve_many
 
 # Redis has its own 2,000-coroutine test in test_redis.py.
 BACKENDS = ["memory", "sqlite"]

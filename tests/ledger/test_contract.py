@@ -25,7 +25,8 @@ from quotaguard.ledger.outcomes import (
     Replayed,
     UnitInUse,
 )
-from tests.ledger.conftest import T0, usd
+from tests._support.ledger import usd
+from tests._support.times import T0
 
 PUBLIC = sorted(
     name

@@ -16,7 +16,8 @@ from quotaguard.engine.model import check_key
 from quotaguard.errors import InvalidInput
 from quotaguard.ledger import Ledger, SQLiteLedger
 from quotaguard.ledger.sqlite.store import _Busy
-from tests.ledger.conftest import T0, snapshot, usd
+from tests._support.ledger import snapshot, usd
+from tests._support.times import T0
 
 # -- budget keys ----------------------------------------------------------------------------
 

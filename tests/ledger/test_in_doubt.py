@@ -12,7 +12,8 @@ from quotaguard.engine import Budget, Reservation, ReservationState, Unit
 from quotaguard.errors import InvalidInput, ReservationNotFound
 from quotaguard.ledger import Ledger
 from quotaguard.ledger.base import MAX_RENEW_MANY
-from tests.ledger.conftest import T0, snapshot, usd
+from tests._support.ledger import snapshot, usd
+from tests._support.times import T0
 
 MIN = timedelta(minutes=1)
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 from quotaguard.engine import RULE_REMAINING, Budget, CalendarMonth, ReservationState, Unit
 from quotaguard.engine.model import Reservation
 from quotaguard.ledger import Ledger
-from tests.engine.test_windows import utc
-from tests.ledger.conftest import T0, usd
+from tests._support.ledger import usd
+from tests._support.times import T0, utc
 
 MIN = timedelta(minutes=1)
 

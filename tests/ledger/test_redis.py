@@ -30,8 +30,8 @@ from quotaguard.errors import BudgetUnavailable, InvalidInput, ReservationNotFou
 from quotaguard.ledger import MemoryLedger
 from quotaguard.ledger.redis import SCRIPTS, RedisLedger
 from quotaguard.ledger.redis.scripts import sha1
+from tests._support.redis_ledger import fresh_namespace, raw_snapshot
 from tests._support.secrets import REDIS_URL_PASSWORD
-from tests.ledger._redis import fresh_namespace, raw_snapshot
 
 pytestmark = pytest.mark.redis
 

@@ -8,118 +8,25 @@ same idempotency key must survive.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import redis.asyncio
 
-from quotaguard.engine import Budget, Charge, Unit
+from quotaguard.engine import Budget, Unit
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger.redis import RedisLedger
+from tests._support.ledger import usd
+from tests._support.redis_ledger import Proxy, fresh_namespace
 from tests._support.redis_server import RedisServer, free_port
 from tests._support.secrets import REDIS_FAULTS_PASSWORD
+from tests._support.times import T0
 
 pytestmark = pytest.mark.redis
-
-T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
-
-
-def usd(budget: str, amount: str | int) -> Charge:
-    return Charge(budget, Decimal(amount), Unit.USD)
-
-
-class Proxy:
-    """Forwards loopback TCP to ``upstream``.
-
-    ``drop`` loses replies; ``delay`` holds them. ``hold_next`` (an event) holds the next
-    request, whichever connection sends it, until the event is set (``holding`` is set
-    meanwhile), then delivers it, even if its client has gone. ``lose_reserve_replies`` loses
-    the replies to that many ledger ``reserve`` calls (the server runs them; connection set-up
-    and other calls go through)."""
-
-    def __init__(self, upstream: int) -> None:
-        self.upstream = upstream
-        self.drop = False
-        self.delay = 0.0
-        self.hold_next: asyncio.Event | None = None
-        self.holding = asyncio.Event()
-        self.lose_reserve_replies = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> Proxy:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        ur, uw = await asyncio.open_connection("127.0.0.1", self.upstream)
-        reserve_sent = False
-
-        async def up() -> None:
-            nonlocal reserve_sent
-            while data := await cr.read(65536):
-                reserve_sent = reserve_sent or b"\r\nreserve\r\n" in data
-                if self.hold_next is not None:
-                    release, self.hold_next = self.hold_next, None
-                    self.holding.set()
-                    await asyncio.wait_for(release.wait(), 30)
-                uw.write(data)
-                await uw.drain()
-
-        async def down() -> None:
-            while data := await ur.read(65536):
-                if self.delay:
-                    await asyncio.sleep(self.delay)
-                if self.drop:
-                    return  # the server did the work; the reply is lost
-                if reserve_sent and self.lose_reserve_replies:
-                    self.lose_reserve_replies -= 1
-                    return  # this reserve ran; its reply is lost with the connection
-                cw.write(data)
-                await cw.drain()
-
-        try:
-            pumps = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
-            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-            for pump in pumps:
-                pump.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
-        finally:
-            self._tasks.discard(task)
-            cw.close()
-            uw.close()
-            for writer in (cw, uw):
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-
-
-@pytest.fixture
-async def proxy(redis_server: RedisServer) -> AsyncIterator[Proxy]:
-    async with Proxy(redis_server.port) as p:
-        yield p
 
 
 @pytest.fixture
@@ -129,17 +36,13 @@ async def direct(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis
         yield client
 
 
-def namespace() -> str:
-    return f"ft-{uuid.uuid4().hex[:12]}"
-
-
 async def test_a_lost_reply_is_retried_by_the_client_and_holds_once(
     proxy: Proxy, direct: redis.asyncio.Redis
 ) -> None:
     # redis-py resends the same script call (same reservation id) after a lost reply; the
     # script recognises the id and the ledger counts one hold.
     async with RedisLedger(
-        proxy.url, namespace=namespace(), socket_timeout=1.0, time_source="caller"
+        proxy.url, namespace=fresh_namespace(), socket_timeout=1.0, time_source="caller"
     ) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         before = await evalsha_calls(direct)
@@ -158,7 +61,7 @@ async def test_a_reserve_that_fails_unanswered_is_undone_so_a_retry_sends_afresh
     # undoes the hold it may have made, so a guard retrying with the same key reserves and
     # sends the work, instead of replaying a hold nobody used.
     async with RedisLedger(
-        proxy.url, namespace=namespace(), socket_timeout=1.0, time_source="caller"
+        proxy.url, namespace=fresh_namespace(), socket_timeout=1.0, time_source="caller"
     ) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         before = await evalsha_calls(direct)
@@ -177,7 +80,7 @@ async def test_when_the_undo_cannot_reach_redis_the_hold_replays_until_its_lease
     proxy: Proxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with RedisLedger(
-        proxy.url, namespace=namespace(), socket_timeout=1.0, time_source="caller"
+        proxy.url, namespace=fresh_namespace(), socket_timeout=1.0, time_source="caller"
     ) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         proxy.drop = True  # every reply lost, the undo's too
@@ -195,7 +98,7 @@ async def test_when_the_undo_cannot_reach_redis_the_hold_replays_until_its_lease
 
 
 async def test_cancelled_reserve_leaves_nothing_held(proxy: Proxy) -> None:
-    async with RedisLedger(proxy.url, namespace=namespace(), time_source="caller") as ledger:
+    async with RedisLedger(proxy.url, namespace=fresh_namespace(), time_source="caller") as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         proxy.delay = 0.2
         task = asyncio.ensure_future(ledger.reserve([usd("b", 4)], now=T0))
@@ -218,7 +121,7 @@ async def test_a_reserve_arriving_after_its_cancellation_holds_nothing(
 ) -> None:
     # The reserve command is sent, then its caller is cancelled before Redis has run it; the
     # ledger's undo reaches Redis first (on another connection), the reserve after it.
-    async with RedisLedger(proxy.url, namespace=namespace(), time_source="caller") as ledger:
+    async with RedisLedger(proxy.url, namespace=fresh_namespace(), time_source="caller") as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         before = await evalsha_calls(direct)
         release = proxy.hold_next = asyncio.Event()
@@ -249,7 +152,9 @@ async def test_a_ledger_from_a_url_queues_calls_past_its_pool_size(
 ) -> None:
     # 500 concurrent calls on a 64-connection pool: each waits its turn (up to the socket
     # timeout) rather than fail with "Too many connections".
-    async with RedisLedger(redis_server.url, namespace=namespace(), time_source="caller") as ledger:
+    async with RedisLedger(
+        redis_server.url, namespace=fresh_namespace(), time_source="caller"
+    ) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(1000)))
         decisions = await asyncio.gather(
             *(ledger.reserve([usd("b", 1)], now=T0) for _ in range(500))
@@ -265,7 +170,7 @@ async def test_closed_port_is_budget_unavailable_without_secrets(
     secret = REDIS_FAULTS_PASSWORD
     url = f"redis://:{secret}@127.0.0.1:{free_port()}/0"
     async with RedisLedger(
-        url, namespace=namespace(), socket_timeout=0.5, time_source="caller"
+        url, namespace=fresh_namespace(), socket_timeout=0.5, time_source="caller"
     ) as ledger:
         with pytest.raises(BudgetUnavailable) as info:
             await ledger.reserve([usd("b", 1)], now=T0, idempotency_key="k")
@@ -281,7 +186,7 @@ async def test_closed_port_is_budget_unavailable_without_secrets(
 async def test_restart_with_aof_keeps_holds_and_idempotency(tmp_path: Path) -> None:
     with RedisServer(appendonly=True, dir=tmp_path) as server:
         async with RedisLedger(
-            server.url, namespace=namespace(), socket_timeout=1.0, time_source="caller"
+            server.url, namespace=fresh_namespace(), socket_timeout=1.0, time_source="caller"
         ) as ledger:
             await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
             first = await ledger.reserve([usd("b", 6)], now=T0, idempotency_key="job-1")

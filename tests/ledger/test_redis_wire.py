@@ -16,8 +16,9 @@ from redis.exceptions import ResponseError
 from quotaguard.engine import Budget, Unit
 from quotaguard.ledger.redis import SCRIPTS, RedisLedger
 from quotaguard.ledger.redis.scripts import sha1
-from tests.ledger._redis import raw_snapshot
-from tests.ledger.conftest import T0, usd
+from tests._support.ledger import usd
+from tests._support.redis_ledger import raw_snapshot
+from tests._support.times import T0
 
 pytestmark = pytest.mark.redis
 

@@ -20,7 +20,8 @@ from quotaguard.errors import BudgetUnavailable, InvalidInput
 from quotaguard.ledger import MemoryLedger, SQLiteLedger
 from quotaguard.ledger.sqlite import SCHEMA_VERSION, default_path
 from quotaguard.ledger.sqlite.store import _CHECKPOINT_EVERY, _Busy
-from tests.ledger.conftest import T0, usd
+from tests._support.ledger import usd
+from tests._support.times import T0
 
 
 def read(path: Path, sql: str) -> list[tuple[object, ...]]:

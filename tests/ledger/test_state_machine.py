@@ -44,7 +44,8 @@ from quotaguard.engine import (
     Unit,
 )
 from quotaguard.errors import InvalidInput
-from tests.ledger.conftest import FACTORIES, T0, LedgerFactory, ledger_params
+from tests._support.ledger import FACTORIES, LedgerFactory, ledger_params
+from tests._support.times import T0
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from quotaguard.engine import Budget, ReservationState, Unit
 from quotaguard.errors import BudgetUnavailable, ClockSkew, InvalidInput
 from quotaguard.ledger import Ledger, MemoryLedger, SQLiteLedger
 from quotaguard.ledger.base import TimeSource
-from tests.ledger.conftest import usd
+from tests._support.ledger import usd
 
 HOUR = timedelta(hours=1)
 AHEAD = timedelta(minutes=61)
@@ -176,7 +176,7 @@ async def test_a_skewed_caller_is_refused_before_anything_changes(
 async def raw(ledger: Ledger, tmp_path: Path) -> Any:
     if isinstance(ledger, SQLiteLedger):
         return await sqlite_rows(ledger.path)
-    from tests.ledger._redis import raw_snapshot
+    from tests._support.redis_ledger import raw_snapshot
 
     return await raw_snapshot(ledger._client, ledger.namespace)  # type: ignore[attr-defined]
 

@@ -38,7 +38,7 @@ from quotaguard.guard import BudgetGuard
 from quotaguard.ledger import Ledger
 from quotaguard.testing import FakeClock
 from tests._support.guard import Job, ToyAdapter, Work
-from tests.ledger.conftest import FACTORIES, MARKS
+from tests._support.ledger import FACTORIES, MARKS
 
 KEY = "toy:device"
 LIMIT = Decimal(5)
