@@ -1,6 +1,6 @@
 """Settling work whose hold lapsed, and work the provider no longer knows.
 
-Provider-neutral: the toy adapter (tests/guard/conftest.py) on memory and SQLite ledgers.
+Provider-neutral: the toy adapter (tests/_support/guard.py) on memory and SQLite ledgers.
 """
 
 from __future__ import annotations
