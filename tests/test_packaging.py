@@ -57,3 +57,22 @@ def test_coverage_floor_has_the_tracer_api_numba_needs() -> None:
     import coverage.types
 
     assert hasattr(coverage.types, "Tracer")
+
+
+def test_redis_floor_has_the_asyncio_api_the_ledger_uses() -> None:
+    # 5.x ignores retry= on the asyncio pool (a lost reply is not retried) and 5.0.0 has no
+    # aclose(); 6.0.0 passes the Redis ledger tests (`nox -s lowest` installs it).
+    extra = PYPROJECT["project"]["optional-dependencies"]["redis"]
+    assert "redis>=6.0" in extra
+    redis_asyncio = pytest.importorskip("redis.asyncio")
+    from redis.asyncio.retry import Retry
+
+    assert callable(redis_asyncio.Redis.aclose)
+    assert callable(redis_asyncio.BlockingConnectionPool.aclose)
+    assert Retry is not None
+
+
+def test_the_qiskit_extra_has_no_upper_bound() -> None:
+    # An untested newer release installs; the integration judges it at wrap time (opt-in).
+    (req,) = PYPROJECT["project"]["optional-dependencies"]["qiskit"]
+    assert req == "qiskit-ibm-runtime>=0.50"

@@ -119,6 +119,13 @@ def _install() -> None:
         raise IntegrationError(
             "amazon-braket-sdk is not installed; pip install 'quotaguard[braket]'"
         ) from exc
+    # Feature detection: a release without the two methods hooked here cannot be guarded.
+    missing = [n for n in ("create_quantum_task", "copy_session") if not hasattr(AwsSession, n)]
+    if missing:
+        raise IntegrationError(
+            f"braket.aws.AwsSession has no {', '.join(missing)}: this amazon-braket-sdk does "
+            "not have the submission path quotaguard hooks"
+        )
     create = AwsSession.create_quantum_task
     copy = AwsSession.copy_session
 

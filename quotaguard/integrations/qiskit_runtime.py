@@ -16,8 +16,12 @@ the service creates later for other instances), so the guard decides before the 
 it from a worker thread (``await asyncio.to_thread(sampler.run, pubs)``) when the guard runs on
 your event loop, or use :meth:`GuardBridge.start` in synchronous code.
 
-Only qiskit-ibm-runtime ``>=0.51,<0.52`` is supported (the ``qiskit`` extra); another version
-raises :class:`IntegrationError` at wrap time rather than silently not guarding.
+The hooks are feature-detected at wrap time (a service or client without them raises
+:class:`IntegrationError` rather than silently not guarding). Releases 0.50 and 0.51 are tested
+(:data:`SUPPORTED_VERSIONS`); an older one is refused, and a newer one is refused unless
+``QUOTAGUARD_ALLOW_UNTESTED_SDK=1``, which guards it with one
+:class:`~quotaguard.integrations.UntestedSDKWarning`. The ``qiskit`` extra has no upper bound,
+so installing a newer SDK is never blocked; this check is where an untested one is judged.
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ import attrs
 from quotaguard.errors import InvalidInput
 from quotaguard.ibm.work import IBMJob, IBMSession
 from quotaguard.integrations._bridge import GuardBridge, IntegrationError
+from quotaguard.integrations._versions import check_tested
 
 if TYPE_CHECKING:
     from quotaguard.guard import BudgetGuard
 
 __all__ = [
     "SUPPORTED_VERSIONS",
+    "TESTED_RELEASES",
     "RuntimeGuardConfig",
     "check_version",
     "guard_runtime",
@@ -47,8 +53,9 @@ __all__ = [
     "unguard_runtime",
 ]
 
-SUPPORTED_VERSIONS = ">=0.51,<0.52"
-_SUPPORTED = ((0, 51),)
+#: The releases tested (the nox ``integrations`` session runs the oldest and the newest).
+TESTED_RELEASES = ((0, 50), (0, 51))
+SUPPORTED_VERSIONS = ">=0.50,<0.52"
 #: Marks a wrapped client method; holds the original.
 _ORIGINAL = "__quotaguard_original__"
 _FACTORY = "_create_new_cloud_api_client"
@@ -62,19 +69,10 @@ class RuntimeGuardConfig:
 
 
 def check_version(version: str) -> None:
-    """Raise :class:`IntegrationError` unless ``version`` is in :data:`SUPPORTED_VERSIONS`."""
-    parts = version.split(".")
-    try:
-        key = (int(parts[0]), int(parts[1]))
-    except (IndexError, ValueError):
-        key = (-1, -1)
-    if key not in _SUPPORTED:
-        raise IntegrationError(
-            f"qiskit-ibm-runtime {version} is not supported by quotaguard's integration "
-            f"(supported: {SUPPORTED_VERSIONS}); its submission path may differ, so it cannot "
-            "be guarded safely. Install 'quotaguard[qiskit]' or pin "
-            f"qiskit-ibm-runtime{SUPPORTED_VERSIONS}"
-        )
+    """Pass for a tested release (:data:`SUPPORTED_VERSIONS`); raise :class:`IntegrationError`
+    for an older one, and for a newer one unless ``QUOTAGUARD_ALLOW_UNTESTED_SDK=1`` (then warn
+    once)."""
+    check_tested("qiskit-ibm-runtime", version, TESTED_RELEASES)
 
 
 def _encoded_size(params: object) -> int:
@@ -217,12 +215,26 @@ def _session_hook(
     return submission.result
 
 
+#: The hooks and the parameters the hooks read, by name: what feature detection checks.
+_CLIENT_HOOKS = {
+    "program_run": ("backend_name", "params", "max_execution_time", "session_id"),
+    "create_session": ("backend", "instance", "max_time", "mode"),
+}
+
+
 def _require(obj: object, names: Sequence[str], what: str) -> None:
     missing = [n for n in names if not hasattr(obj, n)]
+    for name in names:
+        method = getattr(obj, name, None)
+        params = _CLIENT_HOOKS.get(name, ())
+        if method is not None and params:
+            method = getattr(method, _ORIGINAL, method)
+            have = inspect.signature(method).parameters
+            missing += [f"{name}({p}=)" for p in params if p not in have]
     if missing:
         raise IntegrationError(
             f"{what} has no {', '.join(missing)}: this qiskit-ibm-runtime does not have the "
-            f"submission path quotaguard hooks (supported: {SUPPORTED_VERSIONS})"
+            f"submission path quotaguard hooks (tested: {SUPPORTED_VERSIONS})"
         )
 
 
@@ -242,17 +254,18 @@ def guard_runtime(
     import qiskit_ibm_runtime
     from qiskit_ibm_runtime import QiskitRuntimeService
 
-    check_version(qiskit_ibm_runtime.__version__)
     if not isinstance(service, QiskitRuntimeService):
         raise InvalidInput("service", "pass a qiskit_ibm_runtime.QiskitRuntimeService")
     if isinstance(budgets, str) or not all(isinstance(b, str) and b for b in budgets):
         raise InvalidInput("budgets", "pass a sequence of budget keys, e.g. ['team:research']")
+    # The hooks first: without them no opt-in helps.
     _require(service, ("_api_clients", "_active_api_client", _FACTORY), "QiskitRuntimeService")
-    bridge = _bridge_for(guard, timeout)
-    config = RuntimeGuardConfig(bridge, _guard_crn(bridge.guard), tuple(budgets))
     clients = [*service._api_clients.values(), service._active_api_client]
     for client in clients:
-        _require(client, ("program_run", "create_session"), "the runtime API client")
+        _require(client, tuple(_CLIENT_HOOKS), "the runtime API client")
+    check_version(qiskit_ibm_runtime.__version__)
+    bridge = _bridge_for(guard, timeout)
+    config = RuntimeGuardConfig(bridge, _guard_crn(bridge.guard), tuple(budgets))
     for instance in service._api_clients:
         _check_instance(config, instance)
     for client in clients:

@@ -192,7 +192,9 @@ def test_task_from_request_and_bad_input() -> None:
 async def test_program_set_is_priced_by_its_total_shots(
     emulator: Emulator, braket_guard: BudgetGuard
 ) -> None:
-    from braket.program_sets import ProgramSet
+    # Program sets came in amazon-braket-sdk 1.97; older releases have none to price.
+    program_sets = pytest.importorskip("braket.program_sets")
+    ProgramSet = program_sets.ProgramSet
 
     emulator.braket.add_spending_limit(FORTE, "10")
     forte = await device()
@@ -235,3 +237,15 @@ async def test_guarded_session_covers_run_batch_pool_copies(
     held = await braket_guard.ledger.outstanding()
     assert {r.external_id for r in held} == arns and len(arns) == 2
     assert emulator.calls("braket.CreateQuantumTask") == 2
+
+
+async def test_an_sdk_without_the_hooked_methods_is_refused(
+    braket_guard: BudgetGuard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if the hook were not installed yet, on a release whose AwsSession lacks copy_session.
+    monkeypatch.setattr(braket_sdk, "_originals", {})
+    monkeypatch.delattr(AwsSession, "copy_session")
+    bridge = GuardBridge.current(braket_guard)
+    with pytest.raises(IntegrationError, match="has no copy_session"):
+        guard_session(AwsSession(boto3.Session(region_name="us-east-1")), bridge)
+    assert braket_sdk._originals == {}

@@ -1,9 +1,10 @@
-"""qiskit-ibm-runtime 0.51, guarded, against the emulator (real SDK, real HTTP on loopback)."""
+"""qiskit-ibm-runtime 0.50 and 0.51, guarded, against the emulator (real SDK, real HTTP)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +16,14 @@ from qiskit_ibm_runtime import Batch, QiskitRuntimeService, SamplerV2, Session
 from quotaguard.errors import BudgetExceeded, InvalidInput
 from quotaguard.guard import BudgetGuard
 from quotaguard.ibm import IBMRuntimeClient
-from quotaguard.integrations import GuardBridge, IntegrationError, WrongThread
+from quotaguard.integrations import (
+    ALLOW_UNTESTED,
+    GuardBridge,
+    IntegrationError,
+    UntestedSDKWarning,
+    WrongThread,
+    _versions,
+)
 from quotaguard.integrations.qiskit_runtime import (
     check_version,
     guard_runtime,
@@ -173,18 +181,80 @@ async def test_unguard_restores_the_sdk(
     assert await guard.ledger.outstanding() == []
 
 
-async def test_unsupported_version_fails_loudly_at_wrap_time(
-    emu: Emulator, guard: BudgetGuard, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def versions(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No opt-in in the environment, and no version warned about yet in this process."""
+    monkeypatch.delenv(ALLOW_UNTESTED, raising=False)
+    monkeypatch.setattr(_versions, "_warned", set())
+    return monkeypatch
+
+
+async def test_untested_version_fails_loudly_at_wrap_time(
+    emu: Emulator, guard: BudgetGuard, versions: pytest.MonkeyPatch
 ) -> None:
     svc = await asyncio.to_thread(make_service, emu)
-    monkeypatch.setattr(qiskit_ibm_runtime, "__version__", "0.52.0")
-    with pytest.raises(IntegrationError, match=r">=0.51,<0.52"):
+    versions.setattr(qiskit_ibm_runtime, "__version__", "0.52.0")
+    with pytest.raises(IntegrationError, match=rf">=0.50,<0.52.*{ALLOW_UNTESTED}=1"):
         guard_runtime(svc, guard)
     assert "program_run" not in vars(svc._active_api_client)  # nothing half-wrapped
-    check_version("0.51.3")
-    for bad in ("0.50.9", "1.0.0", "dev"):
-        with pytest.raises(IntegrationError):
+    for good in ("0.50.0", "0.50.9", "0.51.3", "0.51.0rc1"):
+        check_version(good)
+    for bad in ("0.52.0", "1.0.0", "dev"):
+        with pytest.raises(IntegrationError, match=ALLOW_UNTESTED):
             check_version(bad)
+    for old in ("0.49.2", "0.1.0"):
+        with pytest.raises(IntegrationError, match="older"):
+            check_version(old)
+
+
+async def test_opt_in_guards_an_untested_version_and_warns_once(
+    emu: Emulator, guard: BudgetGuard, versions: pytest.MonkeyPatch
+) -> None:
+    svc = await asyncio.to_thread(make_service, emu)
+    versions.setattr(qiskit_ibm_runtime, "__version__", "0.53.1")
+    versions.setenv(ALLOW_UNTESTED, "1")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        guard_runtime(svc, guard)
+        unguard_runtime(svc)
+        guard_runtime(svc, guard)  # the same version again: no second warning
+    assert [type(w.message) for w in seen] == [UntestedSDKWarning]
+    assert "qiskit-ibm-runtime 0.53.1" in str(seen[0].message)
+    # Guarded for real: over budget is refused before POST /jobs.
+    backend = await asyncio.to_thread(svc.backend, BACKEND)
+    circuit = await asyncio.to_thread(bell, backend)
+    with pytest.raises(BudgetExceeded):
+        await asyncio.to_thread(sample, backend, circuit, None)
+    assert emu.calls("ibm.create_job") == 0
+    # An older release is refused even when opted in: its submission path differs.
+    versions.setattr(qiskit_ibm_runtime, "__version__", "0.49.0")
+    with pytest.raises(IntegrationError, match="older"):
+        guard_runtime(svc, guard)
+    # Other values are not the opt-in.
+    versions.setenv(ALLOW_UNTESTED, "yes")
+    versions.setattr(qiskit_ibm_runtime, "__version__", "0.53.1")
+    with pytest.raises(IntegrationError, match=ALLOW_UNTESTED):
+        check_version("0.53.1")
+
+
+async def test_missing_hooks_refuse_even_when_opted_in(
+    emu: Emulator, guard: BudgetGuard, versions: pytest.MonkeyPatch
+) -> None:
+    svc = await asyncio.to_thread(make_service, emu)
+    versions.setenv(ALLOW_UNTESTED, "1")
+    versions.setattr(qiskit_ibm_runtime, "__version__", "0.60.0")
+
+    def program_run(program_id: str, backend: str, inputs: dict[str, Any]) -> None:
+        raise AssertionError("never called")
+
+    # A release whose client renamed the parameters the hook reads.
+    versions.setattr(svc._active_api_client, "program_run", program_run)
+    with pytest.raises(IntegrationError, match=r"program_run\(backend_name=\)"):
+        guard_runtime(svc, guard)
+    versions.delattr(svc._active_api_client, "program_run")
+    versions.delattr(type(svc._active_api_client), "create_session")
+    with pytest.raises(IntegrationError, match="has no create_session"):
+        guard_runtime(svc, guard)
 
 
 async def test_bad_input_at_wrap_time(emu: Emulator, guard: BudgetGuard) -> None:
