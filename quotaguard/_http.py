@@ -170,6 +170,7 @@ class HTTPClient(AsyncClosing):
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 connector=aiohttp.TCPConnector(limit=100),
+                trust_env=True,  # HTTPS_PROXY/NO_PROXY, as requests and botocore honour them
             )
             self._owns_session = True
         return self._session
