@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
-    from quotaguard.engine.model import Decision
+    from quotaguard.engine.model import Decision, Violation
 
 __all__ = [
     "AuthenticationError",
@@ -111,7 +111,7 @@ class BudgetExceeded(QuotaGuardError):
         super().__init__(lines)
 
     @property
-    def violations(self) -> tuple[object, ...]:
+    def violations(self) -> tuple[Violation, ...]:
         return tuple(self.decision.violations)
 
 

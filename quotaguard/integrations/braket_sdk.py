@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -48,6 +48,8 @@ __all__ = [
 _ATTR = "_quotaguard_braket"
 
 _lock = threading.Lock()
+#: The session type given, handed back: ``guard_session`` returns what it was passed.
+_Session = TypeVar("_Session")
 _originals: dict[str, Callable[..., Any]] = {}
 _active: BraketGuardConfig | None = None
 
@@ -168,12 +170,12 @@ def uninstall() -> None:
 
 
 def guard_session(
-    session: Any,
+    session: _Session,
     bridge: GuardBridge,
     *,
     budgets: Sequence[str] = (),
     prices: Mapping[str, Price] | None = None,
-) -> Any:
+) -> _Session:
     """Guard one ``AwsSession`` (and every session copied from it); returns the session."""
     config = BraketGuardConfig(bridge, budgets, prices or {})
     with _lock:

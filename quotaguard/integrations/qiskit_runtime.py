@@ -30,7 +30,7 @@ import functools
 import inspect
 import json
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -59,6 +59,8 @@ SUPPORTED_VERSIONS = ">=0.50,<0.52"
 #: Marks a wrapped client method; holds the original.
 _ORIGINAL = "__quotaguard_original__"
 _FACTORY = "_create_new_cloud_api_client"
+#: The service type given, handed back: ``guard_runtime`` returns what it was passed.
+_Service = TypeVar("_Service")
 
 
 @attrs.frozen
@@ -239,12 +241,12 @@ def _require(obj: object, names: Sequence[str], what: str) -> None:
 
 
 def guard_runtime(
-    service: Any,
+    service: _Service,
     guard: BudgetGuard | GuardBridge,
     *,
     budgets: Sequence[str] = (),
     timeout: float | None = None,
-) -> Any:
+) -> _Service:
     """Guard every job and session ``service`` submits; returns ``service``.
 
     ``guard`` is a :class:`GuardBridge`, or a ``BudgetGuard`` when called on the guard's running
