@@ -120,16 +120,23 @@ def test_start_owns_a_background_loop_for_synchronous_code() -> None:
         bridge.submit(Work(Decimal(1)), lambda: Job("toy-3"))
 
 
+def loop_threads() -> set[threading.Thread]:
+    """The bridges' loop threads (by name): other tests' threads start and end as they like."""
+    return {t for t in threading.enumerate() if t.name.startswith("quotaguard-guard-loop")}
+
+
 def test_start_with_a_failing_factory_stops_its_thread() -> None:
-    # Compared as sets: a thread another test left may end meanwhile (a count then drops).
-    before = set(threading.enumerate())
+    before = loop_threads()
 
     def broken() -> BudgetGuard:
         raise InvalidInput("ledger", "broken on purpose")
 
     with pytest.raises(InvalidInput):
         GuardBridge.start(broken)
-    assert set(threading.enumerate()) - before == set()
+    started = loop_threads() - before
+    for thread in started:  # a thread that is ending may need a moment: a bounded wait
+        thread.join(timeout=5)
+    assert [t for t in started if t.is_alive()] == []
 
 
 async def test_a_borrowed_loop_is_left_alone_on_close() -> None:
