@@ -1,5 +1,6 @@
-"""nox sessions: lint, typecheck, tests (two aiohttp versions), docs, bench; and the matrix CI
-runs: tests_python (the suite per Python), integrations (per SDK release), lowest (every floor).
+"""nox sessions: lint, typecheck, tests (two aiohttp versions), docs, bench, mutate (by hand);
+and the matrix CI runs: tests_python (the suite per Python), integrations (per SDK release),
+lowest (every floor).
 
 The default local run stays on one interpreter. CI (.ci/run) puts python3.11/3.12/3.13 on PATH
 and passes --error-on-missing-interpreters, so a missing one fails rather than being skipped.
@@ -112,3 +113,10 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     session.install(EXTRAS, *group("test"), *group("bench"), "aiobotocore")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def mutate(session: nox.Session) -> None:
+    """The curated mutants of the money path (tools/mutate.py); by hand, not in CI."""
+    session.install(EXTRAS, "aiohttp", *group("test"))
+    session.run("python", "tools/mutate.py", *session.posargs)

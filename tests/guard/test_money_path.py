@@ -103,3 +103,31 @@ async def test_watch_once_renews_a_bound_hold_before_half_its_lease_is_left(
         with pytest.raises(BudgetExceeded):
             await guard.submit(Work(Decimal(60)), lambda: Job("toy-second"))
     assert await ledger.lapsed() == []
+
+
+# -- an in-doubt hold is kept until its lease has ended by the guard's clock -----------------
+
+
+async def test_a_report_dated_ahead_of_the_guard_does_not_release_in_doubt_work_early(
+    toy: ToyAdapter, clock: FakeClock
+) -> None:
+    # The provider's clock runs ahead: its report is dated past the in-doubt lease while, by
+    # the guard's clock, the lease has not ended and the work may still reach the report.
+    ledger = MemoryLedger(time_source="caller")
+    lease = timedelta(hours=1)
+
+    async def send() -> Job:
+        raise RuntimeError("lost after the provider may have accepted it")
+
+    async with BudgetGuard(ledger, adapters=[toy], clock=clock, lease=lease) as guard:
+        await add_toy_budget(guard, "100")
+        with pytest.raises(RuntimeError):
+            await guard.submit(Work(Decimal(60)), send)
+        [held] = await guard.in_doubt()
+        assert held.in_doubt_since is not None
+        await ledger.record_report(toy.key, Decimal(0), at=held.in_doubt_since + 2 * lease)
+        clock.advance(minutes=20)
+        assert await guard.watch_once() == 0
+        assert (await ledger.get(held.id)).state is ReservationState.HELD
+        with pytest.raises(BudgetExceeded):  # its 60 of 100 still count
+            await guard.submit(Work(Decimal(60)), lambda: Job("toy-again"))
