@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ __all__ = [
     "Response",
     "RetryPolicy",
     "check_endpoint",
+    "check_timeout",
     "is_loopback",
     "set_testing",
 ]
@@ -108,6 +110,18 @@ def check_endpoint(url: object, field: str = "base_url") -> str:
     return url.rstrip("/")
 
 
+def check_timeout(value: object, field: str = "timeout") -> float:
+    """A positive, finite number of seconds (not a ``bool``)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidInput(field, f"must be a positive, finite number of seconds, got {value!r}")
+    return float(value)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -144,12 +158,10 @@ class HTTPClient(AsyncClosing):
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
-        if timeout <= 0:
-            raise InvalidInput("timeout", f"must be positive, got {timeout}")
         self.provider = provider
         self._session = session
         self._owns_session = session is None
-        self._timeout = timeout
+        self._timeout = check_timeout(timeout)
         self._retry = retry
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -240,9 +252,7 @@ class HTTPClient(AsyncClosing):
         normalises it (``%3A`` → ``:``), which breaks a signature computed over the path.
         """
         check_endpoint(url, "url")
-        if timeout is not None and timeout <= 0:
-            raise InvalidInput("timeout", f"must be positive, got {timeout}")
-        total = timeout or self._timeout
+        total = self._timeout if timeout is None else check_timeout(timeout)
         retry_on = RETRY_STATUSES if idempotent else RETRY_STATUSES & frozenset(safe_statuses)
         policy = self.retry
         attempts = policy.attempts if (idempotent or retry_on) else 1

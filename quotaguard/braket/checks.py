@@ -16,6 +16,7 @@ __all__ = [
     "MAX_SHOTS",
     "DeviceRef",
     "check_amount",
+    "check_region",
     "check_shots",
     "check_spending_limit_arn",
     "check_task_arn",
@@ -25,14 +26,18 @@ __all__ = [
 #: ``shots`` is a ``long`` in the Braket model.
 MAX_SHOTS = 2**63 - 1
 
+# Every pattern is used with fullmatch: "$" would also match before a trailing newline, and
+# an ARN's id part is printable ASCII (no spaces, no control characters).
 _DEVICE_ARN = re.compile(
-    r"^arn:aws[a-z\-]*:braket:(?P<region>[a-z0-9\-]*)::device/"
-    r"(?P<kind>qpu|quantum-simulator)/(?P<provider>[A-Za-z0-9_\-]+)/(?P<name>[A-Za-z0-9_.\-]+)$"
+    r"arn:aws[a-z\-]*:braket:(?P<region>[a-z0-9\-]*)::device/"
+    r"(?P<kind>qpu|quantum-simulator)/(?P<provider>[A-Za-z0-9_\-]+)/(?P<name>[A-Za-z0-9_.\-]+)"
 )
-# The model's SpendingLimitArn pattern, anchored.
-_LIMIT_ARN = re.compile(r"^arn:aws[a-z\-]*:braket:[a-z0-9\-]+:[0-9]{12}:spending-limit/[^\s]+$")
-_TASK_ARN = re.compile(r"^arn:aws[a-z\-]*:braket:[a-z0-9\-]+:[0-9]{12}:quantum-task/[^\s]+$")
-_AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
+# The model's SpendingLimitArn pattern, anchored at both ends.
+_LIMIT_ARN = re.compile(r"arn:aws[a-z\-]*:braket:[a-z0-9\-]+:[0-9]{12}:spending-limit/[\x21-\x7e]+")
+_TASK_ARN = re.compile(r"arn:aws[a-z\-]*:braket:[a-z0-9\-]+:[0-9]{12}:quantum-task/[\x21-\x7e]+")
+_AMOUNT = re.compile(r"\d+(\.\d{1,2})?")
+# botocore's rule for a region name (a valid host label).
+_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?")
 
 
 @attrs.frozen
@@ -57,7 +62,7 @@ def parse_device_arn(value: object, field: str = "device_arn") -> DeviceRef:
             "a Braket device ARN is required, e.g. 'arn:aws:braket:us-east-1::device/qpu/ionq/"
             "Forte-1'",
         )
-    match = _DEVICE_ARN.match(value)
+    match = _DEVICE_ARN.fullmatch(value)
     if match is None or len(value) > 256:
         raise InvalidInput(
             field,
@@ -67,8 +72,17 @@ def parse_device_arn(value: object, field: str = "device_arn") -> DeviceRef:
     return DeviceRef(value, match["region"], match["kind"], match["provider"], match["name"])
 
 
+def check_region(value: object, field: str = "region") -> str:
+    """An AWS region name such as ``us-east-1`` (a host label: it becomes part of the URL)."""
+    if not isinstance(value, str) or not _REGION.fullmatch(value):
+        raise InvalidInput(
+            field, f"{value!r} is not an AWS region name; expected one such as 'us-east-1'"
+        )
+    return value
+
+
 def check_spending_limit_arn(value: object, field: str = "spending_limit_arn") -> str:
-    if not isinstance(value, str) or not _LIMIT_ARN.match(value) or len(value) > 256:
+    if not isinstance(value, str) or not _LIMIT_ARN.fullmatch(value) or len(value) > 256:
         raise InvalidInput(
             field,
             f"{value!r} is not a spending-limit ARN; expected "
@@ -78,7 +92,7 @@ def check_spending_limit_arn(value: object, field: str = "spending_limit_arn") -
 
 
 def check_task_arn(value: object, field: str = "quantum_task_arn") -> str:
-    if not isinstance(value, str) or not _TASK_ARN.match(value) or len(value) > 256:
+    if not isinstance(value, str) or not _TASK_ARN.fullmatch(value) or len(value) > 256:
         raise InvalidInput(
             field,
             f"{value!r} is not a quantum-task ARN; expected "
@@ -100,7 +114,7 @@ def check_amount(value: object, field: str = "amount") -> Decimal:
         raise InvalidInput(
             field, f"amount must be a Decimal or a string, got {type(value).__name__}{hint}"
         )
-    if not _AMOUNT.match(text):
+    if not _AMOUNT.fullmatch(text):
         raise InvalidInput(
             field,
             f"amount {text!r} must be a non-negative number of dollars with at most two "

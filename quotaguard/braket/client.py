@@ -21,7 +21,7 @@ import botocore.session
 from quotaguard._aio import AsyncClosing
 from quotaguard._http import HTTPClient, Response, RetryPolicy, check_endpoint
 from quotaguard.braket import sansio
-from quotaguard.braket.checks import parse_device_arn
+from quotaguard.braket.checks import check_region, parse_device_arn
 from quotaguard.braket.models import Device, QuantumTask, SpendingLimit, TimePeriod
 from quotaguard.braket.pricing import DEFAULT_OFFERS_URL, PriceTable
 from quotaguard.braket.signing import sign
@@ -62,9 +62,9 @@ class BraketClient(AsyncClosing):
         resolved = (
             region or os.environ.get("AWS_REGION") or self._botocore.get_config_variable("region")
         )
-        if not isinstance(resolved, str) or not resolved:
+        if resolved is None or resolved == "":
             raise InvalidInput("region", "no AWS region; pass region= or set AWS_REGION")
-        self.region = resolved
+        self.region = check_region(resolved)
         self.endpoint = endpoint_for(resolved, endpoint_url)
         self._http = HTTPClient(
             provider=sansio.PROVIDER, session=session, timeout=timeout, retry=retry

@@ -57,23 +57,40 @@ class UnknownPrice(InvalidInput, LookupError):
         return f"{self.field}: {self.reason}"
 
 
-def _money(value: object) -> Decimal:
+def _money(value: object, field: str = "price") -> Decimal:
     if isinstance(value, str):
         try:
             value = Decimal(value)
         except InvalidOperation as exc:
-            raise InvalidInput("price", f"{value!r} is not a number") from exc
-    return as_amount(value, "price")
+            raise InvalidInput(field, f"{value!r} is not a number") from exc
+    return as_amount(value, field)
+
+
+def _per_task(value: object) -> Decimal:
+    return _money(value, "per_task")
+
+
+def _per_shot(value: object) -> Decimal:
+    return _money(value, "per_shot")
+
+
+def _per_minute(value: object) -> Decimal:
+    return _money(value, "per_minute")
+
+
+def _min_seconds(_: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(attribute.name, f"expected whole seconds (an int >= 0), got {value!r}")
 
 
 @attrs.frozen
 class Price:
     """One device's list price in USD. QPUs: per task + per shot. Simulators: per minute."""
 
-    per_task: Decimal = attrs.field(default=Decimal(0), converter=_money)
-    per_shot: Decimal = attrs.field(default=Decimal(0), converter=_money)
-    per_minute: Decimal = attrs.field(default=Decimal(0), converter=_money)
-    min_seconds: int = 0
+    per_task: Decimal = attrs.field(default=Decimal(0), converter=_per_task)
+    per_shot: Decimal = attrs.field(default=Decimal(0), converter=_per_shot)
+    per_minute: Decimal = attrs.field(default=Decimal(0), converter=_per_minute)
+    min_seconds: int = attrs.field(default=0, validator=_min_seconds)
 
     def estimate(self, shots: int, duration: timedelta | None = None) -> Decimal:
         cost = self.per_task + self.per_shot * shots

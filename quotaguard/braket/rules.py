@@ -14,9 +14,10 @@ from decimal import Decimal
 
 from quotaguard.braket.checks import check_amount, check_shots, parse_device_arn
 from quotaguard.braket.models import Device, SpendingLimit, TimePeriod
-from quotaguard.braket.pricing import PriceTable
+from quotaguard.braket.pricing import Price, PriceTable
 from quotaguard.braket.work import BraketTask
 from quotaguard.engine import Budget, Charge, Estimate, FixedWindow, NoWindow, Unit, Violation
+from quotaguard.engine.amounts import MAX_AMOUNT
 from quotaguard.engine.windows import check_aware
 from quotaguard.errors import InvalidInput
 
@@ -104,6 +105,20 @@ def check_update(amount: Decimal, current: SpendingLimit | None) -> None:
         )
 
 
+def _too_costly(task: BraketTask, shots: int, price: Price, amount: Decimal) -> InvalidInput:
+    """Work priced beyond what any budget can hold: the caller asked for too much of something
+    (shots, run time), and the error names that, not the charge it would have made."""
+    if price.per_shot * shots > MAX_AMOUNT / 2 or not price.per_minute:
+        field, what = "shots", f"{shots} shots at {price.per_shot} USD a shot"
+    else:
+        field, what = "duration", f"a run of {task.duration} at {price.per_minute} USD a minute"
+    return InvalidInput(
+        field,
+        f"{what} would cost {amount} USD, more than any budget can hold ({MAX_AMOUNT} USD); "
+        "check the number",
+    )
+
+
 def estimate(
     task: BraketTask,
     *,
@@ -142,6 +157,8 @@ def estimate(
         )
         return Estimate((), tuple(violations), Decimal(0), Unit.USD, qpu)
     amount = price.estimate(shots, task.duration)
+    if amount > MAX_AMOUNT:
+        raise _too_costly(task, shots, price, amount)
     charges: tuple[Charge, ...] = ()
     if qpu and limit is not None and limit.device_arn == task.device_arn:
         charges = (Charge(key, amount, Unit.USD),)

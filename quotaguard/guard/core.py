@@ -9,7 +9,6 @@ work (``sending``), settling and watching the :class:`Settler`'s (``settlement``
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,16 +17,27 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from quotaguard._aio import AsyncClosing
-from quotaguard.engine.amounts import Unit, as_amount, to_micro
+from quotaguard.engine.amounts import Unit, to_micro
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Estimate, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
-from quotaguard.engine.windows import check_aware
 from quotaguard.errors import BudgetExceeded, InvalidInput
+from quotaguard.guard.checks import (
+    check_adapters,
+    check_budget_keys,
+    check_clock,
+    check_fail_mode,
+    check_ledger,
+    check_period,
+    check_price_per_second,
+    check_providers,
+    check_seconds,
+    check_watch,
+)
 from quotaguard.guard.contract import Adapter, Submission
 from quotaguard.guard.sending import Sender
 from quotaguard.guard.settlement import Settler
 from quotaguard.guard.units import UnitConverter
-from quotaguard.ledger.base import Ledger, check_lease
+from quotaguard.ledger.base import Ledger, check_idempotency_key, check_lease
 from quotaguard.ledger.sqlite import SQLiteLedger
 
 if TYPE_CHECKING:
@@ -68,23 +78,18 @@ class BudgetGuard(AsyncClosing):
         adapters: Sequence[Adapter] = (),
         max_in_doubt: timedelta = timedelta(hours=24),
     ) -> None:
-        if fail_mode not in ("closed", "open"):
-            raise InvalidInput("fail_mode", f"must be 'closed' or 'open', got {fail_mode!r}")
-        if ibm_price_per_second is not None:
-            ibm_price_per_second = as_amount(ibm_price_per_second, "ibm_price_per_second")
-        if state_ttl <= timedelta(0) or max_staleness < state_ttl:
-            raise InvalidInput("state_ttl", "state_ttl must be > 0 and <= max_staleness")
+        fail_mode = check_fail_mode(fail_mode)
+        ibm_price_per_second = check_price_per_second(ibm_price_per_second)
+        check_period(state_ttl, "state_ttl")
+        if check_period(max_staleness, "max_staleness") < state_ttl:
+            raise InvalidInput("max_staleness", f"must be at least state_ttl ({state_ttl})")
         check_lease(lease)
-        if (
-            isinstance(submit_timeout, bool)
-            or not isinstance(submit_timeout, (int, float))
-            or not math.isfinite(submit_timeout)
-            or submit_timeout <= 0
-        ):
-            raise InvalidInput(
-                "submit_timeout", f"must be a positive number of seconds, got {submit_timeout!r}"
-            )
-        check_aware(clock(), "clock()")
+        check_seconds(submit_timeout, "submit_timeout")
+        check_clock(clock)
+        if ledger is not None:
+            check_ledger(ledger)
+        adapters = check_adapters(adapters)
+        check_providers(ibm, braket, prices, ibm_policy)
         if not isinstance(max_in_doubt, timedelta) or max_in_doubt < lease:
             raise InvalidInput("max_in_doubt", f"must be a timedelta >= lease ({lease})")
         self._owns_ledger = ledger is None
@@ -92,7 +97,7 @@ class BudgetGuard(AsyncClosing):
         self._clock = clock
         self._lease = lease
         self._converter = UnitConverter(ibm_price_per_second)
-        self.fail_mode = fail_mode
+        self._fail_mode: Literal["closed", "open"] = fail_mode
         self._budget_units: dict[str, Unit] = {}
         # The same work is priced into the same user budgets over and over: a Charge is
         # frozen, so one built (and validated) for an amount and unit serves every repeat.
@@ -142,7 +147,7 @@ class BudgetGuard(AsyncClosing):
 
     @ledger.setter
     def ledger(self, ledger: Ledger) -> None:
-        self._ledger = self._sender.ledger = self._settler.ledger = ledger
+        self._ledger = self._sender.ledger = self._settler.ledger = check_ledger(ledger)
 
     @property
     def adapters(self) -> list[Adapter]:
@@ -150,7 +155,7 @@ class BudgetGuard(AsyncClosing):
 
     @adapters.setter
     def adapters(self, adapters: list[Adapter]) -> None:
-        self._adapters = self._settler.adapters = adapters
+        self._adapters = self._settler.adapters = check_adapters(adapters)
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -158,7 +163,7 @@ class BudgetGuard(AsyncClosing):
 
     @clock.setter
     def clock(self, clock: Callable[[], datetime]) -> None:
-        self._clock = self._sender.clock = self._settler.clock = clock
+        self._clock = self._sender.clock = self._settler.clock = check_clock(clock)
 
     @property
     def lease(self) -> timedelta:
@@ -166,7 +171,7 @@ class BudgetGuard(AsyncClosing):
 
     @lease.setter
     def lease(self, lease: timedelta) -> None:
-        self._lease = self._settler.lease = lease
+        self._lease = self._settler.lease = check_lease(lease)
 
     @property
     def max_in_doubt(self) -> timedelta:
@@ -182,7 +187,7 @@ class BudgetGuard(AsyncClosing):
 
     @submit_timeout.setter
     def submit_timeout(self, seconds: float) -> None:
-        self._sender.submit_timeout = seconds
+        self._sender.submit_timeout = check_seconds(seconds, "submit_timeout")
 
     @property
     def ibm_price_per_second(self) -> Decimal | None:
@@ -190,7 +195,16 @@ class BudgetGuard(AsyncClosing):
 
     @ibm_price_per_second.setter
     def ibm_price_per_second(self, price: Decimal | None) -> None:
-        self._converter = self._settler.converter = UnitConverter(price)
+        self._converter = self._settler.converter = UnitConverter(check_price_per_second(price))
+
+    @property
+    def fail_mode(self) -> Literal["closed", "open"]:
+        """``"closed"``: refuse work when provider state is unavailable; ``"open"``: admit it."""
+        return self._fail_mode
+
+    @fail_mode.setter
+    def fail_mode(self, mode: Literal["closed", "open"]) -> None:
+        self._fail_mode = check_fail_mode(mode)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -238,11 +252,9 @@ class BudgetGuard(AsyncClosing):
         return adapter, estimate
 
     async def _charges(
-        self, estimate: Estimate, budgets: Iterable[str], adapter: Adapter
+        self, estimate: Estimate, budgets: tuple[str, ...], adapter: Adapter
     ) -> tuple[Charge, ...]:
         """Provider charges plus one per named user budget, converted where a price allows."""
-        if isinstance(budgets, str):
-            raise InvalidInput("budgets", "pass a sequence of budget keys, e.g. ('team:a',)")
         charges = list(estimate.charges)
         seen: set[str] = {c.budget for c in charges}
         converter = self._converter
@@ -267,10 +279,11 @@ class BudgetGuard(AsyncClosing):
             charges.append(charge)
         return tuple(charges)
 
-    async def check(self, work: object, *, budgets: Sequence[str] = ()) -> Decision:
+    async def check(self, work: object, *, budgets: Iterable[str] = ()) -> Decision:
         """Would this work be admitted now? Reserves nothing, sends nothing."""
+        named = check_budget_keys(budgets)
         adapter, estimate = await self._estimate(work)
-        charges = await self._charges(estimate, budgets, adapter)
+        charges = await self._charges(estimate, named, adapter)
         if estimate.violations:
             return Decision.reject(adapter.explain(work, estimate.violations), charges)
         now = self._clock()
@@ -289,19 +302,21 @@ class BudgetGuard(AsyncClosing):
         work: object,
         submit: Callable[[], Awaitable[Any]] | Callable[[], Any],
         *,
-        budgets: Sequence[str] = (),
+        budgets: Iterable[str] = (),
         idempotency_key: str | None = None,
     ) -> Submission:
         """Reserve, then call ``submit`` only if admitted; raises :class:`BudgetExceeded`."""
         if not callable(submit):
             raise InvalidInput("submit", "must be a callable that sends the work")
+        keys = check_budget_keys(budgets)  # read once: a generator is not read again below
+        idempotency_key = check_idempotency_key(idempotency_key)
         if idempotency_key is None:
-            return await self._submit(work, submit, budgets, None)
+            return await self._submit(work, submit, keys, None)
         # One in-process flight per key: a concurrent duplicate waits for the first and gets
         # its result; if the first was cancelled, the duplicate takes over the flight.
         while (flight := self._inflight.get(idempotency_key)) is not None:
             first_work, first_budgets, future = flight
-            if (first_work, first_budgets) != (work, tuple(budgets)):
+            if (first_work, first_budgets) != (work, keys):
                 raise InvalidInput(
                     "idempotency_key",
                     f"key {idempotency_key!r} is in use for different work or budgets",
@@ -316,9 +331,9 @@ class BudgetGuard(AsyncClosing):
             return attrs.evolve(first, replayed=True)
         mine: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
         mine.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._inflight[idempotency_key] = (work, tuple(budgets), mine)
+        self._inflight[idempotency_key] = (work, keys, mine)
         try:
-            submission = await self._submit(work, submit, budgets, idempotency_key)
+            submission = await self._submit(work, submit, keys, idempotency_key)
             mine.set_result(submission)
             return submission
         except asyncio.CancelledError:
@@ -334,7 +349,7 @@ class BudgetGuard(AsyncClosing):
         self,
         work: object,
         submit: Callable[[], Any],
-        budgets: Sequence[str],
+        budgets: tuple[str, ...],
         idempotency_key: str | None,
     ) -> Submission:
         adapter, estimate = await self._estimate(work)
@@ -386,7 +401,13 @@ class BudgetGuard(AsyncClosing):
         return await self._ledger.release(reservation.id, now=self._clock())
 
     def watch(self, *, interval: float = 5.0, max_interval: float = 60.0) -> asyncio.Task[None]:
-        """Settle bound submissions as their jobs end and renew their leases meanwhile."""
+        """Settle bound submissions as their jobs end and renew their leases meanwhile.
+
+        A pass runs every ``interval`` seconds; after a failed pass the pause doubles, up to
+        ``max_interval``. Both are positive, finite seconds, checked here: a bad value is
+        refused at once rather than killing (or spinning) the loop later.
+        """
+        interval, max_interval = check_watch(interval, max_interval)
         return self._settler.watch(interval=interval, max_interval=max_interval)
 
     async def watch_once(self) -> int:

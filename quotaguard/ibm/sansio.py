@@ -78,10 +78,11 @@ REGIONS: Final[Mapping[str, str]] = {
     "eu-de": "https://eu-de.quantum.cloud.ibm.com/api",
 }
 
-_ACCOUNT_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
-_RESOURCE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
+# Used with fullmatch only: "$" would also match before a trailing newline.
+_ACCOUNT_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
 @attrs.frozen
@@ -100,11 +101,12 @@ class Request:
 
 
 def check_crn(crn: object, field: str = "service_crn") -> str:
-    if not isinstance(crn, str) or not crn.startswith("crn:") or not _PRINTABLE.match(crn):
+    if not isinstance(crn, str) or not crn.startswith("crn:") or not _PRINTABLE.fullmatch(crn):
         raise InvalidInput(
             field,
             "expected the instance's IBM Cloud CRN (crn:v1:bluemix:public:quantum-computing:"
-            "<region>:a/<account>:<instance>::)",
+            "<region>:a/<account>:<instance>::): printable ASCII, no spaces or control "
+            "characters such as a trailing newline",
         )
     if len(crn) > 512:
         raise InvalidInput(field, "a CRN is at most 512 characters")
@@ -118,13 +120,13 @@ def region_from_crn(crn: str) -> str | None:
 
 
 def check_api_version(value: object) -> str:
-    if not isinstance(value, str) or not _API_VERSION.match(value):
+    if not isinstance(value, str) or not _API_VERSION.fullmatch(value):
         raise InvalidInput("api_version", f"expected a date like 2026-03-15, got {value!r}")
     return value
 
 
 def _resource_id(value: object, field: str) -> str:
-    if not isinstance(value, str) or not _RESOURCE_ID.match(value):
+    if not isinstance(value, str) or not _RESOURCE_ID.fullmatch(value):
         raise InvalidInput(
             field, "expected 1-128 characters of letters, digits, '.', '_', ':' or '-'"
         )
@@ -181,15 +183,17 @@ def build_update_instance_configuration(instance_limit: object) -> Request:
 
 
 def build_get_account(account_id: object, plan_id: object = None) -> Request:
-    if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id):
+    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
         raise InvalidInput(
             "account_id",
             "expected 1-64 letters, digits, '-' or '_' (the account id without the 'a/' prefix)",
         )
     path = f"/v1/accounts/{account_id}"
     if plan_id is not None:
-        if not isinstance(plan_id, str) or not 1 <= len(plan_id) <= 64 or "\n" in plan_id:
-            raise InvalidInput("plan_id", "expected 1-64 characters on one line, or None")
+        if not isinstance(plan_id, str) or not 1 <= len(plan_id) <= 64 or not plan_id.isprintable():
+            raise InvalidInput(
+                "plan_id", "expected 1-64 printable characters (no control characters), or None"
+            )
         path += "?" + urlencode({"plan_id": plan_id})
     return Request("get_account", "GET", path)
 

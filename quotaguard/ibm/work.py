@@ -19,7 +19,8 @@ __all__ = ["MAX_EXECUTION_TIME_MAX", "IBMJob", "IBMSession", "parse_duration"]
 #: IBM's bound for ``max_execution_time`` (a signed 32-bit integer of seconds).
 MAX_EXECUTION_TIME_MAX = 2**31 - 1
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# Used with fullmatch only: "$" would also match before a trailing newline.
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
 def parse_duration(value: object, field: str) -> int:
@@ -33,7 +34,7 @@ def parse_duration(value: object, field: str) -> int:
         if text.isdigit():
             seconds = int(text)
         else:
-            match = _DURATION.match(text)
+            match = _DURATION.fullmatch(text)
             if not text or match is None:
                 raise InvalidInput(
                     field, f"cannot read {value!r}; use seconds or a duration like '1h30m'"
@@ -50,8 +51,10 @@ def parse_duration(value: object, field: str) -> int:
 
 
 def _backend(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput("backend", "expected a backend name such as 'ibm_torino'")
+    if not isinstance(value, str) or not value.strip() or not value.isprintable():
+        raise InvalidInput(
+            "backend", "expected a backend name such as 'ibm_torino' (no control characters)"
+        )
     return value
 
 
@@ -87,8 +90,13 @@ def _bytes(field: str) -> Callable[[object], int]:
 
 def _optional_id(field: str) -> Callable[[object], str | None]:
     def convert(value: object) -> str | None:
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise InvalidInput(field, f"expected a non-empty string or None, got {value!r}")
+        if value is not None and (
+            not isinstance(value, str) or not value.strip() or not value.isprintable()
+        ):
+            raise InvalidInput(
+                field,
+                f"expected a non-empty string without control characters, or None; got {value!r}",
+            )
         return value
 
     return convert
