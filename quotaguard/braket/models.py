@@ -3,7 +3,8 @@
 Success bodies go straight from ``json.loads`` into these classes (botocore's parser is not on
 the hot path). Amounts are ``Decimal`` (Braket sends them as strings); ``timePeriod`` bounds
 arrive as epoch seconds and ``createdAt``/``updatedAt`` as ISO 8601, so the datetime hook takes
-both. A body of the wrong shape raises :class:`MalformedPayload` naming the wire field.
+both. A body of the wrong shape raises :class:`MalformedPayload` naming the wire field, and so
+does a negative amount or count (a negative ``queuedSpend`` is never a credit).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
+from quotaguard._wire import negative_figure
 from quotaguard.engine.windows import check_aware
 from quotaguard.errors import InvalidInput, MalformedPayload
 
@@ -202,7 +204,7 @@ def _wire_path(message: str) -> tuple[str, str]:
 def structure(data: object, cls: type[T], *, path: str = "$") -> T:
     """Structure ``data`` into ``cls``; a wrong shape raises :class:`MalformedPayload`."""
     try:
-        return CONVERTER.structure(data, cls)
+        value = CONVERTER.structure(data, cls)
     except InvalidInput as exc:  # a model validator (e.g. end before start)
         raise MalformedPayload(
             f"{path}.{camel(exc.field)}", exc.reason, provider="braket"
@@ -211,3 +213,11 @@ def structure(data: object, cls: type[T], *, path: str = "$") -> T:
         messages = cattrs.transform_error(exc, path=path) if isinstance(exc, Exception) else []
         field, text = _wire_path(messages[0]) if messages else (path, str(exc))
         raise MalformedPayload(field, text, provider="braket") from None
+    if (negative := negative_figure(value, path, camel)) is not None:
+        field, number = negative
+        raise MalformedPayload(
+            field,
+            f"Braket reported {number}; spend, limits and shots are never negative",
+            provider="braket",
+        )
+    return value

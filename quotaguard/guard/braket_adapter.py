@@ -14,7 +14,7 @@ from quotaguard.braket.work import BraketTask
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Estimate, Violation
 from quotaguard.errors import BudgetUnavailable
-from quotaguard.guard.cache import CachedState
+from quotaguard.guard.cache import CachedState, check_not_future
 from quotaguard.ledger.base import Ledger
 
 if TYPE_CHECKING:
@@ -92,12 +92,15 @@ class BraketAdapter:
     async def record(
         self, limit: SpendingLimit, *, at: datetime, before: Mapping[str, Decimal] | None = None
     ) -> None:
-        """Make the limit a budget and report Braket's spend to the ledger.
+        """Make the limit a budget and report Braket's spend to the ledger (a limit dated after
+        ``at`` is refused first, as a provider error).
 
         Braket's queued spend already includes tasks we hold reservations for; those holds
         still count locally, so they are taken out of the report, but only those bound
         before the fetch and still held after it: the sum never undercounts.
         """
+        check_not_future(limit.created_at, at, "$.createdAt", self.provider)
+        check_not_future(limit.updated_at, at, "$.updatedAt", self.provider)
         budget, reported = rules.limit_budget(limit), rules.reported_used(limit)
         await self.ledger.put_budget(budget)
         if before:

@@ -14,12 +14,33 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-from quotaguard.errors import BudgetUnavailable, ProviderError, ProviderUnavailable, QuotaGuardError
+from quotaguard.errors import (
+    BudgetUnavailable,
+    MalformedPayload,
+    ProviderError,
+    ProviderUnavailable,
+    QuotaGuardError,
+)
 
-__all__ = ["CachedState"]
+__all__ = ["FUTURE_TOLERANCE", "CachedState", "check_not_future"]
 
 log = logging.getLogger("quotaguard.cache")
 T = TypeVar("T")
+
+#: How far ahead of the guard's clock a provider may date its state (clocks differ a little).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def check_not_future(when: datetime | None, now: datetime, field: str, provider: str) -> None:
+    """State a provider dates later than ``now`` (beyond :data:`FUTURE_TOLERANCE`) is outside
+    its domain: a provider error (the fail mode decides), never a fresher report or a credit."""
+    if when is not None and when > now + FUTURE_TOLERANCE:
+        raise MalformedPayload(
+            field,
+            f"{provider} dated this {when.isoformat()}, later than now ({now.isoformat()}) by "
+            f"more than {FUTURE_TOLERANCE.total_seconds():g} s; state from the future is not used",
+            provider=provider,
+        )
 
 
 class CachedState(Generic[T]):

@@ -13,7 +13,7 @@ import attrs
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Budget, Estimate, Violation
 from quotaguard.errors import BudgetUnavailable, InvalidInput
-from quotaguard.guard.cache import CachedState
+from quotaguard.guard.cache import CachedState, check_not_future
 from quotaguard.ibm import rules
 from quotaguard.ibm.models import JobStatus
 from quotaguard.ibm.work import IBMJob, IBMSession
@@ -66,6 +66,10 @@ class IBMAdapter:
     async def _fetch(self) -> GetUsageResponse:
         at = self.clock()
         usage = await self.client.get_usage()
+        if usage.usage_period is not None:
+            # A period that has not begun yet is no report of this one: nonsense, not a reset.
+            start = usage.usage_period.start_time
+            check_not_future(start, at, "$.usage_period.start_time", self.provider)
         instance_limit = None
         if usage.usage_limit_seconds is None:
             # Some instances report their limit only on /v1/instance: one more GET per refresh,
@@ -103,13 +107,20 @@ class IBMAdapter:
         if cache is None:
             cache = CachedState(
                 f"ibm-session:{session_id}",
-                lambda: self.client.get_session(session_id),
+                lambda: self._fetch_session(session_id),
                 ttl=self._ttl,
                 max_staleness=self._max_staleness,
                 clock=self.clock,
             )
             self._sessions[session_id] = cache
         return (await cache.get()).remaining_seconds(self.clock())
+
+    async def _fetch_session(self, session_id: str) -> Session:
+        at = self.clock()
+        session = await self.client.get_session(session_id)
+        # A session started in the future would have more than its max_ttl left.
+        check_not_future(session.started_at, at, "$.started_at", self.provider)
+        return session
 
     async def estimate(
         self, work: IBMJob | IBMSession, *, now: datetime, fail_open: bool

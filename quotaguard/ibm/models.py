@@ -8,7 +8,8 @@ attrs class. The converter is lenient where IBM is inconsistent and strict where
   become ``Decimal`` (JSON is parsed with ``parse_float=Decimal``, so ``60.7`` stays exact);
 - date-times are ISO 8601 and become timezone-aware UTC (IBM omits the offset at times: UTC);
 - a value of the wrong shape raises :class:`MalformedPayload` naming the wire field
-  (``$.usage_consumed_seconds``), never a cattrs traceback.
+  (``$.usage_consumed_seconds``), never a cattrs traceback; so does a negative number (every
+  figure IBM sends is a count of seconds or a limit: a negative one is never a credit).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn
 
+from quotaguard._wire import negative_figure
 from quotaguard.errors import MalformedPayload
 
 __all__ = [
@@ -219,7 +221,8 @@ class Session:
         if self.max_ttl is None:
             return Decimal(0)
         if self.started_at is not None:
-            elapsed = Decimal(str((now - self.started_at).total_seconds()))
+            # Never negative: a start after ``now`` must not leave more than max_ttl.
+            elapsed = max(Decimal(str((now - self.started_at).total_seconds())), Decimal(0))
         else:
             elapsed = self.elapsed_time or Decimal(0)
         return max(Decimal(self.max_ttl) - elapsed, Decimal(0))
@@ -361,7 +364,13 @@ def structure(data: Any, cls: type[T], *, path: str = "$") -> T:
             path, f"expected a JSON object, got {type(data).__name__}", provider="ibm"
         )
     try:
-        return converter.structure(data, cls)
+        value = converter.structure(data, cls)
     except (ClassValidationError, IterableValidationError, ValueError, TypeError) as exc:
         field, reason = _first_error(exc, path)
         raise MalformedPayload(field, reason, provider="ibm") from None
+    if (negative := negative_figure(value, path)) is not None:
+        field, number = negative
+        raise MalformedPayload(
+            field, f"IBM reported {number}; seconds and limits are never negative", provider="ibm"
+        )
+    return value
