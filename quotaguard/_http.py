@@ -3,7 +3,8 @@
 Everything above this module deals in :class:`~quotaguard._wire.Response` values (header keys
 lower-cased here, once) and quotaguard errors; only here do aiohttp's types and exceptions
 appear. ``CancelledError`` is never swallowed. No header value is ever logged or put into an
-error message (they carry credentials).
+error message (they carry credentials), and an error answer is scrubbed of the owning client's
+credentials and of anything shaped like one before any caller reads it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import attrs
 import yarl
 
 from quotaguard._aio import AsyncClosing
-from quotaguard._wire import Response
+from quotaguard._wire import Response, scrub, scrub_response
 from quotaguard.errors import InvalidInput, ProviderUnavailable
 
 __all__ = [
@@ -157,6 +158,7 @@ class HTTPClient(AsyncClosing):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        secrets: Callable[[], Collection[str]] = tuple,
     ) -> None:
         self.provider = provider
         self._session = session
@@ -166,6 +168,9 @@ class HTTPClient(AsyncClosing):
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clock = clock
+        #: The credentials the owning client holds now (key, secret, token): scrubbed from
+        #: every error answer and transport error, with anything shaped like a credential.
+        self._secrets = secrets
 
     def __repr__(self) -> str:
         return f"HTTPClient(provider={self.provider!r}, timeout={self._timeout})"
@@ -224,7 +229,7 @@ class HTTPClient(AsyncClosing):
             # str(exc) of aiohttp errors names host and reason only, never headers. A connector
             # error (DNS, refused, TLS, proxy) comes before any byte of the request is written.
             raise ProviderUnavailable(
-                f"{method} {url} failed: {type(exc).__name__}: {exc}",
+                scrub(f"{method} {url} failed: {type(exc).__name__}: {exc}", self._secrets()),
                 provider=self.provider,
                 request_sent=False if isinstance(exc, aiohttp.ClientConnectorError) else None,
             ) from exc
@@ -274,6 +279,10 @@ class HTTPClient(AsyncClosing):
                 await self._sleep(delay)
                 continue
             log.debug("%s %s -> %d", method, url, response.status)
+            if not response.ok:
+                # The one place a provider's error text enters the library: from here on no
+                # message, exception or log built from it can carry a credential.
+                response = scrub_response(response, self._secrets())
             if response.status not in retry_on or last:
                 return response
             unsent = False

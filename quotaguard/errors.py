@@ -2,7 +2,9 @@
 
 Errors carry data (the decision, the wire field, the provider's trace id) so callers can act on
 them without parsing messages. No error text ever contains a credential: messages are built
-from fields we choose, never from request headers.
+from fields we choose, never from request headers, and a provider's own words reach them only
+after ``quotaguard._http`` scrubbed the answer of the client's credentials and of anything
+shaped like one (a SigV4 canonical request, a security token, a bearer token).
 """
 
 from __future__ import annotations

@@ -67,9 +67,16 @@ class BraketClient(AsyncClosing):
         self.region = check_region(resolved)
         self.endpoint = endpoint_for(resolved, endpoint_url)
         self._http = HTTPClient(
-            provider=sansio.PROVIDER, session=session, timeout=timeout, retry=retry
+            provider=sansio.PROVIDER,
+            session=session,
+            timeout=timeout,
+            retry=retry,
+            secrets=lambda: self._held,
         )
         self._credentials: botocore.credentials.Credentials | None = None
+        # The credentials of the latest signatures (a refresh keeps the one before): scrubbed
+        # from every error answer, which may quote the request it refused.
+        self._held: tuple[str, ...] = ()
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -93,8 +100,13 @@ class BraketClient(AsyncClosing):
         if isinstance(creds, botocore.credentials.RefreshableCredentials) and (
             creds.refresh_needed()
         ):
-            return await asyncio.to_thread(creds.get_frozen_credentials)
-        return creds.get_frozen_credentials()
+            frozen = await asyncio.to_thread(creds.get_frozen_credentials)
+        else:
+            frozen = creds.get_frozen_credentials()
+        held = tuple(v for v in (frozen.access_key, frozen.secret_key, frozen.token) if v)
+        if held != self._held[: len(held)]:
+            self._held = (*held, *self._held[:3])
+        return frozen
 
     async def _send(self, request: sansio.Request) -> Response:
         creds = await self._frozen()

@@ -81,6 +81,8 @@ class IAMAuth:
         self._clock = clock
         self._max_margin = max_margin
         self._cached: _Cached | None = None
+        # The latest tokens issued, newest first: an error may still quote one just replaced.
+        self._recent: tuple[str, ...] = ()
         self._inflight: asyncio.Task[_Cached] | None = None
         #: How many token exchanges this object made (for tests and metrics).
         self.exchanges = 0
@@ -100,6 +102,10 @@ class IAMAuth:
         # Shielded: a cancelled caller leaves the shared refresh running for the others.
         return (await asyncio.shield(task)).value
 
+    def secrets(self) -> tuple[str, ...]:
+        """What this object holds that no message may show: the API key and recent tokens."""
+        return (self._api_key.reveal(), *self._recent)
+
     def invalidate(self, token: str) -> None:
         """Forget ``token`` if it is still the cached one (a newer token stays)."""
         if self._cached is not None and self._cached.value == token:
@@ -110,6 +116,7 @@ class IAMAuth:
             self._inflight = None
         if not task.cancelled() and task.exception() is None:
             self._cached = task.result()
+            self._recent = (self._cached.value, *self._recent[:3])
 
     async def _exchange(self) -> _Cached:
         form, headers = build_iam_token(self._api_key.reveal())

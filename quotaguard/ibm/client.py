@@ -76,6 +76,7 @@ class IBMRuntimeClient(AsyncClosing):
             retry=retry,
             sleep=sleep,
             clock=self._clock,
+            secrets=lambda: self._auth.secrets(),
         )
         self._auth = IAMAuth(
             settings.api_key, iam_url=self.iam_url, http=self._http, clock=self._clock
