@@ -51,6 +51,29 @@ async def test_status_lists_provider_budgets(world) -> None:  # type: ignore[no-
     assert "ibm:…instance-open" in out
 
 
+async def test_status_counts_the_holds_in_doubt(world) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from quotaguard import Budget, Charge, SQLiteLedger, Unit
+
+    _, _, env = world
+    async with SQLiteLedger(env["QUOTAGUARD_LEDGER_PATH"]) as ledger:
+        await ledger.put_budget(Budget("team:x", Unit.USD, Decimal(10)))
+        now = datetime.now(UTC)
+        held = [
+            (await ledger.reserve([Charge("team:x", Decimal(1), Unit.USD)], now=now)).reservation
+            for _ in range(2)
+        ]
+        assert held[0] is not None
+        await ledger.mark_in_doubt(held[0].id, now=now)
+    code, out, err = await run("status", env=env)
+    assert code == 0, err
+    assert "outstanding reservations: 2 (1 in doubt)" in out
+    code, out, _ = await run("status", "--json", env=env)
+    assert (json.loads(out)["outstanding"], json.loads(out)["in_doubt"]) == (2, 1)
+
+
 async def test_check_ibm_admits_and_rejects(world) -> None:  # type: ignore[no-untyped-def]
     emu, seed, env = world
     code, out, _ = await run(

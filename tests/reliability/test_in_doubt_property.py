@@ -100,25 +100,29 @@ class Retry:
     n: int
 
 
-# Half the submissions get through every checkpoint, so programs also build up bound and
-# in-doubt holds for the watcher, the reports and the retries to work on.
-submissions = st.builds(
-    Submit,
-    st.sampled_from(("async", "sync")),
-    st.one_of(st.just("none"), st.sampled_from(CHECKPOINTS)),
-    st.sampled_from(("cancel", "timeout")),
-    st.sampled_from(OUTCOMES),
-)
+def submissions(checkpoint: st.SearchStrategy[str]) -> st.SearchStrategy[Submit]:
+    return st.builds(
+        Submit,
+        st.sampled_from(("async", "sync")),
+        checkpoint,
+        st.sampled_from(("cancel", "timeout")),
+        st.sampled_from(OUTCOMES),
+    )
+
+
+# Half the later submissions get through every checkpoint, so programs also build up bound
+# and in-doubt holds for the watcher, the reports and the retries to work on.
+later = submissions(st.one_of(st.just("none"), st.sampled_from(CHECKPOINTS)))
 steps = st.lists(
     st.one_of(
-        submissions,
-        submissions,
+        later,
+        later,
         st.builds(Tick, st.integers(1, 29)),
         st.just(Report()),
         st.builds(Finish, st.integers(0, 20)),
         st.builds(Retry, st.integers(0, 20)),
     ),
-    min_size=1,
+    min_size=2,
     max_size=12,
 )
 
@@ -373,20 +377,23 @@ async def run_program(program: list[object], ledger: Ledger) -> None:
         assert await ledger.in_doubt() == []
 
 
+@pytest.mark.parametrize("checkpoint", CHECKPOINTS)
 @pytest.mark.parametrize("name", [pytest.param(n, marks=MARKS.get(n, ()), id=n) for n in BACKENDS])
 def test_sent_work_is_always_counted_and_unsent_work_never_held(
-    name: str, request: pytest.FixtureRequest, tmp_path: Path
+    name: str, checkpoint: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    """Each program starts with a submission interrupted at ``checkpoint``."""
+
     @settings(
-        max_examples=30 if name == "memory" else 15,
+        max_examples=20 if name == "memory" else 10,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(program=steps)
-    def case(program: list[object]) -> None:
+    @given(first=submissions(st.just(checkpoint)), rest=steps)
+    def case(first: Submit, rest: list[object]) -> None:
         async def main() -> None:
             async with FACTORIES[name](request, tmp_path) as ledger:
-                await run_program(program, ledger)
+                await run_program([first, *rest], ledger)
 
         asyncio.run(main())
 
