@@ -6,13 +6,15 @@ to a temporary directory (tracked and untracked files, minus build and virtualen
 each mutant replaces one exact source snippet there, runs its tests with ``-x -q`` under a
 timeout, and restores the file. The working tree is never touched.
 
-A mutant is *killed* when its tests fail (or time out), *survived* when they pass. The exit
-status is 2 when a mutant's snippet is not found exactly once (the list must follow the code,
-not rot silently), 1 when a mutant survived, 0 otherwise.
+Each test subset first runs unmutated (a failure there is not a kill). A mutant is *killed*
+when its tests fail (or time out), *survived* when they pass. The exit status is 2 when a
+mutant's snippet is not found exactly once (the list must follow the code, not rot silently),
+3 when a subset fails unmutated, 1 when a mutant survived, 0 otherwise.
 
     python tools/mutate.py                 # every mutant
     python tools/mutate.py -k renew -k ibm # those whose name contains any of the words
     python tools/mutate.py --list          # names and tests only, checking every snippet
+    python tools/mutate.py --ignore=tests/x.py  # other options are passed to pytest
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "left = to_micro(budget.limit, round_up=False)", "left = to_micro(budget.limit)", ENGINE),
     m("report-ignored-in-used", E + "rules.py",
       "return max(local, usage.reported + usage.since_report + usage.reserved)",
-      "return local", (*ENGINE, "tests/ledger/test_state_machine.py")),
+      "return local", ENGINE),
     m("reserved-ignored-after-report", E + "rules.py",
       "usage.reported + usage.since_report + usage.reserved)",
       "usage.reported + usage.since_report)", ENGINE),
@@ -205,25 +207,44 @@ def copy_repo(dest: Path) -> None:
     shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
 
 
-def run(mutant: Mutant, copy: Path, python: str, timeout: float) -> tuple[str, float]:
+def pytest(copy: Path, cmd: Sequence[str], tests: Sequence[str], timeout: float) -> tuple[str, str]:
+    """Run the pytest command line ``cmd`` on ``tests`` in the copy: ``passed``, ``failed``,
+    ``timeout`` or ``exit N``, and the first failing test's id (what killed a mutant)."""
+    env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        done = subprocess.run(  # noqa: S603 - our interpreter, our arguments
+            [*cmd, *tests],
+            cwd=copy,
+            env=env,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "timeout", ""
+    failed = [
+        ln.split()[1] for ln in done.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))
+    ]
+    by = failed[0] if failed else ""
+    if done.returncode == 0:
+        return "passed", by
+    return ("failed" if done.returncode == 1 else f"exit {done.returncode}"), by
+
+
+def run(mutant: Mutant, copy: Path, cmd: Sequence[str], timeout: float) -> tuple[str, str, float]:
     path = copy / mutant.path
     original = path.read_text()
     path.write_text(original.replace(mutant.old, mutant.new, 1))
-    env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests]
     start = time.monotonic()
     try:
-        done = subprocess.run(  # noqa: S603 - our interpreter, our arguments
-            cmd, cwd=copy, env=env, timeout=timeout, capture_output=True, check=False
-        )
-        verdict = "survived" if done.returncode == 0 else "killed"
-        if done.returncode not in (0, 1):  # 2-5: interrupted, usage or collection error
-            verdict = f"killed (pytest exit {done.returncode})"
-    except subprocess.TimeoutExpired:
-        verdict = "killed (timeout)"
+        outcome, by = pytest(copy, cmd, mutant.tests, timeout)
     finally:
         path.write_text(original)
-    return verdict, time.monotonic() - start
+    verdict = "survived" if outcome == "passed" else "killed"
+    if outcome not in ("passed", "failed"):
+        verdict += f" ({outcome})"
+    return verdict, by, time.monotonic() - start
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="check and list, run nothing")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per mutant")
     parser.add_argument("--python", default=sys.executable, help="the interpreter for pytest")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # What pytest runs with: the options the command line left over (--ignore=...) too.
+    pytest_cmd = [args.python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *extra]
     chosen = [x for x in MUTANTS if not args.k or any(k in x.name for k in args.k)]
     stale = check(MUTANTS, ROOT)  # every mutant, chosen or not: none may rot
     for line in stale:
@@ -244,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{x.name:36} {x.path}  [{' '.join(x.tests)}]")
         return 0
     width = max(len(x.name) for x in chosen)
-    survivors = 0
+    survivors, broken = 0, 0
     with tempfile.TemporaryDirectory(prefix="qg-mutate-") as tmp:
         copy = Path(tmp) / "repo"
         copy_repo(copy)
@@ -256,13 +279,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not probe.stdout.strip().startswith(str(copy)):
             print(f"the copy is not what pytest imports: {probe.stdout}", file=sys.stderr)
             return 2
-        print(f"{'mutant':{width}}  {'result':24} seconds")
+        # Each test subset must pass unmutated, or its failures would count as kills.
+        baseline = {}
+        for tests in dict.fromkeys(x.tests for x in chosen):
+            outcome, by = pytest(copy, pytest_cmd, tests, args.timeout)
+            baseline[tests] = outcome
+            if outcome != "passed":
+                print(f"BASELINE {outcome}: {' '.join(tests)} {by}", file=sys.stderr)
+        print(f"{'mutant':{width}}  {'result':24} {'seconds':>7}  killed by")
         for mutant in chosen:
-            verdict, seconds = run(mutant, copy, args.python, args.timeout)
+            if baseline[mutant.tests] != "passed":
+                broken += 1
+                print(f"{mutant.name:{width}}  {'not run (baseline fails)':24}", flush=True)
+                continue
+            verdict, by, seconds = run(mutant, copy, pytest_cmd, args.timeout)
             survivors += verdict == "survived"
-            print(f"{mutant.name:{width}}  {verdict:24} {seconds:7.1f}", flush=True)
-    killed = len(chosen) - survivors
-    print(f"score: {killed}/{len(chosen)} killed ({100 * killed / len(chosen):.0f}%)")
+            print(f"{mutant.name:{width}}  {verdict:24} {seconds:7.1f}  {by}", flush=True)
+    ran = len(chosen) - broken
+    killed = ran - survivors
+    print(f"score: {killed}/{ran} killed ({100 * killed / max(ran, 1):.0f}%)", end="")
+    print(f"; {broken} not run, their tests failing unmutated" if broken else "")
+    if broken:
+        return 3
     return 1 if survivors else 0
 
 
