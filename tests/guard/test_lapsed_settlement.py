@@ -27,7 +27,11 @@ async def guard(
     request: pytest.FixtureRequest, toy: ToyAdapter, clock: FakeClock, tmp_path: Path
 ) -> AsyncIterator[BudgetGuard]:
     clock.now = OCT_31_2340  # lapses and settlements straddle a month boundary
-    ledger: Ledger = MemoryLedger() if request.param == "memory" else SQLiteLedger(tmp_path / "l", time_source="caller")
+    ledger: Ledger = (
+        MemoryLedger()
+        if request.param == "memory"
+        else SQLiteLedger(tmp_path / "l", time_source="caller")
+    )
     async with BudgetGuard(ledger, adapters=[toy], clock=clock, lease=timedelta(minutes=10)) as g:
         await g.add_budget(Budget("toy:device", Unit.USD, Decimal(100)))
         await g.add_budget(Budget("team:monthly", Unit.USD, Decimal(10), CalendarMonth()))
