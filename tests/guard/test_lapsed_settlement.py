@@ -32,7 +32,11 @@ async def guard(
         if request.param == "memory"
         else SQLiteLedger(tmp_path / "l", time_source="caller")
     )
-    async with BudgetGuard(ledger, adapters=[toy], clock=clock, lease=timedelta(minutes=10)) as g:
+    # The guard closes only what it opened: the ledger it is given is closed here.
+    async with (
+        ledger,
+        BudgetGuard(ledger, adapters=[toy], clock=clock, lease=timedelta(minutes=10)) as g,
+    ):
         await g.add_budget(Budget("toy:device", Unit.USD, Decimal(100)))
         await g.add_budget(Budget("team:monthly", Unit.USD, Decimal(10), CalendarMonth()))
         yield g
