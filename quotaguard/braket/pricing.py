@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 import attrs
 
 from quotaguard.braket.checks import check_shots, parse_device_arn
-from quotaguard.engine.amounts import as_amount
+from quotaguard.engine.amounts import as_amount, money_context
 from quotaguard.errors import InvalidInput, MalformedPayload
 
 __all__ = [
@@ -93,13 +93,17 @@ class Price:
     min_seconds: int = attrs.field(default=0, validator=_min_seconds)
 
     def estimate(self, shots: int, duration: timedelta | None = None) -> Decimal:
-        cost = self.per_task + self.per_shot * shots
-        if self.per_minute:
-            seconds = Decimal(max(self.min_seconds, 0))
-            if duration is not None:
-                seconds = max(seconds, Decimal(duration // timedelta(milliseconds=1)) / 1000)
-            cost += self.per_minute * seconds / 60
-        return cost
+        # In the library's own context (the caller's precision or traps never apply); Braket
+        # bills simulators by the millisecond, so a part of one counts whole.
+        with money_context():
+            cost = self.per_task + self.per_shot * shots
+            if self.per_minute:
+                seconds = Decimal(max(self.min_seconds, 0))
+                if duration is not None:
+                    ms = -(-duration // timedelta(milliseconds=1))
+                    seconds = max(seconds, Decimal(ms) / 1000)
+                cost += self.per_minute * seconds / 60
+            return cost
 
 
 def _qpu(per_shot: str) -> Price:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from quotaguard._aio import AsyncClosing
-from quotaguard.engine.amounts import Unit, to_micro
+from quotaguard.engine.amounts import Unit, money_context, to_micro
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Estimate, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.errors import BudgetExceeded, InvalidInput
@@ -246,9 +246,10 @@ class BudgetGuard(AsyncClosing):
 
     async def _estimate(self, work: object) -> tuple[Adapter, Estimate]:
         adapter = self._adapter_for(work)
-        estimate = await adapter.estimate(
-            work, now=self._clock(), fail_open=self.fail_mode == "open"
-        )
+        with money_context():  # provider arithmetic (remaining, prices) in the library's context
+            estimate = await adapter.estimate(
+                work, now=self._clock(), fail_open=self.fail_mode == "open"
+            )
         return adapter, estimate
 
     async def _charges(

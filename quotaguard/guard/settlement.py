@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from quotaguard.engine.amounts import Unit, as_amount
+from quotaguard.engine.amounts import Unit, as_amount, money_context
 from quotaguard.engine.model import Charge, Reservation, ReservationState
 from quotaguard.errors import (
     BudgetUnavailable,
@@ -131,7 +131,8 @@ class Settler:
                 default=Decimal(0),
             )
             try:
-                actual = await adapter.actual(reservation.external_id, reserved)
+                with money_context():
+                    actual = await adapter.actual(reservation.external_id, reserved)
             except NotFound:
                 # The provider no longer knows the job (deleted, or never created where we
                 # look). It may have run: charge what was held, the most it could have cost,

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import attrs
 
-from quotaguard.engine.amounts import Unit
+from quotaguard.engine.amounts import Unit, money_context
 from quotaguard.errors import InvalidInput
 
 __all__ = ["UnitConverter"]
@@ -28,7 +28,8 @@ class UnitConverter:
         if have is want:
             return amount
         if have is Unit.SECONDS and want is Unit.USD and self.ibm_price_per_second is not None:
-            return amount * self.ibm_price_per_second
+            with money_context():
+                return amount * self.ibm_price_per_second
         raise InvalidInput(
             field,
             f"budget {key!r} counts {want.value} but this work is measured in {have.value}; "

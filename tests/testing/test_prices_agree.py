@@ -17,6 +17,7 @@ import pytest
 
 from quotaguard.braket import BraketClient, BraketTask, PriceTable, estimate
 from quotaguard.braket.pricing import DEFAULT_PRICES
+from quotaguard.engine.amounts import to_micro
 from quotaguard.testing import Emulator, FakeClock
 from quotaguard.testing.braket.prices import PRICES, DevicePrice
 from tests._support.aws import botocore_session
@@ -59,7 +60,7 @@ def disagreements(table: PriceTable, emulator: Mapping[str, DevicePrice]) -> lis
         for shots, duration in cases:
             guard = guard_estimate(arn, shots, duration, table=table)
             charged = emulator[arn].charge(shots, duration)
-            if guard != charged:
+            if to_micro(guard) != to_micro(charged):  # what a ledger holds, rounded up
                 out.append(f"{arn} shots={shots} duration={duration}: {guard} != {charged}")
     return out
 
@@ -142,9 +143,10 @@ async def test_a_finished_simulator_task_is_billed_what_the_guard_estimates(
         task_arn = await client.create_quantum_task(arn, ACTION, 100, "amzn-braket-prices", "t")
         assert emu.braket.tasks[task_arn].cost == 0  # nothing is reserved for a simulator
         done = emu.braket.complete_task(task_arn, duration=duration)
-        assert done.cost == guard_estimate(arn, 100, duration), (arn, duration)
+        assert to_micro(done.cost) == to_micro(guard_estimate(arn, 100, duration)), (arn, duration)
     # Without a duration, the run is the time between creation and completion on the clock.
     task_arn = await client.create_quantum_task(arn, ACTION, 0, "amzn-braket-prices", "t")
     clock.advance(seconds=95, milliseconds=5)
     done = emu.braket.complete_task(task_arn)
-    assert done.cost == guard_estimate(arn, 0, timedelta(seconds=95, milliseconds=5))
+    expected = guard_estimate(arn, 0, timedelta(seconds=95, milliseconds=5))
+    assert to_micro(done.cost) == to_micro(expected)
