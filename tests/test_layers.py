@@ -7,6 +7,7 @@ importing the guard) or one cycle fails, naming the arrow.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
 def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [str(LINT_IMPORTS), "--no-cache"],
         cwd=tree,
         capture_output=True,
@@ -27,6 +28,9 @@ def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+    # Some import-linter releases colour their report even into a pipe: read it plain.
+    done.stdout = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+    return done
 
 
 @pytest.fixture
