@@ -16,36 +16,16 @@ import pytest
 
 from quotaguard import BudgetExceeded, BudgetUnavailable, MemoryLedger, ProviderError
 from quotaguard.braket.client import BraketClient
-from quotaguard.braket.work import BraketTask
 from quotaguard.errors import MalformedPayload
 from quotaguard.guard import BudgetGuard
 from quotaguard.testing import Emulator, FakeClock
-
-FORTE = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"
-KEY = f"braket:{FORTE}"
-ACTION = (
-    '{"braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"}, '
-    '"source": "OPENQASM 3;"}'
-)
-TASK = BraketTask(FORTE, shots=100)  # $0.30 + 100 x $0.08 = $8.30
+from tests._support.braket import FORTE, KEY, TASK, Sends
 
 
 @pytest.fixture
 async def braket(emulator: Emulator) -> AsyncIterator[BraketClient]:
     async with BraketClient("us-east-1", endpoint_url=emulator.url) as client:
         yield client
-
-
-class Sends:
-    def __init__(self, braket: BraketClient) -> None:
-        self.braket = braket
-        self.count = 0
-
-    async def __call__(self) -> str:
-        self.count += 1
-        return await self.braket.create_quantum_task(
-            FORTE, ACTION, 100, "amazon-braket-test", f"t/{self.count}"
-        )
 
 
 @pytest.mark.parametrize(

@@ -12,37 +12,17 @@ import pytest
 
 from quotaguard import BudgetExceeded, MemoryLedger
 from quotaguard.braket.client import BraketClient
-from quotaguard.braket.work import BraketTask
 from quotaguard.engine import ReservationState
 from quotaguard.guard import BudgetGuard
 from quotaguard.testing import Emulator, FakeClock
-from tests._support.braket import FORTE
+from tests._support.braket import FORTE, KEY, TASK, Sends
 from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
-
-KEY = f"braket:{FORTE}"
-ACTION = (
-    '{"braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"}, '
-    '"source": "OPENQASM 3;"}'
-)
-TASK = BraketTask(FORTE, shots=100)  # $0.30 + 100 x $0.08 = $8.30
 
 
 @pytest.fixture
 async def braket(emulator: Emulator) -> AsyncIterator[BraketClient]:
     async with BraketClient("us-east-1", endpoint_url=emulator.url) as client:
         yield client
-
-
-class Sends:
-    def __init__(self, braket: BraketClient) -> None:
-        self.braket = braket
-        self.count = 0
-
-    async def __call__(self) -> str:
-        self.count += 1
-        return await self.braket.create_quantum_task(
-            FORTE, ACTION, 100, "amazon-braket-test", f"t/{self.count}"
-        )
 
 
 # -- Braket: remaining = spendingLimit - totalSpend - queuedSpend ----------------------------
