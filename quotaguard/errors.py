@@ -26,6 +26,7 @@ __all__ = [
     "DeviceUnavailable",
     "InvalidInput",
     "MalformedPayload",
+    "MissingDependency",
     "NotFound",
     "PermissionDenied",
     "ProviderError",
@@ -89,6 +90,17 @@ class UnknownBudget(InvalidInput, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return f"{self.field}: {self.reason}"
+
+
+class MissingDependency(QuotaGuardError, ImportError):
+    """An optional dependency (an extra such as ``quotaguard[redis]``) is not installed.
+
+    ``extra`` names the extra; the message says what to ``pip install``.
+    """
+
+    def __init__(self, extra: str, message: str) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class ReservationNotFound(QuotaGuardError, LookupError):

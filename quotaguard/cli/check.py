@@ -38,7 +38,7 @@ def check_ibm(
 
     async def body() -> Decision:
         work = IBMJob(backend, max_execution_time=max_execution_time, simulator=simulator)
-        async with open_guard(settings_of(ctx), ibm=True, braket=False) as guard:
+        async with open_guard(settings_of(ctx), ibm=True, braket=False, reading=True) as guard:
             return await guard.check(work, budgets=budgets)
 
     show_decision(run_async(body)(), as_json)
@@ -57,7 +57,7 @@ def check_braket(
 
     async def body() -> Decision:
         work = BraketTask(device, shots=shots)
-        async with open_guard(settings_of(ctx), ibm=False, braket=True) as guard:
+        async with open_guard(settings_of(ctx), ibm=False, braket=True, reading=True) as guard:
             return await guard.check(work, budgets=budgets)
 
     decision = run_async(body)()

@@ -25,13 +25,15 @@ from quotaguard.cli.settings import Settings, load_settings
 from quotaguard.errors import BudgetExceeded, InvalidInput, QuotaGuardError
 from quotaguard.guard import BudgetGuard
 from quotaguard.ibm import IBMRuntimeClient
-from quotaguard.ledger import Ledger, SQLiteLedger
+from quotaguard.ledger import Ledger, MemoryLedger, SQLiteLedger
+from quotaguard.ledger.sqlite.schema import default_path
 
 __all__ = [
     "OneLineErrors",
     "Unread",
     "braket_client",
     "ibm_client",
+    "missing_ledger",
     "not_configured",
     "open_guard",
     "open_ledger",
@@ -105,19 +107,34 @@ def settings_of(ctx: click.Context) -> Settings:
     return settings
 
 
-def open_ledger(settings: Settings) -> Ledger:
+def open_ledger(settings: Settings, *, reading: bool = False) -> Ledger:
+    """The configured ledger. A reading command (``reading=True``) never creates one: with no
+    SQLite file yet it reads an empty ledger in memory, creating no file and no directory."""
     if settings.ledger_url:
         # Only a redis:// ledger needs the optional ``redis`` package.
         from quotaguard.ledger import RedisLedger
 
         return RedisLedger(settings.ledger_url)
-    return SQLiteLedger(settings.ledger_path)
+    path = missing_ledger(settings)
+    if reading and path is not None:
+        return MemoryLedger()
+    return SQLiteLedger(settings.ledger_path or default_path())
+
+
+def missing_ledger(settings: Settings) -> Path | None:
+    """The SQLite ledger's path when no file is there yet (``None`` when it exists, or the
+    ledger is in Redis)."""
+    if settings.ledger_url:
+        return None
+    path = settings.ledger_path or default_path()
+    return None if path.exists() else path
 
 
 def ibm_client(settings: Settings, *, required: bool) -> Any:
     try:
         return IBMRuntimeClient.from_config(
             service_crn=settings.ibm_service_crn,
+            region=settings.ibm_region,
             base_url=settings.ibm_base_url,
             iam_url=settings.ibm_iam_url,
         )
@@ -152,16 +169,23 @@ def not_configured(exc: InvalidInput) -> bool:
 
 @asynccontextmanager
 async def open_guard(
-    settings: Settings, *, ibm: bool | None = None, braket: bool | None = None
+    settings: Settings,
+    *,
+    ibm: bool | None = None,
+    braket: bool | None = None,
+    reading: bool = False,
 ) -> AsyncIterator[BudgetGuard]:
-    """A guard with whichever providers are configured (``True`` = required)."""
+    """A guard with whichever providers are configured (``True`` = required); ``reading``:
+    see :func:`open_ledger`."""
     async with AsyncExitStack() as stack:
         ibm_c = ibm_client(settings, required=bool(ibm)) if ibm is not False else None
         braket_c = braket_client(settings, required=bool(braket)) if braket is not False else None
         for client in (ibm_c, braket_c):
             if client is not None:
                 await stack.enter_async_context(client)
-        ledger: Ledger = await stack.enter_async_context(open_ledger(settings))  # type: ignore[arg-type]
+        ledger: Ledger = await stack.enter_async_context(
+            open_ledger(settings, reading=reading)  # type: ignore[arg-type]
+        )
         guard = BudgetGuard(
             ledger,
             ibm=ibm_c,

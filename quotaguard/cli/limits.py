@@ -13,6 +13,7 @@ import click
 from quotaguard.braket import TimePeriod
 from quotaguard.cli.context import braket_client, ibm_client, run_async, settings_of
 from quotaguard.cli.output import fail, out, print_json, print_limits, print_usage
+from quotaguard.errors import NotFound
 
 __all__ = ["ibm_limit", "ibm_usage_row", "limit_rows", "limits", "usage_row"]
 
@@ -89,6 +90,7 @@ def limits_set(
     async def body() -> str:
         period = TimePeriod(begin, finish) if begin and finish else None
         async with braket_client(settings_of(ctx), required=True) as braket:
+            await _known_device(braket, device)
             current = await braket.spending_limit_for(device)
             if current is None:
                 await braket.create_spending_limit(device, amount, time_period=period)
@@ -100,6 +102,15 @@ def limits_set(
 
     verb = run_async(body)()
     out.print(f"{verb} spending limit for {device}: ${Decimal(amount)}")
+
+
+async def _known_device(braket: Any, device: str) -> None:
+    """A limit on a device Braket does not have would never apply: check the ARN first
+    (an unreachable Braket fails the command too, with its reason; nothing is created)."""
+    try:
+        await braket.get_device(device)
+    except NotFound:
+        fail(f"unknown device {device}: Braket in {braket.region} has no such device")
 
 
 @limits.command("delete")
@@ -169,7 +180,8 @@ def usage_row(crn: str, usage: Any, limit: Any, source: str | None) -> dict[str,
     }
 
 
-@ibm_limit.command("set")
+# ignore_unknown_options: "-10" reaches the range check instead of "No such option '-1'".
+@ibm_limit.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("seconds", type=click.IntRange(1, 2**31 - 1))
 @click.pass_context
 def ibm_limit_set(ctx: click.Context, seconds: int) -> None:

@@ -36,6 +36,16 @@ _CLI_HINTS = (
         "add it first (BudgetGuard.add_budget or Ledger.put_budget)",
         "add it first from Python (BudgetGuard.add_budget); the command cannot create budgets",
     ),
+    ("pass api_key=, set IBMCLOUD_API_KEY", "set IBMCLOUD_API_KEY"),
+    (
+        "pass service_crn=, set QUOTAGUARD_IBM_SERVICE_CRN",
+        "set QUOTAGUARD_IBM_SERVICE_CRN or ibm.service_crn in quotaguard.toml",
+    ),
+    (
+        "pass region= or set AWS_REGION",
+        "set AWS_REGION (or a region in your AWS profile) or braket.region in quotaguard.toml",
+    ),
+    (" or base_url=", " (QUOTAGUARD_IBM_REGION or ibm.region), or set QUOTAGUARD_IBM_URL"),
 )
 
 

@@ -117,7 +117,7 @@ class Settings:
     fail_mode: str = "closed"
     state_ttl_seconds: float = 60.0
     ibm_service_crn: str | None = None
-    ibm_region: str = "us-east"
+    ibm_region: str | None = None  # None: the CRN's location
     ibm_base_url: str | None = None
     ibm_iam_url: str | None = None
     ibm_price_per_second: Decimal | None = None
@@ -200,7 +200,7 @@ def _build(m: Mapping[tuple[str, str], object], source: str | None) -> Settings:
         fail_mode=fail_mode,
         state_ttl_seconds=ttl,
         ibm_service_crn=text("ibm", "service_crn"),
-        ibm_region=text("ibm", "region") or "us-east",
+        ibm_region=text("ibm", "region"),
         ibm_base_url=text("ibm", "base_url"),
         ibm_iam_url=text("ibm", "iam_url"),
         ibm_price_per_second=price,

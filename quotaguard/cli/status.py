@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from quotaguard.cli.context import open_guard, run_async, settings_of
+from quotaguard.cli.context import missing_ledger, open_guard, run_async, settings_of
 from quotaguard.cli.limits import ibm_usage_row, limit_rows
 from quotaguard.cli.output import (
     budgets_table,
@@ -30,7 +30,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     async def body() -> dict[str, Any]:
         found: dict[str, Any] = {"ibm": None, "braket": None}
-        async with open_guard(settings_of(ctx)) as guard:
+        absent = missing_ledger(settings_of(ctx))
+        found["ledger_missing"] = None if absent is None else str(absent)
+        async with open_guard(settings_of(ctx), reading=True) as guard:
             await guard.sync()
             for adapter in guard.adapters:
                 client: Any = getattr(adapter, "client", None)
@@ -58,6 +60,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         f"providers: {providers}; outstanding reservations: {found['outstanding']} "
         f"({found['in_doubt']} in doubt)"
     )
+    if found["ledger_missing"] is not None:
+        where = found["ledger_missing"]
+        out.print(f"no ledger yet at {where} (not created by status)", markup=False)
     if found["ibm"] is not None:
         print_usage(found["ibm"])
     if found["braket"] is not None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from quotaguard._extras import missing as missing_extra
 from quotaguard.braket.work import BraketTask
 from quotaguard.errors import InvalidInput
 from quotaguard.integrations._bridge import GuardBridge, IntegrationError
@@ -117,10 +118,8 @@ def _install() -> None:
         return
     try:
         from braket.aws.aws_session import AwsSession
-    except ImportError as exc:  # pragma: no cover - the extra is installed in our tests
-        raise IntegrationError(
-            "amazon-braket-sdk is not installed; pip install 'quotaguard[braket]'"
-        ) from exc
+    except ImportError as exc:
+        raise missing_extra("braket", "the Braket SDK integration") from exc
     # Feature detection: a release without the two methods hooked here cannot be guarded.
     missing = [n for n in ("create_quantum_task", "copy_session") if not hasattr(AwsSession, n)]
     if missing:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from quotaguard._extras import missing
 from quotaguard.errors import InvalidInput
 from quotaguard.ibm.work import IBMJob, IBMSession
 from quotaguard.integrations._bridge import GuardBridge, IntegrationError
@@ -253,8 +254,11 @@ def guard_runtime(
     loop (the bridge is made for you). ``budgets`` are user budget keys every submission also
     draws on. The guard's IBM client must use the service's instance CRN.
     """
-    import qiskit_ibm_runtime
-    from qiskit_ibm_runtime import QiskitRuntimeService
+    try:
+        import qiskit_ibm_runtime
+        from qiskit_ibm_runtime import QiskitRuntimeService
+    except ImportError as exc:
+        raise missing("qiskit", "the qiskit-ibm-runtime integration") from exc
 
     if not isinstance(service, QiskitRuntimeService):
         raise InvalidInput("service", "pass a qiskit_ibm_runtime.QiskitRuntimeService")

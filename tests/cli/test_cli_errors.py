@@ -195,6 +195,8 @@ async def test_status_at_80_columns_keeps_the_numbers_whole(world) -> None:  # t
 
 async def test_status_marks_a_budget_whose_limit_was_deleted(world) -> None:  # type: ignore[no-untyped-def]
     _, _, env = world
+    async with SQLiteLedger(env["QUOTAGUARD_LEDGER_PATH"]) as ledger:
+        await ledger.budgets()  # the guard's ledger exists (status reads one, never creates one)
     assert (await run("limits", "set", ARIA, "20", env=env))[0] == 0
     assert (await run("status", env=env))[0] == 0  # syncs the Aria-1 budget into the ledger
     assert (await run("limits", "delete", ARIA, env=env))[0] == 0
