@@ -59,7 +59,8 @@ class BudgetGuard(AsyncClosing):
     """Rejects over-budget work before it is sent.
 
     ``ledger=None`` opens the embedded SQLite ledger in the user state dir. The guard closes
-    what it opened (that ledger, the watcher) and never what it was given.
+    what it opened (that ledger, the watcher) and never what it was given. ``guard.ibm`` and
+    ``guard.braket`` are its guarded sends (:mod:`quotaguard.guard.sends`).
     """
 
     def __init__(

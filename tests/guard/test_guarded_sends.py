@@ -343,3 +343,8 @@ async def test_ibm_jobs_are_listed_by_tag(world: World) -> None:
     await world.guard.ibm.run_job("sampler", BACKEND, {}, max_execution_time=5)
     assert await world.ibm.find_jobs(ibm_tag(first.id)) == [first.external_id]
     assert await world.ibm.find_jobs("quotaguard:nothing") == []
+
+
+def test_a_lost_reply_needs_the_answer_that_replaces_it() -> None:
+    with pytest.raises(ValueError, match="after=True"):
+        Emulator().faults.add("ibm.create_job", after=True)
