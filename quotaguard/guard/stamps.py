@@ -72,6 +72,15 @@ async def first_found(lookup: Awaitable[list[str]], reservation: Reservation) ->
     except QuotaGuardError as exc:
         log.warning("looking up the work of in-doubt %s failed: %s", reservation.id, exc)
         return None
+    if len(found) > 1:
+        # One hold, one send: more means something resent it outside the guard.
+        log.warning(
+            "%d jobs carry the tag of in-doubt %s (%s); binding the first, the others are "
+            "not counted by this hold",
+            len(found),
+            reservation.id,
+            ", ".join(found),
+        )
     return found[0] if found else None
 
 

@@ -258,7 +258,7 @@ def build_run_job(
 def _tags(value: object) -> list[str]:
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise InvalidInput("tags", "must be a list of job tags (strings)")
-    if not all(isinstance(t, str) and _PRINTABLE.fullmatch(t) for t in value):
+    if not all(isinstance(t, str) and t.strip() and t.isprintable() for t in value):
         raise InvalidInput("tags", "every job tag must be a non-empty printable string")
     return list(value)
 
