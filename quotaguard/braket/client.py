@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -211,10 +212,13 @@ class BraketClient(AsyncClosing):
         tags: Mapping[str, str] | None = None,
         job_token: str | None = None,
         *,
+        associations: Sequence[Mapping[str, str]] | None = None,
         estimate: Decimal | None = None,
     ) -> str:
         """Send a task; returns its ARN. Braket's own over-limit 400 raises
-        ``BudgetExceeded(source="server")`` (``estimate`` fills in the requested amount)."""
+        ``BudgetExceeded(source="server")`` (``estimate`` fills in the requested amount).
+        Unguarded: send it through ``guard.braket.create_quantum_task`` (same arguments),
+        which reserves what this sends."""
         request = sansio.build_create_quantum_task(
             device_arn,
             action,
@@ -225,9 +229,28 @@ class BraketClient(AsyncClosing):
             client_token,
             tags,
             job_token,
+            associations=associations,
             estimate=estimate,
         )
         return sansio.decipher_field(request, await self._send(request), "quantumTaskArn")
+
+    async def find_quantum_tasks(
+        self,
+        tag: tuple[str, str],
+        *,
+        device_arns: Sequence[str] | None = None,
+        created_after: datetime | None = None,
+    ) -> list[str]:
+        """ARNs of the tasks tagged ``tag`` (key, value) among those on ``device_arns`` created
+        at or after ``created_after`` (``SearchQuantumTasks``, every page)."""
+        found: list[str] = []
+        token: str | None = None
+        while True:
+            request = sansio.build_search_quantum_tasks(device_arns, created_after, token)
+            page, token = sansio.decipher_tagged_tasks(request, await self._send(request), *tag)
+            found += page
+            if not token:
+                return found
 
 
 # -- AWS's public Price List -------------------------------------------------------------------

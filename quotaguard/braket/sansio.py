@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -63,13 +64,17 @@ __all__ = [
     "build_delete_spending_limit",
     "build_get_device",
     "build_get_quantum_task",
+    "build_search_quantum_tasks",
     "build_search_spending_limits",
     "build_update_spending_limit",
+    "check_associations",
+    "check_tags",
     "decipher",
     "decipher_as",
     "decipher_error",
     "decipher_field",
     "decipher_spending_limits",
+    "decipher_tagged_tasks",
     "search_groups",
 ]
 
@@ -79,6 +84,8 @@ PROVIDER = "braket"
 OVER_LIMIT_PREFIX = "Attempted to spend over the spending limit"
 PAGE_SIZE = 100  # the model's maximum maxResults
 _FILTER_VALUES = 10  # the model's maximum values in one search filter
+#: The one association type the model knows: a Braket Direct reservation's time window.
+RESERVATION_ASSOCIATION = "RESERVATION_TIME_WINDOW_ARN"
 
 
 @attrs.frozen
@@ -103,7 +110,7 @@ def _token(value: object, field: str = "client_token") -> str:
     return value
 
 
-def _tags(value: object) -> dict[str, str] | None:
+def check_tags(value: object) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping) or not all(
@@ -152,7 +159,7 @@ def build_create_spending_limit(
     }
     if period is not None:
         params["timePeriod"] = _period(period)
-    if (tag_map := _tags(tags)) is not None:
+    if (tag_map := check_tags(tags)) is not None:
         params["tags"] = tag_map
     return Request("CreateSpendingLimit", params)
 
@@ -237,9 +244,11 @@ def build_create_quantum_task(
     tags: object = None,
     job_token: object = None,
     *,
+    associations: object = None,
     estimate: Decimal | None = None,
 ) -> Request:
-    """``estimate`` becomes the requested amount if Braket refuses the task as over its limit."""
+    """``estimate`` becomes the requested amount if Braket refuses the task as over its limit;
+    ``associations`` are ``[{"arn": ..., "type": "RESERVATION_TIME_WINDOW_ARN"}]``."""
     ref = parse_device_arn(device_arn)
     params: dict[str, Any] = {
         "clientToken": _token(client_token),
@@ -251,11 +260,54 @@ def build_create_quantum_task(
     }
     if device_parameters is not None:
         params["deviceParameters"] = _json_text(device_parameters, "device_parameters")
-    if (tag_map := _tags(tags)) is not None:
+    if (tag_map := check_tags(tags)) is not None:
         params["tags"] = tag_map
     if job_token is not None:
         params["jobToken"] = _str_len(job_token, "job_token", 1, 128)
+    if associations is not None:
+        params["associations"] = check_associations(associations)
     return Request("CreateQuantumTask", params, device_arn=ref.arn, requested=estimate)
+
+
+def check_associations(value: object) -> list[dict[str, str]]:
+    """``associations`` as the model takes them: a list of ``{"arn", "type"}``."""
+    if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
+        raise InvalidInput("associations", "must be a list of {'arn': ..., 'type': ...}")
+    out = []
+    for i, item in enumerate(value):
+        arn = item.get("arn") if isinstance(item, Mapping) else None
+        kind = item.get("type") if isinstance(item, Mapping) else None
+        if not isinstance(arn, str) or not arn.startswith("arn:") or len(arn) > 256:
+            raise InvalidInput(f"associations[{i}].arn", "must be a Braket resource ARN")
+        if kind != RESERVATION_ASSOCIATION:
+            raise InvalidInput(f"associations[{i}].type", f"must be {RESERVATION_ASSOCIATION!r}")
+        out.append({"arn": arn, "type": kind})
+    return out
+
+
+def build_search_quantum_tasks(
+    device_arns: Sequence[str] | None,
+    created_after: datetime | None,
+    next_token: str | None = None,
+    page_size: int = PAGE_SIZE,
+) -> Request:
+    """One page of ``SearchQuantumTasks``: tasks on these devices (at most 10) created at or
+    after ``created_after`` (ISO 8601 in UTC)."""
+    filters: list[dict[str, Any]] = []
+    if device_arns:
+        group = search_groups(device_arns, page_size)
+        if len(group) != 1:
+            raise InvalidInput("device_arns", f"at most {_FILTER_VALUES} devices per search")
+        filters.append({"name": "deviceArn", "operator": "EQUAL", "values": group[0]})
+    if created_after is not None:
+        if created_after.tzinfo is None:
+            raise InvalidInput("created_after", "must be timezone-aware")
+        when = created_after.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        filters.append({"name": "createdAt", "operator": "GTE", "values": [when]})
+    params: dict[str, Any] = {"filters": filters, "maxResults": page_size}
+    if next_token:
+        params["nextToken"] = next_token
+    return Request("SearchQuantumTasks", params)
 
 
 # -- deciphering -----------------------------------------------------------------------------
@@ -373,3 +425,25 @@ def decipher_spending_limits(
         raise MalformedPayload("$.spendingLimits", "expected a list", provider=PROVIDER)
     limits = structure(items, list[SpendingLimit], path="$.spendingLimits")
     return limits, data.get("nextToken") or None
+
+
+def decipher_tagged_tasks(
+    request: Request, response: Response, key: str, value: str
+) -> tuple[list[str], str | None]:
+    """One search page: the ARNs of its tasks tagged ``key=value`` (checked here, not trusted
+    to a filter Braket does not have), and the ``nextToken`` of the next page."""
+    data = decipher(request, response)
+    items = data.get("quantumTasks")
+    if not isinstance(items, list):
+        raise MalformedPayload("$.quantumTasks", "expected a list", provider=PROVIDER)
+    found = []
+    for i, item in enumerate(items):
+        arn = item.get("quantumTaskArn") if isinstance(item, dict) else None
+        if not isinstance(arn, str):
+            raise MalformedPayload(
+                f"$.quantumTasks[{i}].quantumTaskArn", "expected str", provider=PROVIDER
+            )
+        tags = item.get("tags")
+        if isinstance(tags, dict) and tags.get(key) == value:
+            found.append(arn)
+    return found, data.get("nextToken") or None

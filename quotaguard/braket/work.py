@@ -36,6 +36,12 @@ def _duration(value: object) -> timedelta | None:
     return value
 
 
+def _reservation(value: object) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.startswith("arn:")):
+        raise InvalidInput("reservation_arn", f"expected a reservation ARN or None, got {value!r}")
+    return value
+
+
 @attrs.frozen
 class BraketTask:
     """One Braket quantum task as the guard sees it, validated on construction.
@@ -50,6 +56,9 @@ class BraketTask:
     shots: int | None = None
     price_override: Price | None = attrs.field(default=None, validator=_price)
     duration: timedelta | None = attrs.field(default=None, converter=_duration)
+    #: The Braket Direct reservation the task runs under (``associations`` of type
+    #: ``RESERVATION_TIME_WINDOW_ARN``; the SDK's ``reservation_arn``).
+    reservation_arn: str | None = attrs.field(default=None, converter=_reservation)
 
     def __attrs_post_init__(self) -> None:
         check_shots(self.effective_shots, qpu=self.device.is_qpu)

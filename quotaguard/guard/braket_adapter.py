@@ -12,9 +12,10 @@ from quotaguard.braket import rules
 from quotaguard.braket.pricing import PriceTable, UnknownPrice
 from quotaguard.braket.work import BraketTask
 from quotaguard.engine.amounts import Unit
-from quotaguard.engine.model import Estimate, Violation
+from quotaguard.engine.model import Estimate, Reservation, Violation
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.guard.cache import CachedState, check_not_future
+from quotaguard.guard.stamps import BRAKET_TAG_KEY, first_found, may_have_sent
 from quotaguard.ledger.base import Ledger
 
 if TYPE_CHECKING:
@@ -26,6 +27,12 @@ if TYPE_CHECKING:
 __all__ = ["BraketAdapter"]
 
 log = logging.getLogger("quotaguard.guard")
+
+#: How long before its hold a task may be dated: Braket's clock is not ours (AWS itself
+#: accepts signatures 15 minutes off).
+SEARCH_MARGIN = timedelta(minutes=15)
+#: Braket budget keys: ``braket:<device ARN>`` (``rules.budget_key``).
+PREFIX = rules.budget_key("")
 
 
 class BraketAdapter:
@@ -158,6 +165,19 @@ class BraketAdapter:
         if task.status in ("FAILED", "CANCELLED"):
             return Decimal(0)
         return None
+
+    async def find_sent(self, reservation: Reservation) -> str | None:
+        """The task a guarded send made for ``reservation``: ``SearchQuantumTasks`` on its
+        devices from its creation on, matching the tag ``quotaguard:reservation=<id>``."""
+        if self.client is None or not may_have_sent(reservation, lambda k: k.startswith(PREFIX)):
+            return None
+        keys = sorted({c.budget for c in reservation.charges if c.budget.startswith(PREFIX)})
+        lookup = self.client.find_quantum_tasks(
+            (BRAKET_TAG_KEY, reservation.id),
+            device_arns=[k.removeprefix(PREFIX) for k in keys][:10] or None,
+            created_after=reservation.created_at - SEARCH_MARGIN,
+        )
+        return await first_found(lookup, reservation)
 
     async def sync(self) -> None:
         if self.client is None:

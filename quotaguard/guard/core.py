@@ -35,7 +35,9 @@ from quotaguard.guard.checks import (
 )
 from quotaguard.guard.contract import Adapter, Submission
 from quotaguard.guard.sending import Sender
+from quotaguard.guard.sends import BraketSends, IBMSends, check_send
 from quotaguard.guard.settlement import Settler
+from quotaguard.guard.stamps import Stamped
 from quotaguard.guard.units import UnitConverter
 from quotaguard.ledger.base import Ledger, check_idempotency_key, check_lease
 from quotaguard.ledger.sqlite import SQLiteLedger
@@ -57,7 +59,8 @@ class BudgetGuard(AsyncClosing):
     """Rejects over-budget work before it is sent.
 
     ``ledger=None`` opens the embedded SQLite ledger in the user state dir. The guard closes
-    what it opened (that ledger, the watcher) and never what it was given.
+    what it opened (that ledger, the watcher) and never what it was given. ``guard.ibm`` and
+    ``guard.braket`` are its guarded sends (:mod:`quotaguard.guard.sends`).
     """
 
     def __init__(
@@ -120,9 +123,11 @@ class BudgetGuard(AsyncClosing):
             from quotaguard.guard.braket_adapter import BraketAdapter
 
             self._adapters.append(BraketAdapter(braket, prices=prices, **common))  # type: ignore[arg-type]
-        # The guard holds two parts: one calls ``submit``, one settles what was sent.
-        # ``guard.ibm`` and ``guard.braket`` stay free: they are reserved for guarded sends
-        # from plain async code (a later release); the adapters are in ``adapters``.
+        # The guard holds two parts: one calls ``submit``, one settles what was sent; and the
+        # guarded sends of plain async code (``guard.ibm.run_job``, ``guard.braket.
+        # create_quantum_task``), which describe the work from the very call they make.
+        self.ibm = IBMSends(self)
+        self.braket = BraketSends(self)
         self._sender = Sender(self._ledger, clock=clock, submit_timeout=submit_timeout)
         self._settler = Settler(
             self._ledger,
@@ -301,14 +306,21 @@ class BudgetGuard(AsyncClosing):
     async def submit(
         self,
         work: object,
-        submit: Callable[[], Awaitable[Any]] | Callable[[], Any],
+        submit: Callable[[], Awaitable[Any]] | Callable[[], Any] | Stamped,
         *,
         budgets: Iterable[str] = (),
         idempotency_key: str | None = None,
     ) -> Submission:
-        """Reserve, then call ``submit`` only if admitted; raises :class:`BudgetExceeded`."""
-        if not callable(submit):
+        """Reserve, then call ``submit`` only if admitted; raises :class:`BudgetExceeded`.
+
+        A ``functools.partial`` of ``IBMRuntimeClient.run_job`` or
+        ``BraketClient.create_quantum_task`` is checked against ``work`` first: a mismatch
+        (say ``max_execution_time`` 10 described, 5000 sent) is :class:`InvalidInput`, and
+        nothing is held. A :class:`Stamped` send is called with the reservation id.
+        """
+        if not callable(submit) and not isinstance(submit, Stamped):
             raise InvalidInput("submit", "must be a callable that sends the work")
+        check_send(work, submit)
         keys = check_budget_keys(budgets)  # read once: a generator is not read again below
         idempotency_key = check_idempotency_key(idempotency_key)
         if idempotency_key is None:
@@ -349,7 +361,7 @@ class BudgetGuard(AsyncClosing):
     async def _submit(
         self,
         work: object,
-        submit: Callable[[], Any],
+        submit: Callable[[], Any] | Stamped,
         budgets: tuple[str, ...],
         idempotency_key: str | None,
     ) -> Submission:
@@ -361,7 +373,8 @@ class BudgetGuard(AsyncClosing):
             )
         if not charges:
             # Nothing metered and no user budget named: nothing to hold, nothing to check.
-            result = await self._sender.send_unheld(submit)
+            unheld = submit.bind(None) if isinstance(submit, Stamped) else submit
+            result = await self._sender.send_unheld(unheld)
             empty = Reservation(
                 id="", charges=(), created_at=self._clock(), lease_expires_at=self._clock()
             )
@@ -380,6 +393,8 @@ class BudgetGuard(AsyncClosing):
         assert reservation is not None
         if decision.replayed:
             return Submission(reservation, decision, work, None, reservation.external_id, True)
+        if isinstance(submit, Stamped):
+            submit = submit.bind(reservation.id)
         result = await self._sender.send_held(submit, reservation, work, adapter)
         reservation, external_id = await self._sender.bind_sent(reservation, work, adapter, result)
         return Submission(reservation, decision, work, result, external_id)

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from quotaguard.engine.amounts import Unit
-from quotaguard.engine.model import Budget, Estimate, Violation
+from quotaguard.engine.model import Budget, Estimate, Reservation, Violation
 from quotaguard.errors import BudgetUnavailable, InvalidInput
 from quotaguard.guard.cache import CachedState, check_not_future
+from quotaguard.guard.stamps import first_found, ibm_tag, may_have_sent
 from quotaguard.ibm import rules
 from quotaguard.ibm.models import JobStatus
 from quotaguard.ibm.work import IBMJob, IBMSession
@@ -201,6 +202,12 @@ class IBMAdapter:
             # figure rather than commit 0; a failed or cancelled one before running cost 0.
             return None if job.status is JobStatus.COMPLETED else Decimal(0)
         return seconds
+
+    async def find_sent(self, reservation: Reservation) -> str | None:
+        """The job a guarded send made for ``reservation``: tagged ``quotaguard:<id>``."""
+        if not may_have_sent(reservation, lambda key: key == self.key):
+            return None
+        return await first_found(self.client.find_jobs(ibm_tag(reservation.id)), reservation)
 
     async def sync(self) -> None:
         await self._usage.refresh()

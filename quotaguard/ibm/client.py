@@ -185,10 +185,19 @@ class IBMRuntimeClient(AsyncClosing):
         *,
         max_execution_time: int | None = None,
         session_id: str | None = None,
+        tags: list[str] | None = None,
     ) -> str:
-        """Submit a job (``POST /v1/jobs``); returns its id. Guard it with BudgetGuard.submit."""
-        request = sansio.build_run_job(program_id, backend, params, max_execution_time, session_id)
+        """Submit a job (``POST /v1/jobs``); returns its id. Unguarded: send it through
+        ``guard.ibm.run_job`` (same arguments), which reserves what this sends."""
+        request = sansio.build_run_job(
+            program_id, backend, params, max_execution_time, session_id, tags
+        )
         return sansio.decipher_id(request, await self._send(request))
+
+    async def find_jobs(self, tag: str) -> list[str]:
+        """The ids of this instance's jobs carrying ``tag`` (``GET /v1/jobs?tags=...``)."""
+        request = sansio.build_list_jobs([tag])
+        return sansio.decipher_job_ids(request, await self._send(request), tag)
 
     async def create_session(
         self, backend: str, *, mode: str = "dedicated", max_ttl: int | None = None

@@ -52,6 +52,7 @@ __all__ = [
     "build_get_session",
     "build_get_usage",
     "build_iam_token",
+    "build_list_jobs",
     "build_run_job",
     "build_update_instance_configuration",
     "check_api_version",
@@ -60,6 +61,7 @@ __all__ = [
     "decipher_as",
     "decipher_id",
     "decipher_job",
+    "decipher_job_ids",
     "decipher_token",
     "error_for",
     "load_json",
@@ -218,8 +220,10 @@ def build_run_job(
     params: object,
     max_execution_time: object = None,
     session_id: object = None,
+    tags: object = None,
 ) -> Request:
-    """``POST /v1/jobs`` as qiskit-ibm-runtime sends it (``cost`` is max_execution_time)."""
+    """``POST /v1/jobs`` as qiskit-ibm-runtime sends it (``cost`` is max_execution_time,
+    ``tags`` its ``job_tags``)."""
     if not isinstance(params, dict):
         raise InvalidInput("params", "must be a dict of program inputs")
     body: dict[str, Any] = {
@@ -237,6 +241,8 @@ def build_run_job(
         body["cost"] = max_execution_time
     if session_id is not None:
         body["session_id"] = _resource_id(session_id, "session_id")
+    if tags:
+        body["tags"] = _tags(tags)
     # Not idempotent: the API takes no token, so a lost reply is never retried blindly.
     return Request(
         "run_job",
@@ -247,6 +253,22 @@ def build_run_job(
         idempotent=False,
         safe_statuses=frozenset({429}),
     )
+
+
+def _tags(value: object) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise InvalidInput("tags", "must be a list of job tags (strings)")
+    if not all(isinstance(t, str) and t.strip() and t.isprintable() for t in value):
+        raise InvalidInput("tags", "every job tag must be a non-empty printable string")
+    return list(value)
+
+
+def build_list_jobs(tags: object, *, limit: int = 20) -> Request:
+    """``GET /v1/jobs?tags=...``: jobs carrying every tag, newest first, without their params
+    (as qiskit-ibm-runtime's ``jobs_get`` asks)."""
+    query = [("tags", t) for t in _tags(tags)]
+    query += [("limit", str(limit)), ("exclude_params", "true")]
+    return Request("list_jobs", "GET", f"/v1/jobs?{urlencode(query)}")
 
 
 def build_create_session(
@@ -376,6 +398,23 @@ def decipher_id(request: Request, response: Response) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedPayload("$.id", "expected a non-empty string id", provider=PROVIDER)
     return value
+
+
+def decipher_job_ids(request: Request, response: Response, tag: str) -> list[str]:
+    """The ids of the listed jobs that carry ``tag`` (``{"jobs": [...], "count": n}``); the
+    filter is checked here too, rather than trusted."""
+    data = _data(request.operation, response)
+    jobs = data.get("jobs") if isinstance(data, dict) else None
+    if not isinstance(jobs, list):
+        raise MalformedPayload("$.jobs", "expected a list of jobs", provider=PROVIDER)
+    found = []
+    for i, job in enumerate(jobs):
+        if not isinstance(job, dict) or not isinstance(job.get("id"), str) or not job["id"]:
+            raise MalformedPayload(f"$.jobs[{i}].id", "expected a job id", provider=PROVIDER)
+        tags = job.get("tags")
+        if isinstance(tags, list) and tag in tags:
+            found.append(job["id"])
+    return found
 
 
 def decipher_token(response: Response) -> IAMToken:

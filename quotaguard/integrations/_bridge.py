@@ -25,6 +25,7 @@ from quotaguard.errors import InvalidInput, QuotaGuardError
 
 if TYPE_CHECKING:
     from quotaguard.guard import BudgetGuard, Submission
+    from quotaguard.guard.stamps import Stamped
 
 __all__ = ["BridgeTimeout", "GuardBridge", "IntegrationError", "WrongThread"]
 
@@ -168,7 +169,7 @@ class GuardBridge:
     def submit(
         self,
         work: object,
-        send: Callable[[], Any],
+        send: Callable[[], Any] | Stamped,
         *,
         budgets: Sequence[str] = (),
         idempotency_key: str | None = None,

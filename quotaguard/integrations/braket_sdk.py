@@ -31,6 +31,8 @@ import attrs
 from quotaguard._extras import missing as missing_extra
 from quotaguard.braket.work import BraketTask
 from quotaguard.errors import InvalidInput
+from quotaguard.guard.sends import reservation_of
+from quotaguard.guard.stamps import Stamped, braket_tag, client_token
 from quotaguard.integrations._bridge import GuardBridge, IntegrationError
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ __all__ = [
     "BraketGuardConfig",
     "guard_session",
     "guarded_braket",
+    "stamp_request",
     "task_from_request",
     "unguard_session",
     "uninstall",
@@ -104,7 +107,17 @@ def task_from_request(
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int)):
         raise InvalidInput("shots", f"shots must be an int, got {type(shots).__name__}")
     price = (prices or {}).get(device_arn) if isinstance(device_arn, str) else None
-    return BraketTask(device_arn, shots=shots, price_override=price)
+    reservation = reservation_of(request.get("associations"))
+    return BraketTask(device_arn, shots=shots, price_override=price, reservation_arn=reservation)
+
+
+def stamp_request(request: Mapping[str, Any], reservation_id: str | None) -> dict[str, Any]:
+    """The request tagged ``quotaguard:reservation=<id>``, its ``clientToken`` derived from the
+    id (the SDK's boto3 client would make a random one): found again if the reply is lost."""
+    if reservation_id is None:
+        return dict(request)
+    tags = {**(request.get("tags") or {}), **braket_tag(reservation_id)}
+    return {**request, "tags": tags, "clientToken": client_token(reservation_id)}
 
 
 def _config_of(session: object) -> BraketGuardConfig | None:
@@ -136,7 +149,9 @@ def _install() -> None:
             return create(self, **request)
         work = task_from_request(request, config.prices)
         submission = config.bridge.submit(
-            work, lambda: create(self, **request), budgets=config.budgets
+            work,
+            Stamped(lambda rid: create(self, **stamp_request(request, rid))),
+            budgets=config.budgets,
         )
         return submission.result
 

@@ -36,6 +36,7 @@ import attrs
 
 from quotaguard._extras import missing
 from quotaguard.errors import InvalidInput
+from quotaguard.guard.stamps import Stamped, ibm_tag
 from quotaguard.ibm.work import IBMJob, IBMSession
 from quotaguard.integrations._bridge import GuardBridge, IntegrationError
 from quotaguard.integrations._versions import check_tested
@@ -189,9 +190,14 @@ def _job_hook(
         session_id=request.get("session_id"),
         simulator=_is_simulator(service, request["backend_name"]),
     )
-    submission = config.bridge.submit(
-        work, lambda: original(*args, **kwargs), budgets=config.budgets
-    )
+    given = list(request.get("job_tags") or [])
+
+    def send(reservation_id: str | None) -> Any:
+        # Tagged quotaguard:<reservation id>, so the watcher finds the job if the reply is lost.
+        call.arguments["job_tags"] = [*given, ibm_tag(reservation_id)] if reservation_id else given
+        return original(*call.args, **call.kwargs)
+
+    submission = config.bridge.submit(work, Stamped(send), budgets=config.budgets)
     return submission.result
 
 
@@ -220,7 +226,7 @@ def _session_hook(
 
 #: The hooks and the parameters the hooks read, by name: what feature detection checks.
 _CLIENT_HOOKS = {
-    "program_run": ("backend_name", "params", "max_execution_time", "session_id"),
+    "program_run": ("backend_name", "params", "max_execution_time", "session_id", "job_tags"),
     "create_session": ("backend", "instance", "max_time", "mode"),
 }
 

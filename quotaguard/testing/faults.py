@@ -21,6 +21,9 @@ class Fault:
     body: bytes | None = None
     headers: dict[str, str] = attrs.Factory(dict)
     times: int = 1
+    #: The request is served (the job or task is created), then this answer replaces the
+    #: real one: a reply lost on its way back.
+    after: bool = False
 
 
 @attrs.define
@@ -44,11 +47,16 @@ class Faults:
         body: bytes | str | None = None,
         headers: dict[str, str] | None = None,
         times: int = 1,
+        after: bool = False,
     ) -> None:
+        """``after=True`` serves the request first and then answers with the fault (a lost
+        reply: ``status=502`` says the work exists but the caller never hears of it)."""
         if times < 1:
             raise ValueError("times must be >= 1")
+        if after and status is None and body is None:
+            raise ValueError("after=True needs a status or a body to answer instead")
         data = body.encode() if isinstance(body, str) else body
-        fault = Fault(status, delay, data, dict(headers or {}), times)
+        fault = Fault(status, delay, data, dict(headers or {}), times, after)
         self._pending.setdefault(route, []).append(_Pending(fault, times))
 
     def clear(self) -> None:
@@ -74,6 +82,8 @@ class Faults:
             fault = self.take(route)
             if fault is None:
                 return await handler(request)
+            if fault.after:
+                await handler(request)
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.status is None and fault.body is None:

@@ -112,7 +112,9 @@ async def test_settings_assigned_later_reach_sending_and_settlement(toy: ToyAdap
         assert guard.adapters == []
         with pytest.raises(InvalidInput, match="no configured provider knows job"):
             await guard.settle(unsettled)
-        assert not hasattr(guard, "ibm") and not hasattr(guard, "braket")
+        # The guarded sends find their client in it too, when called.
+        with pytest.raises(InvalidInput, match="no ibm client"):
+            await guard.ibm.run_job("sampler", "ibm_x", {}, max_execution_time=5)
 
 
 class RecordingLedger(MemoryLedger):

@@ -57,3 +57,4 @@ class EmuTask:
     failure_reason: str | None = None
     limit_arn: str | None = None
     tags: dict[str, str] = attrs.Factory(dict)
+    associations: list[dict[str, str]] = attrs.Factory(list)

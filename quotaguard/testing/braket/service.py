@@ -32,12 +32,15 @@ from quotaguard.testing.braket.sigv4 import AUTH, verify
 from quotaguard.testing.braket.state import BraketState
 from quotaguard.testing.braket.wire import (
     amount,
+    associations,
+    created_filtered,
     device_json,
     filtered,
     limit_json,
     page,
     period,
     task_json,
+    task_summary_json,
 )
 
 __all__ = [
@@ -89,6 +92,7 @@ class BraketService(BraketState):
             ("POST", "/quantum-task", "CreateQuantumTask", self._create_task),
             ("PUT", "/quantum-task/{arn:.+}/cancel", "CancelQuantumTask", self._cancel_task),
             ("GET", "/quantum-task/{arn:.+}", "GetQuantumTask", self._get_task),
+            ("POST", "/quantum-tasks", "SearchQuantumTasks", self._search_tasks),
         ]
         for method, path, name, handler in routes:
             app.router.add_route(method, path, self._wrap(handler), name=f"braket.{name}")
@@ -255,9 +259,19 @@ class BraketService(BraketState):
             params if isinstance(params, str) else "{}",
             limit_arn=lim.arn if lim else None,
             tags=dict(body.get("tags") or {}),
+            associations=associations(body.get("associations")),
         )
         self._tokens[("CreateQuantumTask", token)] = arn
         return web.json_response({"quantumTaskArn": arn}, status=201)
+
+    async def _search_tasks(self, request: web.Request, body: dict[str, Any]) -> web.Response:
+        """``SearchQuantumTasks``: filters on ``deviceArn``, ``status``, ``quantumTaskArn``
+        (EQUAL) and ``createdAt`` (any operator), as Braket serves them; summaries carry tags."""
+        if not isinstance(body.get("filters"), list):
+            raise validation("filters is required")
+        tasks = created_filtered(body, list(self.tasks.values()))
+        fields = {"deviceArn": "device_arn", "status": "status", "quantumTaskArn": "arn"}
+        return self._search(body, tasks, fields, "quantumTasks", task_summary_json)
 
     async def _get_task(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         task = _found(self.tasks, _arn(request), "Quantum task")

@@ -15,6 +15,8 @@ from quotaguard.testing.braket.models import EmuDevice, EmuLimit, EmuTask
 
 __all__ = [
     "amount",
+    "associations",
+    "created_filtered",
     "device_json",
     "filtered",
     "iso",
@@ -22,6 +24,7 @@ __all__ = [
     "page",
     "period",
     "task_json",
+    "task_summary_json",
 ]
 
 _AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
@@ -72,6 +75,51 @@ def page(body: dict[str, Any], items: list[Any]) -> tuple[list[Any], str | None]
     chunk = items[start : start + size]
     more = start + size < len(items)
     return chunk, base64.urlsafe_b64encode(str(start + size).encode()).decode() if more else None
+
+
+def associations(raw: object) -> list[dict[str, str]]:
+    """``CreateQuantumTask`` associations: ``[{"arn", "type": RESERVATION_TIME_WINDOW_ARN}]``."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise validation("associations must be a list")
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("arn"), str):
+            raise validation("each association needs an arn")
+        if item.get("type") != "RESERVATION_TIME_WINDOW_ARN":
+            raise validation("association type must be RESERVATION_TIME_WINDOW_ARN")
+    return [{"arn": i["arn"], "type": i["type"]} for i in raw]
+
+
+_COMPARE = {
+    "LT": lambda a, b: a < b,
+    "LTE": lambda a, b: a <= b,
+    "EQUAL": lambda a, b: a == b,
+    "GT": lambda a, b: a > b,
+    "GTE": lambda a, b: a >= b,
+}
+
+
+def created_filtered(body: dict[str, Any], tasks: list[EmuTask]) -> list[EmuTask]:
+    """``tasks`` after the request's ``createdAt`` filters (ISO 8601 or epoch seconds; BETWEEN
+    takes two values); the other filters stay in ``body`` for :func:`filtered`."""
+    rest = []
+    for flt in body.get("filters") or []:
+        if not isinstance(flt, dict) or flt.get("name") != "createdAt":
+            rest.append(flt)
+            continue
+        op, values = flt.get("operator"), flt.get("values")
+        if not isinstance(values, list) or not values:
+            raise validation("createdAt filter needs values")
+        when = [_when(v, "createdAt") for v in values]
+        if op == "BETWEEN" and len(when) == 2:
+            tasks = [t for t in tasks if when[0] <= t.created_at <= when[1]]
+        elif op in _COMPARE and len(when) == 1:
+            tasks = [t for t in tasks if _COMPARE[op](t.created_at, when[0])]
+        else:
+            raise validation(f"unsupported createdAt operator {op!r}")
+    body["filters"] = rest
+    return tasks
 
 
 def filtered(body: dict[str, Any], items: list[Any], fields: Mapping[str, str]) -> list[Any]:
@@ -143,4 +191,17 @@ def task_json(task: EmuTask) -> dict[str, Any]:
         out["failureReason"] = task.failure_reason
     if task.tags:
         out["tags"] = task.tags
+    if task.associations:
+        out["associations"] = task.associations
+    return out
+
+
+def task_summary_json(task: EmuTask) -> dict[str, Any]:
+    """A ``QuantumTaskSummary`` (what ``SearchQuantumTasks`` lists)."""
+    keys = ("quantumTaskArn", "status", "deviceArn", "shots", "outputS3Bucket")
+    full = task_json(task)
+    out = {k: full[k] for k in (*keys, "outputS3Directory", "createdAt")}
+    for key in ("endedAt", "tags"):
+        if key in full:
+            out[key] = full[key]
     return out

@@ -69,6 +69,7 @@ class IBMService(IBMState):
             ("GET", "/backends/{name}/properties", "get_backend_properties", self._backend),
             ("GET", "/backends/{name}/status", "get_backend_status", self._backend),
             ("POST", "/jobs", "create_job", self._create_job),
+            ("GET", "/jobs", "list_jobs", self._list_jobs),
             ("GET", "/jobs/{job_id}", "get_job", self._get_job),
             ("GET", "/jobs/{job_id}/metrics", "get_job_metrics", self._get_job_metrics),
             ("POST", "/sessions", "create_session", self._create_session),
@@ -213,10 +214,30 @@ class IBMService(IBMState):
             raise Reject(400, "invalid_session", "No session with this id")
         if inst.limit_reached:
             raise Reject(403, "usage_limit_reached", "The instance usage limit is reached")
+        tags = data.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+            raise Reject(400, "invalid_request", "tags must be a list of non-empty strings")
         job_id = f"emu{next(self._ids):017x}"
         job = self.add_job(job_id, inst.crn, backend=backend, session_id=session_id, cost=cost)
         job.program_id = str(data.get("program_id", "sampler"))
+        job.tags = list(tags)
         return json_response({"id": job_id, "backend": backend})
+
+    async def _list_jobs(self, request: web.Request, inst: IBMInstanceState) -> web.StreamResponse:
+        """``GET /jobs``: this instance's jobs carrying every ``tags`` value, newest first,
+        paged by ``limit``/``offset`` (``count`` is the total before paging)."""
+        wanted = request.query.getall("tags", [])
+        try:
+            limit = int(request.query.get("limit", "200"))
+            offset = int(request.query.get("offset", "0"))
+        except ValueError:
+            raise Reject(400, "invalid_request", "limit and offset must be integers") from None
+        jobs = [j for j in self.jobs.values() if j.crn == inst.crn]
+        jobs = [j for j in reversed(jobs) if all(t in j.tags for t in wanted)]
+        page = jobs[offset : offset + limit]
+        return json_response(
+            {"jobs": [_job_json(j) for j in page], "count": len(jobs), "limit": limit}
+        )
 
     def _job(self, request: web.Request, inst: IBMInstanceState) -> IBMJobState:
         job = self.jobs.get(request.match_info["job_id"])
@@ -225,19 +246,7 @@ class IBMService(IBMState):
         return job
 
     async def _get_job(self, request: web.Request, inst: IBMInstanceState) -> web.StreamResponse:
-        job = self._job(request, inst)
-        return json_response(
-            {
-                "id": job.id,
-                "backend": job.backend,
-                "status": job.status,
-                "state": {"status": job.status, "reason": job.reason},
-                "created": job.created,
-                "session_id": job.session_id,
-                "cost": job.cost,
-                "program": {"id": job.program_id},
-            }
-        )
+        return json_response(_job_json(self._job(request, inst)))
 
     async def _get_job_metrics(
         self, request: web.Request, inst: IBMInstanceState
@@ -317,3 +326,17 @@ class IBMService(IBMState):
                 "accepting_jobs": session.accepting_jobs and closed_at is None,
             }
         )
+
+
+def _job_json(job: IBMJobState) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "backend": job.backend,
+        "status": job.status,
+        "state": {"status": job.status, "reason": job.reason},
+        "created": job.created,
+        "session_id": job.session_id,
+        "cost": job.cost,
+        "program": {"id": job.program_id},
+        "tags": job.tags,
+    }

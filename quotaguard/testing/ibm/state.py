@@ -58,6 +58,7 @@ class IBMJobState:
     program_id: str = "sampler"
     running: datetime | None = None
     finished: datetime | None = None
+    tags: list[str] = attrs.Factory(list)
 
 
 @attrs.define
