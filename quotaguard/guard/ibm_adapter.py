@@ -16,7 +16,7 @@ from quotaguard.errors import BudgetUnavailable, InvalidInput
 from quotaguard.guard.cache import CachedState, check_not_future
 from quotaguard.guard.stamps import first_found, ibm_tag, may_have_sent
 from quotaguard.ibm import rules
-from quotaguard.ibm.models import JobStatus
+from quotaguard.ibm.billing import job_bill
 from quotaguard.ibm.work import IBMJob, IBMSession
 from quotaguard.ledger.base import Ledger
 
@@ -196,12 +196,19 @@ class IBMAdapter:
         job = await self.client.get_job(external_id)
         if not job.status.final:
             return None
-        seconds = (await self.client.get_job_metrics(external_id)).quantum_seconds
-        if seconds is None:
-            # A finished job without a usage figure yet: a completed one ran, so wait for the
-            # figure rather than commit 0; a failed or cancelled one before running cost 0.
-            return None if job.status is JobStatus.COMPLETED else Decimal(0)
-        return seconds
+        metrics = await self.client.get_job_metrics(external_id)
+        bound = timedelta(seconds=self.policy.usage_pending_max_seconds)
+        bill = job_bill(job, metrics, ceiling=reserved, now=self.clock(), pending_bound=bound)
+        if bill.at_ceiling:
+            log.warning(
+                "settle: IBM gave no final usage for job %s (%s) within %s of its end; "
+                "committing its ceiling, %s s",
+                external_id,
+                job.status.value,
+                bound,
+                reserved,
+            )
+        return bill.seconds
 
     async def find_sent(self, reservation: Reservation) -> str | None:
         """The job a guarded send made for ``reservation``: tagged ``quotaguard:<id>``."""

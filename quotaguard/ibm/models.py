@@ -49,6 +49,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: IBM's ``state.reason_code`` for a job cancelled at its ceiling ("Cancelled - Ran too long").
+RAN_TOO_LONG = 1305
+
 
 class JobStatus(enum.StrEnum):
     QUEUED = "Queued"
@@ -136,11 +139,42 @@ class GetUsageResponse:
     usage_limit_reached: bool | None = None
 
 
+#: ``usage.status`` while IBM's figure is not final (qiskit-ibm-runtime 0.51
+#: ``RuntimeJobV2.usage``: ``usage.get("status", "pending") == "pending"`` reads as unfinished).
+USAGE_PENDING = "pending"
+
+
 @attrs.frozen
 class JobUsage:
     qpu_charge_time_seconds: Decimal | None = None
     quantum_seconds: Decimal | None = None
     seconds: Decimal | None = None
+    status: str | None = None
+
+    @property
+    def final(self) -> bool:
+        """Whether IBM says these figures will not change.
+
+        Any ``status`` but "pending" is final. An absent status is pending on the current API
+        (qiskit-ibm-runtime's default), told by its ``qpu_charge_time_seconds`` or by no figure
+        at all; the older API (the seeds: ``quantum_seconds`` / ``seconds``) has no status and
+        reports its figures once the job ended.
+        """
+        if self.status is not None:
+            return self.status.strip().lower() != USAGE_PENDING
+        older = self.quantum_seconds is not None or self.seconds is not None
+        return older and self.qpu_charge_time_seconds is None
+
+    @property
+    def billed_seconds(self) -> Decimal | None:
+        """The larger of the figures present: IBM does not say which one bills (the seeds name
+        ``quantum_seconds``, the FAQ's open-plan quota counts ``seconds``), so never the less."""
+        present = [
+            v
+            for v in (self.qpu_charge_time_seconds, self.quantum_seconds, self.seconds)
+            if v is not None
+        ]
+        return max(present) if present else None
 
 
 @attrs.frozen
@@ -156,18 +190,6 @@ class JobMetrics:
     timestamps: JobTimestamps | None = None
     qiskit_version: str | None = None
 
-    @property
-    def quantum_seconds(self) -> Decimal | None:
-        """Seconds IBM charged: the current field first, then the seeds' older names."""
-        for value in (
-            self.usage.qpu_charge_time_seconds,
-            self.usage.quantum_seconds,
-            self.usage.seconds,
-        ):
-            if value is not None:
-                return value
-        return None
-
 
 @attrs.frozen
 class Job:
@@ -179,6 +201,14 @@ class Job:
     #: ``max_execution_time`` as the API names it in job payloads.
     cost: int | None = None
     reason: str | None = None
+    #: ``state.reason_code``; 1305 is "Cancelled - Ran too long".
+    reason_code: int | None = None
+
+    @property
+    def ran_too_long(self) -> bool:
+        """Cancelled by IBM at its ceiling: it ran (qiskit-ibm-runtime 0.51 reads code 1305 in
+        ``RuntimeJobV2._status_from_job_response``; IBM's FAQ shows the status text)."""
+        return self.reason_code == RAN_TOO_LONG or "ran too long" in (self.reason or "").lower()
 
 
 @attrs.frozen

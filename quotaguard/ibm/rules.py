@@ -112,6 +112,9 @@ class IBMPolicy:
     #: much earlier than it was fetched, so spend committed locally in that time still counts
     #: on top of it (counted twice for a while rather than lost).
     usage_report_lag_seconds: int = attrs.field(default=900, validator=_positive)
+    #: How long after a job ended its usage may stay pending (not final) before the guard
+    #: commits the job's ceiling, with a warning, instead of holding on.
+    usage_pending_max_seconds: int = attrs.field(default=86_400, validator=_positive)
 
     def is_open_plan(self, plan_id: str | None) -> bool:
         return plan_id is not None and plan_id.lower() in self.open_plan_ids

@@ -383,12 +383,32 @@ def decipher_as(request: Request, response: Response, model: type[T]) -> T:
 
 def decipher_job(request: Request, response: Response) -> Job:
     data = _data(request.operation, response)
-    if isinstance(data, dict) and "status" not in data:
-        # Older payloads carry the status only under "state".
-        state = data.get("state")
-        if isinstance(state, dict):
-            data = {**data, "status": state.get("status"), "reason": state.get("reason")}
+    if isinstance(data, dict):
+        data = _job_fields(data)
     return structure(data, Job)
+
+
+def _job_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The job reply's status, reason and reason code, wherever the reply puts them.
+
+    The live reply nests them under ``state`` (qiskit-ibm-runtime 0.51 reads ``state.status``,
+    ``state.reason`` and ``state.reasonCode`` or ``state.reason_code`` in
+    ``RuntimeJobV2._set_status``); older payloads have only ``state``, some a top-level
+    ``status``, which wins. A status text such as "Cancelled - Ran too long" keeps its reason.
+    """
+    state = data.get("state")
+    nested: dict[str, Any] = {}
+    if isinstance(state, dict):
+        code = state.get("reason_code", state.get("reasonCode"))
+        nested = {"status": state.get("status"), "reason": state.get("reason"), "reason_code": code}
+    merged = {**data}
+    for key, value in nested.items():
+        if merged.get(key) is None and value is not None:
+            merged[key] = value
+    status = merged.get("status")
+    if isinstance(status, str) and " - " in status and merged.get("reason") is None:
+        merged["reason"] = status.split(" - ", 1)[1].strip()
+    return merged
 
 
 def decipher_id(request: Request, response: Response) -> str:

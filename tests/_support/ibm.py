@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from quotaguard import RetryPolicy
 from quotaguard.ibm import IBMRuntimeClient
@@ -30,9 +31,10 @@ ClientFactory = Callable[..., IBMRuntimeClient]
 
 
 def emulated_ibm_client(
-    emulator: Emulator, clock: FakeClock, key: str, crn: str
+    emulator: Emulator, clock: FakeClock, key: str, crn: str, **options: Any
 ) -> IBMRuntimeClient:
-    """A real IBMRuntimeClient on the emulator: one attempt, 2 s timeout (no slow retries)."""
+    """A real IBMRuntimeClient on the emulator: one attempt, 2 s timeout (no slow retries);
+    ``options`` are further keyword arguments of IBMRuntimeClient (``api_version=``)."""
     return IBMRuntimeClient(
         key,
         crn,
@@ -41,4 +43,5 @@ def emulated_ibm_client(
         clock=clock,
         retry=RetryPolicy(attempts=1),
         timeout=2,
+        **options,
     )

@@ -93,12 +93,13 @@ async def test_get_job_and_metrics(client: IBMRuntimeClient, emu: Emulator) -> N
     assert job.status is JobStatus.QUEUED
     assert job.backend == "ibm_emulated"
     assert job.cost == 300
-    assert (await client.get_job_metrics("job-1")).quantum_seconds is None
+    assert (await client.get_job_metrics("job-1")).usage.billed_seconds is None
     emu.ibm.complete_job("job-1", quantum_seconds=Decimal("42.25"))
     assert (await client.get_job("job-1")).status is JobStatus.COMPLETED
     metrics = await client.get_job_metrics("job-1")
     assert metrics.usage.qpu_charge_time_seconds == Decimal("42.25")
-    assert metrics.quantum_seconds == Decimal("42.25")
+    assert metrics.usage.billed_seconds == Decimal("42.25")
+    assert (metrics.usage.status, metrics.usage.final) == ("complete", True)
     # completing a job counts its seconds into the instance's usage
     assert (await client.get_usage()).usage_consumed_seconds == Decimal("162.75")
 
@@ -107,11 +108,12 @@ async def test_job_metrics_older_api_version_reads_quantum_seconds(
     make_client: ClientFactory, emu: Emulator
 ) -> None:
     emu.ibm.add_job("job-2", CRN)
-    emu.ibm.complete_job("job-2", quantum_seconds=7)
+    emu.ibm.complete_job("job-2", quantum_seconds=7, seconds=9)
     metrics = await make_client(api_version="2025-01-01").get_job_metrics("job-2")
     assert metrics.usage.qpu_charge_time_seconds is None
-    assert metrics.usage.quantum_seconds == Decimal(7)
-    assert metrics.quantum_seconds == Decimal(7)
+    assert (metrics.usage.quantum_seconds, metrics.usage.seconds) == (7, 9)
+    assert metrics.usage.billed_seconds == Decimal(9)  # the larger
+    assert metrics.usage.final  # the older API has no status: its figures are final
 
 
 async def test_get_session_remaining(

@@ -252,13 +252,8 @@ class IBMService(IBMState):
         self, request: web.Request, inst: IBMInstanceState
     ) -> web.StreamResponse:
         job = self._job(request, inst)
-        usage: dict[str, Any] = {}
-        if job.quantum_seconds is not None:
-            version = request.headers.get("IBM-API-Version", QPU_CHARGE_TIME_SINCE)
-            if version >= QPU_CHARGE_TIME_SINCE:
-                usage = {"qpu_charge_time_seconds": job.quantum_seconds}
-            else:  # the older API, as in the seeds
-                usage = {"quantum_seconds": job.quantum_seconds, "seconds": job.quantum_seconds}
+        version = request.headers.get("IBM-API-Version", QPU_CHARGE_TIME_SINCE)
+        usage = _usage(job, current_api=version >= QPU_CHARGE_TIME_SINCE)
         timestamps = {"created": job.created, "running": job.running, "finished": job.finished}
         return json_response(
             {"usage": usage, "timestamps": timestamps, "qiskit_version": "emulator"}
@@ -333,10 +328,32 @@ def _job_json(job: IBMJobState) -> dict[str, Any]:
         "id": job.id,
         "backend": job.backend,
         "status": job.status,
-        "state": {"status": job.status, "reason": job.reason},
+        "state": {
+            "status": job.status,
+            "reason": job.reason,
+            "reason_code": job.reason_code,
+        },
         "created": job.created,
         "session_id": job.session_id,
         "cost": job.cost,
         "program": {"id": job.program_id},
         "tags": job.tags,
     }
+
+
+def _usage(job: IBMJobState, *, current_api: bool) -> dict[str, Any]:
+    """A job's ``usage`` in metrics. The current API says ``status: "pending"`` until the figure
+    is final (qiskit-ibm-runtime 0.51 ``RuntimeJobV2.usage``) and ``"complete"`` after (as its
+    ``fake_provider/local_runtime_job.py`` does); the older API (the seeds) has no status and
+    shows its figures once final."""
+    if job.quantum_seconds is None and not job.usage_pending:
+        return {}
+    if current_api:
+        figure = job.billed_seconds or Decimal(0)
+        return {
+            "qpu_charge_time_seconds": figure,
+            "status": "pending" if job.usage_pending else "complete",
+        }
+    if job.usage_pending:
+        return {}
+    return {"quantum_seconds": job.quantum_seconds, "seconds": job.billed_seconds}

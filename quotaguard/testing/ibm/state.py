@@ -12,6 +12,7 @@ import attrs
 
 __all__ = [
     "OPEN_PLAN_SECONDS",
+    "RAN_TOO_LONG",
     "STATUSES",
     "IBMInstanceState",
     "IBMJobState",
@@ -21,6 +22,9 @@ __all__ = [
 
 OPEN_PLAN_SECONDS = Decimal(600)
 STATUSES = ("Queued", "Running", "Completed", "Failed", "Cancelled")
+#: The ``state.reason_code`` IBM gives a job it cancelled at its ceiling ("Cancelled - Ran too
+#: long"); qiskit-ibm-runtime 0.51 (``RuntimeJobV2._status_from_job_response``) reads it.
+RAN_TOO_LONG = 1305
 
 
 @attrs.define
@@ -59,6 +63,16 @@ class IBMJobState:
     running: datetime | None = None
     finished: datetime | None = None
     tags: list[str] = attrs.Factory(list)
+    #: The older API's ``seconds`` (system execution time) when it differs from
+    #: ``quantum_seconds``; what the emulator bills. None: the same as ``quantum_seconds``.
+    system_seconds: Decimal | None = None
+    #: The usage figure is not final yet (``usage.status: "pending"`` on the current API).
+    usage_pending: bool = False
+    reason_code: int | None = None
+
+    @property
+    def billed_seconds(self) -> Decimal | None:
+        return self.quantum_seconds if self.system_seconds is None else self.system_seconds
 
 
 @attrs.define
@@ -174,14 +188,87 @@ class IBMState:
         elif status != "Queued":
             job.finished = self.clock()
 
-    def complete_job(self, job_id: str, quantum_seconds: Decimal | int = 0) -> None:
-        """Finish a job, counting its quantum seconds into its instance's usage."""
+    def complete_job(
+        self,
+        job_id: str,
+        quantum_seconds: Decimal | int = 0,
+        *,
+        seconds: Decimal | int | None = None,
+        pending: bool = False,
+    ) -> None:
+        """Finish a job, counting its usage into its instance's once final.
+
+        ``seconds``: the older API's system execution time, when it differs from
+        ``quantum_seconds`` (what the emulator bills). ``pending``: the figure is not final yet
+        (``usage.status: "pending"``); :meth:`finalize_usage` makes it final later.
+        """
+        self._end(job_id, "Completed", quantum_seconds, seconds, pending, ran=True)
+
+    def fail_job(
+        self,
+        job_id: str,
+        quantum_seconds: Decimal | int | None = None,
+        *,
+        seconds: Decimal | int | None = None,
+        pending: bool = False,
+        reason: str = "Job failed",
+    ) -> None:
+        """Fail a job; it ran if it was set ``Running`` first (a ``running`` timestamp)."""
+        self._end(job_id, "Failed", quantum_seconds, seconds, pending, reason=reason)
+
+    def cancel_job(
+        self,
+        job_id: str,
+        quantum_seconds: Decimal | int | None = None,
+        *,
+        seconds: Decimal | int | None = None,
+        pending: bool = False,
+        ran_too_long: bool = False,
+    ) -> None:
+        """Cancel a job: while queued (no ``running`` timestamp) unless it was set
+        ``Running`` first; ``ran_too_long`` as IBM does at the job's ceiling (it ran)."""
+        reason, code = ("Ran too long", RAN_TOO_LONG) if ran_too_long else (None, None)
+        self._end(
+            job_id, "Cancelled", quantum_seconds, seconds, pending, ran_too_long, reason, code
+        )
+
+    def finalize_usage(
+        self, job_id: str, quantum_seconds: Decimal | int, *, seconds: Decimal | int | None = None
+    ) -> None:
+        """Make an ended job's pending usage final, counting it into its instance's."""
         job = self.jobs[job_id]
         job.quantum_seconds = Decimal(quantum_seconds)
-        self.set_job_status(job_id, "Completed")
+        job.system_seconds = None if seconds is None else Decimal(seconds)
+        job.usage_pending = False
+        self._count(job)
+
+    def _end(
+        self,
+        job_id: str,
+        status: str,
+        quantum_seconds: Decimal | int | None,
+        seconds: Decimal | int | None,
+        pending: bool,
+        ran: bool = False,
+        reason: str | None = None,
+        reason_code: int | None = None,
+    ) -> None:
+        job = self.jobs[job_id]
+        job.quantum_seconds = None if quantum_seconds is None else Decimal(quantum_seconds)
+        job.system_seconds = None if seconds is None else Decimal(seconds)
+        job.usage_pending = pending
+        if ran and job.running is None:
+            job.running = self.clock()
+        self.set_job_status(job_id, status, reason)
+        job.reason_code = reason_code
+        if not pending:
+            self._count(job)
+
+    def _count(self, job: IBMJobState) -> None:
         instance = self.instances.get(job.crn)
-        if instance is not None and job.session_id is None:
-            instance.consumed_seconds += job.quantum_seconds
+        billed = job.billed_seconds
+        if instance is not None and job.session_id is None and billed is not None:
+            instance.consumed_seconds += billed
 
     def add_session(
         self,
