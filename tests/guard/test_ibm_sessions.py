@@ -145,6 +145,27 @@ async def test_a_job_running_past_max_time_is_billed_and_committed(
         assert (await ledger.get(second.id)).state is ReservationState.COMMITTED
 
 
+async def test_a_job_that_outlives_a_closed_session_commits_what_it_ran_past_it(
+    emulator: Emulator, clock: FakeClock
+) -> None:
+    # Should IBM report a session closed while one of its jobs still runs, the job's part of
+    # the hold stays, and it commits what the job ran past the session's closed_at.
+    async with guarded(emulator, clock, limit=10_000) as (guard, ibm, ledger):
+        sid = await submit_session(guard, ibm, IBMSession(BACKEND, max_time=100))
+        job = await submit_job(guard, ibm, sid, 100)
+        assert job.external_id is not None
+        emulator.ibm.set_job_status(job.external_id, "Running")
+        clock.advance(seconds=100)
+        emulator.ibm.sessions[sid].closed_at = clock()  # closed at max_time, job running
+        assert await guard.watch_once() == 1  # the session: 100 s
+        assert (await ledger.state(KEY, now=clock())).reserved == 100  # the job's part stays
+        clock.advance(seconds=30)
+        emulator.ibm.complete_job(job.external_id, quantum_seconds=120)
+        assert await guard.watch_once() == 1
+        state = await ledger.state(KEY, now=clock())
+        assert (state.committed, state.reserved) == (Decimal(130), 0)
+
+
 # -- batches: the sum of the jobs' ceilings -------------------------------------------------
 
 
