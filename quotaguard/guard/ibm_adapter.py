@@ -14,6 +14,7 @@ from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Budget, Estimate, Reservation, Violation
 from quotaguard.errors import BudgetUnavailable, InvalidInput
 from quotaguard.guard.cache import CachedState, check_not_future
+from quotaguard.guard.ibm_sessions import NOT_HELD, SESSION_PREFIX, IBMSessions
 from quotaguard.guard.stamps import first_found, ibm_tag, may_have_sent
 from quotaguard.ibm import rules
 from quotaguard.ibm.billing import job_bill
@@ -22,14 +23,11 @@ from quotaguard.ledger.base import Ledger
 
 if TYPE_CHECKING:
     from quotaguard.ibm.client import IBMRuntimeClient
-    from quotaguard.ibm.models import GetUsageResponse, Session
+    from quotaguard.ibm.models import GetUsageResponse
 
-__all__ = ["IBMAdapter"]
+__all__ = ["SESSION_PREFIX", "IBMAdapter"]
 
 log = logging.getLogger("quotaguard.guard")
-
-#: External ids of sessions carry this prefix so settlement knows what to ask IBM for.
-SESSION_PREFIX = "ibm-session:"
 
 
 class IBMAdapter:
@@ -54,8 +52,10 @@ class IBMAdapter:
         self._usage: CachedState[GetUsageResponse] = CachedState(
             self.key, self._fetch, ttl=ttl, max_staleness=max_staleness, clock=clock
         )
-        self._sessions: dict[str, CachedState[Session]] = {}
-        self._ttl, self._max_staleness = ttl, max_staleness
+        self.sessions = IBMSessions(
+            client, policy=self.policy, ledger=ledger, clock=clock, ttl=ttl,
+            max_staleness=max_staleness,
+        )  # fmt: skip
         self._warned = False
 
     def __repr__(self) -> str:
@@ -103,26 +103,6 @@ class IBMAdapter:
         # report (an older report never replaces a newer one).
         return max(d for d in (dated, start, state.reported_at) if d is not None)
 
-    async def _session_remaining(self, session_id: str) -> Decimal:
-        cache = self._sessions.get(session_id)
-        if cache is None:
-            cache = CachedState(
-                f"ibm-session:{session_id}",
-                lambda: self._fetch_session(session_id),
-                ttl=self._ttl,
-                max_staleness=self._max_staleness,
-                clock=self.clock,
-            )
-            self._sessions[session_id] = cache
-        return (await cache.get()).remaining_seconds(self.clock())
-
-    async def _fetch_session(self, session_id: str) -> Session:
-        at = self.clock()
-        session = await self.client.get_session(session_id)
-        # A session started in the future would have more than its max_ttl left.
-        check_not_future(session.started_at, at, "$.started_at", self.provider)
-        return session
-
     async def estimate(
         self, work: IBMJob | IBMSession, *, now: datetime, fail_open: bool
     ) -> Estimate:
@@ -137,18 +117,13 @@ class IBMAdapter:
                 if not self._warned:
                     self._warned = True
                     log.warning("%s: usage unavailable; admitting (fail_mode=open)", self.key)
-        remaining, held = None, True
-        if isinstance(work, IBMJob) and work.session_id is not None:
-            remaining = await self._session_remaining(work.session_id)
-            session = await self.ledger.find_external(SESSION_PREFIX + work.session_id)
-            held = session is not None and not session.ended
+        if isinstance(work, IBMJob):
+            terms = await self.sessions.job_terms(work)
+        else:
+            plan = None if usage is None else usage.plan_id
+            terms = {"plan_max_ttl": await self.sessions.plan_max_ttl(plan)}
         estimate = rules.estimate(
-            work,
-            usage=usage,
-            policy=self.policy,
-            budget_key=self.key,
-            session_remaining=remaining,
-            session_held=held,
+            work, usage=usage, policy=self.policy, budget_key=self.key, **terms
         )
         if usage is None and estimate.charges and not await self._known():
             # Failing open before the instance budget was ever fetched: there is no budget to
@@ -181,6 +156,8 @@ class IBMAdapter:
                 found = found()
         if not isinstance(found, str) or not found:
             return None
+        if isinstance(work, IBMJob):
+            self.sessions.admitted(work)
         return SESSION_PREFIX + found if isinstance(work, IBMSession) else found
 
     def owns(self, external_id: str) -> bool:
@@ -188,12 +165,11 @@ class IBMAdapter:
 
     async def actual(self, external_id: str, reserved: Decimal) -> Decimal | None:
         if external_id.startswith(SESSION_PREFIX):
-            # Sessions bill wall-clock time; settle when the session has ended.
-            session = await self.client.get_session(external_id.removeprefix(SESSION_PREFIX))
-            return session.elapsed_seconds(self.clock()) if session.ended else None
-        if reserved == 0:
-            return Decimal(0)  # a job inside a held session: the session bills its time
+            return await self.sessions.session_actual(external_id.removeprefix(SESSION_PREFIX))
         job = await self.client.get_job(external_id)
+        in_session = await self.sessions.job_actual(job)
+        if in_session is not NOT_HELD:
+            return in_session
         if not job.status.final:
             return None
         metrics = await self.client.get_job_metrics(external_id)

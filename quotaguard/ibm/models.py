@@ -120,6 +120,13 @@ class ExpandedPlanConfiguration(PlanConfiguration):
 class ExpandedAccountConfiguration:
     plans: tuple[ExpandedPlanConfiguration, ...]
 
+    def max_ttl(self, plan_id: str) -> int | None:
+        """The longest session the plan allows (its ``max_ttl``), None if not configured."""
+        for plan in self.plans:
+            if plan.plan_id == plan_id and plan.max_ttl:
+                return plan.max_ttl
+        return None
+
 
 @attrs.frozen
 class UsagePeriod:

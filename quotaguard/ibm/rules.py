@@ -22,9 +22,13 @@ Rule codes (stable; match on these, not on messages):
 ``ibm.payload.program_too_large`` / ``ibm.payload.input_too_large``
     Programs are limited to 750 KB and job inputs to 64 MB (configurable in :class:`IBMPolicy`).
 
-Charges: a job reserves min(max_execution_time, cap) seconds of its instance; a job inside a
-session charges 0 (the session's reservation covers it; sessions bill wall-clock); a session
-reserves its ``max_time``; simulator jobs charge nothing to QPU budgets.
+Charges (the worst case IBM can bill; docs/ibm.md, "Session formulas"): a job reserves its
+ceiling, min(max_execution_time, cap) seconds of its instance. A dedicated session reserves
+its ``max_time``; a job admitted into one the guard holds reserves only what raises the
+session's hold to ``max_time`` + the largest ceiling admitted into it (a job still running
+when ``max_time`` ends goes on, and the session bills wall-clock until it ends). A batch
+reserves nothing itself and each of its jobs its own ceiling (a batch bills its jobs' QPU
+time, and they may run in parallel). Simulator jobs charge nothing to QPU budgets.
 """
 
 from __future__ import annotations
@@ -66,7 +70,9 @@ __all__ = [
     "estimate",
     "explain_rejection",
     "instance_budget",
+    "job_ceiling",
     "reported_used",
+    "session_raise",
 ]
 
 RULE_UNSET = "ibm.max_execution_time.unset"
@@ -191,6 +197,20 @@ def _unset_message(key: str, cap: int, remaining: Decimal) -> str:
     )
 
 
+def job_ceiling(work: IBMJob, policy: IBMPolicy) -> Decimal:
+    """The most IBM lets the job run (and bill): min(max_execution_time, the system cap)."""
+    met, cap = work.max_execution_time, policy.job_cap_seconds
+    if isinstance(met, bool) or not isinstance(met, int) or not 1 <= met <= MAX_EXECUTION_TIME_MAX:
+        return Decimal(cap)  # unset, or invalid (refused as ibm.max_execution_time.invalid)
+    return Decimal(min(met, cap))
+
+
+def session_raise(ceiling: Decimal, covered: Decimal) -> Decimal:
+    """What a job adds to a dedicated session's hold, which covers ``max_time`` + ``covered``
+    (the largest ceiling admitted so far): max(0, ceiling − covered)."""
+    return max(ceiling - covered, Decimal(0))
+
+
 def _job(
     work: IBMJob,
     usage: GetUsageResponse | None,
@@ -198,6 +218,8 @@ def _job(
     key: str,
     session_remaining: Decimal | None,
     session_held: bool = True,
+    session_mode: str | None = None,
+    session_covered: Decimal = Decimal(0),
 ) -> Estimate:
     violations: list[Violation] = []
     met = work.max_execution_time
@@ -212,9 +234,7 @@ def _job(
                 key,
             )
         )
-        met = None
-    cap = policy.job_cap_seconds
-    ceiling = Decimal(cap if met is None else min(met, cap))
+    ceiling = job_ceiling(work, policy)
     if work.program_bytes > policy.max_program_bytes:
         violations.append(
             Violation(
@@ -257,10 +277,12 @@ def _job(
                     session_remaining,
                 )
             )
-        if session_held:
-            # The session's reservation covers its jobs: nothing more is drawn from the
-            # instance. A session nobody reserved covers nothing: charge the job in full.
-            return Estimate((Charge(key, 0, S),), tuple(violations), Decimal(0), S)
+        if session_held and session_mode != "batch":
+            # The session's hold covers max_time + the largest ceiling admitted so far; this
+            # job raises it by what its own ceiling adds. A batch bills its jobs' QPU time,
+            # and a session nobody reserved covers nothing: such jobs are charged in full.
+            extra = session_raise(ceiling, session_covered)
+            return Estimate((Charge(key, extra, S),), tuple(violations), extra, S)
     # No max_execution_time and the cap does not fit: the ledger refuses (budget.remaining,
     # with what is really left after local holds and commits) and explain_rejection turns
     # that into RULE_UNSET. Judged here from IBM's figure alone, the advice would be wrong.
@@ -268,7 +290,11 @@ def _job(
 
 
 def _session(
-    work: IBMSession, usage: GetUsageResponse | None, policy: IBMPolicy, key: str
+    work: IBMSession,
+    usage: GetUsageResponse | None,
+    policy: IBMPolicy,
+    key: str,
+    plan_max_ttl: int | None = None,
 ) -> Estimate:
     violations: list[Violation] = []
     open_plan = usage is not None and policy.is_open_plan(usage.plan_id)
@@ -280,7 +306,7 @@ def _session(
                 key,
             )
         )
-    plan_max = policy.plan_max_ttl(open_plan)
+    plan_max = plan_max_ttl or policy.plan_max_ttl(open_plan)
     max_time = work.max_time if work.max_time is not None else plan_max
     interactive = work.interactive_ttl or min(policy.session_interactive_ttl_seconds, max_time)
     active = work.active_ttl if work.active_ttl is not None else max_time
@@ -304,7 +330,8 @@ def _session(
                 0,
             )
         )
-    amount = Decimal(max_time)
+    # A batch bills only its jobs' QPU time, which each job holds for itself.
+    amount = Decimal(0 if work.mode == "batch" else max_time)
     return Estimate((Charge(key, amount, S),), tuple(violations), amount, S)
 
 
@@ -316,15 +343,25 @@ def estimate(
     budget_key: str,
     session_remaining: Decimal | None = None,
     session_held: bool = True,
+    session_mode: str | None = None,
+    session_covered: Decimal = Decimal(0),
+    plan_max_ttl: int | None = None,
 ) -> Estimate:
     """Charges and static violations for ``work``; the ledger adds ``budget.remaining``.
 
     ``session_held``: whether a reservation holds the job's session (opened through the
-    guard). Jobs in such a session charge 0; jobs in any other session are charged in full.
+    guard); ``session_mode`` its mode, ``session_covered`` the largest ceiling of a job
+    admitted into it so far. A job in a held dedicated session charges what it adds to the
+    session's hold (:func:`session_raise`); a job in a batch or in a session nobody holds is
+    charged in full. ``plan_max_ttl``: the plan's session maximum from the account endpoint
+    (None: the policy's).
     """
     if isinstance(work, IBMSession):
-        return _session(work, usage, policy, budget_key)
-    return _job(work, usage, policy, budget_key, session_remaining, session_held)
+        return _session(work, usage, policy, budget_key, plan_max_ttl)
+    return _job(
+        work, usage, policy, budget_key, session_remaining, session_held, session_mode,
+        session_covered,
+    )  # fmt: skip
 
 
 def explain_rejection(work: IBMJob | IBMSession, violation: Violation) -> Violation:

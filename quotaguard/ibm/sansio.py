@@ -42,6 +42,7 @@ __all__ = [
     "PROVIDER",
     "REGIONS",
     "Request",
+    "account_from_crn",
     "api_headers",
     "build_create_session",
     "build_get_account",
@@ -119,6 +120,15 @@ def region_from_crn(crn: str) -> str | None:
     """The CRN's location segment (``us-east``, ``eu-de``), as qiskit-ibm-runtime reads it."""
     parts = crn.split(":")
     return parts[5] or None if len(parts) > 5 else None
+
+
+def account_from_crn(crn: str) -> str | None:
+    """The CRN's account id (its ``a/<account>`` scope, without the prefix), for
+    ``GET /v1/accounts/{id}``; None when the CRN names no account."""
+    parts = crn.split(":")
+    scope = parts[6] if len(parts) > 6 else ""
+    account = scope.removeprefix("a/") if scope.startswith("a/") else ""
+    return account if _ACCOUNT_ID.fullmatch(account) else None
 
 
 def check_api_version(value: object) -> str:

@@ -160,8 +160,9 @@ def _mode(value: object) -> Literal["dedicated", "batch"]:
 
 @attrs.frozen
 class IBMSession:
-    """A session (``mode="dedicated"``) or batch. Sessions bill wall-clock: ``max_time`` is
-    reserved when it opens (``None``: the plan's default)."""
+    """A session (``mode="dedicated"``) or batch. A session bills wall-clock: ``max_time``
+    (``None``: the plan's maximum) is reserved when it opens, raised by its jobs' largest
+    ceiling as they are admitted. A batch bills its jobs' QPU time: each job holds its own."""
 
     backend: str = attrs.field(converter=_backend)
     max_time: int | None = attrs.field(default=None, converter=_max_time)

@@ -322,7 +322,7 @@ async def test_a_job_in_a_session_nobody_reserved_is_charged_in_full(world: Worl
         assert sub.reservation.amount_for(f"ibm:{crn}") == Decimal(300)
         with pytest.raises(BudgetExceeded):
             await guard.submit(job, lambda: pytest.fail("sent"))
-        # Inside a session the guard opened, jobs draw nothing more from the instance.
+        # Inside a session the guard opened, jobs draw only what raises the session's hold.
         opened = await guard.submit(
             IBMSession(world.seed.backend, max_time=100),
             lambda: ibm.create_session(world.seed.backend, max_ttl=100),
@@ -336,12 +336,21 @@ async def test_a_job_in_a_session_nobody_reserved_is_charged_in_full(world: Worl
                 "sampler", inner.backend, {}, max_execution_time=60, session_id=sid
             ),
         )
-        assert sub2.reservation.amount_for(f"ibm:{crn}") == 0
+        # It raises the session's hold to max_time + its ceiling: it may run past max_time.
+        assert sub2.reservation.amount_for(f"ibm:{crn}") == Decimal(60)
         assert sub2.external_id is not None
-        world.emu.ibm.complete_job(sub2.external_id, quantum_seconds=50)
+        world.emu.ibm.set_job_status(sub2.external_id, "Running")
+        world.clock.advance(seconds=40)
+        world.emu.ibm.complete_job(sub2.external_id, quantum_seconds=35)
+        # Its part of the hold lasts as long as the session can bill.
+        assert (await guard.settle(sub2)).state is ReservationState.HELD
+        world.emu.ibm.close_session(sid)
+        session = await guard.settle(opened)
+        assert session.actual is not None
+        assert [c.amount for c in session.actual] == [40]  # the session bills wall-clock
         settled = await guard.settle(sub2)
         assert settled.actual is not None
-        assert [c.amount for c in settled.actual] == [0]  # the session bills its time
+        assert [c.amount for c in settled.actual] == [0]  # inside the session's time
 
 
 async def test_simulator_tasks_settle_by_their_duration(world: World) -> None:

@@ -125,11 +125,14 @@ async def test_run_in_a_batch_or_session_is_guarded_against_its_max_time(
     assert info.value.decision.violations[0].rule == "ibm.session.remaining"
     assert emu.calls("ibm.create_session") == 1
     assert emu.calls("ibm.create_job") == 0
-    # A run that fits is sent into the batch/session and bound; the session's hold covers it.
+    # A run that fits is sent into the batch/session and bound. A session holds max_time
+    # raised by the job's ceiling (it may run past max_time); a batch nothing, the job its
+    # ceiling (a batch bills its jobs' QPU time).
     session_id, job = await asyncio.to_thread(run_in, 100)
     assert emu.calls("ibm.create_job") == 1
     posted = emu.ibm.jobs[job.job_id()]
     assert posted.session_id == session_id and posted.program_id == "executor"
     held = {r.external_id: r for r in await guard.ledger.outstanding()}
-    assert held[f"ibm-session:{session_id}"].charges[0].amount == Decimal(300)
-    assert held[job.job_id()].charges[0].amount == 0
+    session_hold = Decimal(0 if mode_class is Batch else 300)
+    assert held[f"ibm-session:{session_id}"].charges[0].amount == session_hold
+    assert held[job.job_id()].charges[0].amount == Decimal(100)

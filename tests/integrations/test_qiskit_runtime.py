@@ -101,13 +101,19 @@ async def test_batch_over_budget_job_raises_before_post_jobs(
     assert job.job_id() in bound and f"ibm-session:{session_id}" in bound
 
 
-async def test_batch_over_budget_is_not_opened(
+async def test_session_over_budget_is_not_opened_and_a_batch_holds_only_its_jobs(
     emu: Emulator, guard: BudgetGuard, backend: Any
 ) -> None:
+    # A dedicated session bills wall-clock: its 2000 s max_time does not fit 1000 s.
     with pytest.raises(BudgetExceeded) as info:
-        await asyncio.to_thread(Batch, backend=backend, max_time=2000)
+        await asyncio.to_thread(Session, backend=backend, max_time=2000)
     assert info.value.decision.violations[0].budget == f"ibm:{CRN}"
     assert emu.calls("ibm.create_session") == 0
+    # A batch bills its jobs' QPU time only; each job holds its own ceiling.
+    batch = await asyncio.to_thread(Batch, backend=backend, max_time=2000)
+    assert emu.calls("ibm.create_session") == 1
+    held = {r.external_id: r for r in await guard.ledger.outstanding()}
+    assert held[f"ibm-session:{batch.session_id}"].charges[0].amount == 0
 
 
 async def test_session_mode_reserves_the_session_and_runs_jobs_in_it(
@@ -124,7 +130,8 @@ async def test_session_mode_reserves_the_session_and_runs_jobs_in_it(
     held = {r.external_id: r for r in await guard.ledger.outstanding()}
     session_hold = held[f"ibm-session:{job.session_id}"]
     assert session_hold.charges[0].amount == Decimal(600)
-    assert held[job.job_id()].charges[0].amount == 0  # the session's hold covers its jobs
+    # The first job raises the session's hold to max_time + its ceiling (it may run past).
+    assert held[job.job_id()].charges[0].amount == Decimal(120)
 
 
 async def test_user_budgets_are_drawn_too(

@@ -16,7 +16,6 @@ Seeding lives in ``_ibm_state``, IAM in ``_iam``, the wire helpers in ``_ibm_wir
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +27,7 @@ from quotaguard.testing.ibm.backends import (
     backend_status,
 )
 from quotaguard.testing.ibm.iam import bearer_account, exchange_api_key
+from quotaguard.testing.ibm.sessions import accepting, session_body
 from quotaguard.testing.ibm.state import (
     IBMInstanceState,
     IBMJobState,
@@ -88,6 +88,7 @@ class IBMService(IBMState):
 
         async def serve(request: web.Request) -> web.StreamResponse:
             try:
+                self.advance_sessions()  # sessions run out on the emulator's clock
                 return await handler(request, self._authorize(request))
             except Reject as exc:
                 return error_response(exc, generic=generic)
@@ -210,8 +211,11 @@ class IBMService(IBMState):
         ):
             raise Reject(400, "invalid_request", "cost (max_execution_time) must be 1..2^31-1")
         session_id = data.get("session_id")
-        if session_id is not None and self.sessions.get(session_id) is None:
+        session = None if session_id is None else self.sessions.get(session_id)
+        if session_id is not None and session is None:
             raise Reject(400, "invalid_session", "No session with this id")
+        if session is not None and not accepting(session, self.clock()):
+            raise Reject(400, "session_closed", "The session no longer accepts jobs")
         if inst.limit_reached:
             raise Reject(403, "usage_limit_reached", "The instance usage limit is reached")
         tags = data.get("tags") or []
@@ -266,7 +270,7 @@ class IBMService(IBMState):
         mode = data.get("mode", "dedicated")
         if inst.plan_id == "open" and mode != "batch":
             raise Reject(403, "sessions_not_allowed", "Open plan instances cannot open sessions")
-        max_ttl = data.get("max_ttl") or (600 if inst.plan_id == "open" else 28800)
+        max_ttl = data.get("max_ttl") or self.plan_max_ttl(inst)
         session_id = f"emus{next(self._ids):016x}"
         backend = str(data.get("backend", inst.backends[0] if inst.backends else ""))
         self.add_session(session_id, inst.crn, backend=backend, mode=mode, max_ttl=max_ttl)
@@ -284,43 +288,18 @@ class IBMService(IBMState):
         """``{"accepting_jobs": false}``: what qiskit-ibm-runtime's ``Session.close()`` sends."""
         session = self._session(request, inst)
         data = await read_json_object(request)
-        accepting = data.get("accepting_jobs", session.accepting_jobs)
-        if not isinstance(accepting, bool):
+        accepting_jobs = data.get("accepting_jobs", session.accepting_jobs)
+        if not isinstance(accepting_jobs, bool):
             raise Reject(400, "invalid_request", "accepting_jobs must be true or false")
-        session.accepting_jobs = accepting
+        if not accepting_jobs:
+            self.close_session(session.id)
         return web.Response(status=204)
 
     async def _get_session(
         self, request: web.Request, inst: IBMInstanceState
     ) -> web.StreamResponse:
         session = self._session(request, inst)
-        now = self.clock()
-        elapsed = Decimal(0)
-        state = "open"
-        closed_at = session.closed_at
-        if session.started_at is not None:
-            elapsed = Decimal(str((now - session.started_at).total_seconds()))
-            state = "active"
-            if elapsed >= session.max_ttl and closed_at is None:
-                closed_at = session.started_at + timedelta(seconds=session.max_ttl)
-        if closed_at is not None:
-            state = "closed"
-        return json_response(
-            {
-                "id": session.id,
-                "backend_name": session.backend,
-                "mode": session.mode,
-                "state": state,
-                "max_ttl": session.max_ttl,
-                "active_ttl": session.active_ttl,
-                "interactive_ttl": session.interactive_ttl,
-                "started_at": session.started_at,
-                "activated_at": session.started_at,
-                "closed_at": closed_at,
-                "elapsed_time": min(elapsed, Decimal(session.max_ttl)),
-                "accepting_jobs": session.accepting_jobs and closed_at is None,
-            }
-        )
+        return json_response(session_body(session, self.session_jobs(session.id), self.clock()))
 
 
 def _job_json(job: IBMJobState) -> dict[str, Any]:

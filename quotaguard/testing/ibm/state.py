@@ -10,6 +10,8 @@ from typing import Any
 
 import attrs
 
+from quotaguard.testing.ibm.sessions import advance_session
+
 __all__ = [
     "OPEN_PLAN_SECONDS",
     "RAN_TOO_LONG",
@@ -87,6 +89,8 @@ class IBMSessionState:
     started_at: datetime | None
     closed_at: datetime | None = None
     accepting_jobs: bool = True
+    #: When it was closed (``accepting_jobs`` false): it runs the jobs it has, then ends.
+    stopped_at: datetime | None = None
 
 
 class IBMState:
@@ -152,6 +156,15 @@ class IBMState:
         """A plan configuration as ``GET /v1/accounts/{id}`` returns it."""
         self.account_plans.setdefault(account_id, []).append(plan)
 
+    def plan_max_ttl(self, instance: IBMInstanceState) -> int:
+        """A new session's default max_ttl: the account's configuration for the instance's
+        plan (``GET /v1/accounts/{id}``), else 10 min on the open plan and 8 h on others."""
+        for plan in self.account_plans.get(instance.account_id, ()):
+            ttl = plan.get("max_ttl")
+            if plan.get("plan_id") == instance.plan_id and isinstance(ttl, int) and ttl > 0:
+                return ttl
+        return 600 if instance.plan_id == "open" else 28800
+
     def add_job(
         self,
         job_id: str,
@@ -181,10 +194,14 @@ class IBMState:
     def set_job_status(self, job_id: str, status: str, reason: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}")
+        self.advance_sessions()
         job = self.jobs[job_id]
         job.status, job.reason = status, reason
         if status == "Running":
             job.running = self.clock()
+            session = self.sessions.get(job.session_id or "")
+            if session is not None and session.started_at is None:
+                session.started_at = job.running  # a session's timer starts with its first job
         elif status != "Queued":
             job.finished = self.clock()
 
@@ -266,9 +283,34 @@ class IBMState:
 
     def _count(self, job: IBMJobState) -> None:
         instance = self.instances.get(job.crn)
+        session = self.sessions.get(job.session_id or "")
         billed = job.billed_seconds
-        if instance is not None and job.session_id is None and billed is not None:
+        # A dedicated session bills its wall-clock time when it closes; a batch, its jobs.
+        dedicated = session is not None and session.mode != "batch"
+        if instance is not None and not dedicated and billed is not None:
             instance.consumed_seconds += billed
+        self.advance_sessions()
+
+    def session_jobs(self, session_id: str) -> list[IBMJobState]:
+        return [j for j in self.jobs.values() if j.session_id == session_id]
+
+    def advance_sessions(self) -> None:
+        """Run every open session on to now: queued jobs fail past max_ttl, sessions whose
+        last job ended close, and a closed dedicated session bills its instance."""
+        now = self.clock()
+        for session in self.sessions.values():
+            billed = advance_session(session, self.session_jobs(session.id), now)
+            instance = self.instances.get(session.crn)
+            if billed is not None and instance is not None:
+                instance.consumed_seconds += billed
+
+    def close_session(self, session_id: str) -> None:
+        """Stop a session taking jobs, as qiskit-ibm-runtime's ``Session.close()`` does: the
+        jobs it has still run, and it ends when the last of them does."""
+        session = self.sessions[session_id]
+        if session.accepting_jobs:
+            session.accepting_jobs, session.stopped_at = False, self.clock()
+        self.advance_sessions()
 
     def add_session(
         self,
