@@ -73,14 +73,18 @@ async def first_found(lookup: Awaitable[list[str]], reservation: Reservation) ->
         log.warning("looking up the work of in-doubt %s failed: %s", reservation.id, exc)
         return None
     if len(found) > 1:
-        # One hold, one send: more means something resent it outside the guard.
+        # One hold, one send: more means something resent it (qiskit-ibm-runtime retries a
+        # POST /jobs on 5xx itself). Binding one would settle the hold at one job's cost and
+        # count the others nowhere, so bind none: the hold keeps the custom-send rule (one
+        # lease, then a provider report that postdates it carries every job).
         log.warning(
-            "%d jobs carry the tag of in-doubt %s (%s); binding the first, the others are "
-            "not counted by this hold",
+            "%d jobs carry the tag of in-doubt %s (%s); binding none, the hold stays until a "
+            "provider report carries them",
             len(found),
             reservation.id,
             ", ".join(found),
         )
+        return None
     return found[0] if found else None
 
 

@@ -17,7 +17,7 @@ from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Charge, Reservation
 from quotaguard.errors import InvalidInput, MalformedPayload, ProviderUnavailable
 from quotaguard.guard import BudgetGuard
-from quotaguard.guard.stamps import client_token, may_have_sent
+from quotaguard.guard.stamps import client_token, first_found, may_have_sent
 from quotaguard.ibm import sansio as ibm_sansio
 from quotaguard.ledger.memory import MemoryLedger
 from quotaguard.testing import Emulator, FakeClock
@@ -153,3 +153,18 @@ async def test_a_simulator_task_without_a_hold_is_sent_unstamped(
     sub = await guard.braket.create_quantum_task(SV1, ACTION, 0, "amazon-braket-test", "p")
     assert sub.id == ""  # nothing metered, nothing held: nothing to find later
     assert emulator.braket.tasks[sub.external_id or ""].tags == {}
+
+
+async def test_two_jobs_under_one_tag_bind_neither(caplog: pytest.LogCaptureFixture) -> None:
+    """Binding the first would settle the hold at one job's cost and count the other nowhere:
+    the hold stays in doubt (count twice, never zero)."""
+    hold = Reservation("rsv_1", (Charge("ibm:x", Decimal(300), Unit.SECONDS),), WHEN, WHEN)
+
+    async def lookup(ids: list[str]) -> list[str]:
+        return ids
+
+    with caplog.at_level(logging.WARNING, logger="quotaguard.guard"):
+        assert await first_found(lookup(["j1", "j2"]), hold) is None
+    assert "2 jobs carry the tag of in-doubt rsv_1 (j1, j2); binding none" in caplog.text
+    assert await first_found(lookup(["j1"]), hold) == "j1"
+    assert await first_found(lookup([]), hold) is None
