@@ -69,7 +69,9 @@ __all__ = [
 T = TypeVar("T")
 
 PROVIDER: Final = "ibm"
-DEFAULT_API_VERSION: Final = "2026-03-15"
+#: What the newest supported qiskit-ibm-runtime sends (0.51: ``RestAdapterBase._HEADER_API_VERSION``
+#: in ``api/rest/base.py``); tests/ibm/test_api_version.py compares it with the installed SDK.
+DEFAULT_API_VERSION: Final = "2026-04-15"
 DEFAULT_IAM_URL: Final = "https://iam.cloud.ibm.com"
 IAM_GRANT_TYPE: Final = "urn:ibm:params:oauth:grant-type:apikey"
 INT32_MAX: Final = 2**31 - 1
@@ -121,7 +123,9 @@ def region_from_crn(crn: str) -> str | None:
 
 def check_api_version(value: object) -> str:
     if not isinstance(value, str) or not _API_VERSION.fullmatch(value):
-        raise InvalidInput("api_version", f"expected a date like 2026-03-15, got {value!r}")
+        raise InvalidInput(
+            "api_version", f"expected a date like {DEFAULT_API_VERSION}, got {value!r}"
+        )
     return value
 
 
