@@ -119,11 +119,14 @@ class IBMRuntimeClient(AsyncClosing):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, request: sansio.Request) -> Response:
+    async def _send(self, request: sansio.Request, instance: str | None = None) -> Response:
+        """Send ``request`` for the client's instance, or for ``instance`` (another CRN the
+        same API key may read: its ``Service-CRN`` header)."""
         url = self.base_url + request.path
+        crn = self.service_crn if instance is None else sansio.check_crn(instance, "instance")
         token = await self._auth.token()
         for attempt in range(2):
-            headers = sansio.api_headers(token, self.service_crn, self.api_version)
+            headers = sansio.api_headers(token, crn, self.api_version)
             if request.content_type:
                 headers["Content-Type"] = request.content_type
             response = await self._http.request(
@@ -143,11 +146,11 @@ class IBMRuntimeClient(AsyncClosing):
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _get(self, request: sansio.Request, model: type[T]) -> T:
-        return sansio.decipher_as(request, await self._send(request), model)
+    async def _get(self, request: sansio.Request, model: type[T], instance: str | None = None) -> T:
+        return sansio.decipher_as(request, await self._send(request, instance), model)
 
-    async def get_instance(self) -> Instance:
-        return await self._get(sansio.build_get_instance(), Instance)
+    async def get_instance(self, *, instance: str | None = None) -> Instance:
+        return await self._get(sansio.build_get_instance(), Instance, instance)
 
     async def get_instance_configuration(self) -> InstanceConfiguration:
         return await self._get(sansio.build_get_instance_configuration(), InstanceConfiguration)
@@ -158,24 +161,25 @@ class IBMRuntimeClient(AsyncClosing):
         sansio.decipher(request, await self._send(request))
 
     async def get_account(
-        self, account_id: str, plan_id: str | None = None
+        self, account_id: str, plan_id: str | None = None, *, instance: str | None = None
     ) -> ExpandedAccountConfiguration:
         return await self._get(
-            sansio.build_get_account(account_id, plan_id), ExpandedAccountConfiguration
+            sansio.build_get_account(account_id, plan_id), ExpandedAccountConfiguration, instance
         )
 
-    async def get_usage(self) -> GetUsageResponse:
-        return await self._get(sansio.build_get_usage(), GetUsageResponse)
+    async def get_usage(self, *, instance: str | None = None) -> GetUsageResponse:
+        """The instance's usage (``instance``: another CRN's, read with this API key)."""
+        return await self._get(sansio.build_get_usage(), GetUsageResponse, instance)
 
-    async def get_job(self, job_id: str) -> Job:
+    async def get_job(self, job_id: str, *, instance: str | None = None) -> Job:
         request = sansio.build_get_job(job_id)
-        return sansio.decipher_job(request, await self._send(request))
+        return sansio.decipher_job(request, await self._send(request, instance))
 
-    async def get_job_metrics(self, job_id: str) -> JobMetrics:
-        return await self._get(sansio.build_get_job_metrics(job_id), JobMetrics)
+    async def get_job_metrics(self, job_id: str, *, instance: str | None = None) -> JobMetrics:
+        return await self._get(sansio.build_get_job_metrics(job_id), JobMetrics, instance)
 
-    async def get_session(self, session_id: str) -> Session:
-        return await self._get(sansio.build_get_session(session_id), Session)
+    async def get_session(self, session_id: str, *, instance: str | None = None) -> Session:
+        return await self._get(sansio.build_get_session(session_id), Session, instance)
 
     async def run_job(
         self,

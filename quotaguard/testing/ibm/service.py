@@ -29,6 +29,7 @@ from quotaguard.testing.ibm.backends import (
 )
 from quotaguard.testing.ibm.iam import bearer_account, exchange_api_key
 from quotaguard.testing.ibm.state import (
+    CATALOG_PLAN_IDS,
     IBMInstanceState,
     IBMJobState,
     IBMSessionState,
@@ -98,6 +99,8 @@ class IBMService(IBMState):
         version = request.headers.get("IBM-API-Version")
         if version is not None and not API_VERSION.match(version):
             raise Reject(400, "invalid_api_version", "IBM-API-Version must be YYYY-MM-DD")
+        if version is not None:
+            self.api_versions.add(version)
         crn = request.headers.get("Service-CRN")
         if not crn:
             raise Reject(400, "missing_service_crn", "The Service-CRN header is required")
@@ -149,9 +152,10 @@ class IBMService(IBMState):
         }
         if inst.limit_seconds is not None and inst.usage_reports_limit:
             body["usage_limit_seconds"] = inst.limit_seconds
-            body["usage_limit_reached"] = inst.limit_reached
-        if inst.allocation_seconds is not None:
+        if inst.allocation_seconds is not None and inst.usage_reports_limit:
             body["usage_allocation_seconds"] = inst.allocation_seconds
+        if inst.effective_limit is not None and inst.usage_reports_limit:
+            body["usage_limit_reached"] = inst.limit_reached
         if inst.usage_period is not None:
             start, end = inst.usage_period
             body["usage_period"] = {"start_time": start, "end_time": end}
@@ -167,7 +171,7 @@ class IBMService(IBMState):
         if plans is None:  # "If no account information is found, returns the default"
             plans = [
                 {
-                    "plan_id": "open",
+                    "plan_id": CATALOG_PLAN_IDS["open"],
                     "subscription_id": "default",
                     "subscription_name": "default",
                     "backends": [],
@@ -260,9 +264,9 @@ class IBMService(IBMState):
     ) -> web.StreamResponse:
         data = await read_json_object(request)
         mode = data.get("mode", "dedicated")
-        if inst.plan_id == "open" and mode != "batch":
+        if inst.plan == "open" and mode != "batch":
             raise Reject(403, "sessions_not_allowed", "Open plan instances cannot open sessions")
-        max_ttl = data.get("max_ttl") or (600 if inst.plan_id == "open" else 28800)
+        max_ttl = data.get("max_ttl") or (600 if inst.plan == "open" else 28800)
         session_id = f"emus{next(self._ids):016x}"
         backend = str(data.get("backend", inst.backends[0] if inst.backends else ""))
         self.add_session(session_id, inst.crn, backend=backend, mode=mode, max_ttl=max_ttl)
