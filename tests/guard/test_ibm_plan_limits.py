@@ -219,3 +219,19 @@ async def test_a_dedicated_session_on_an_open_plan_told_by_the_account_is_refuse
     async with make_guard(plan_id="open") as g:  # served as a catalog id
         decision = await g.check(IBMSession(BACKEND, max_time=300))
         assert "ibm.open_plan.no_sessions" in decision.rules
+
+
+async def test_a_cleared_open_plan_limit_still_binds_by_its_allocation(
+    emulator: Emulator, make_guard: Callable[..., BudgetGuard]
+) -> None:
+    async with make_guard(plan_id="open", consumed_seconds=300) as g:
+        ibm = g.adapters[0].client  # type: ignore[attr-defined]
+        await ibm.update_instance_configuration(None)  # what `ibm-limit clear` sends
+        decision = await g.check(IBMJob(BACKEND, max_execution_time=400))
+        (violation,) = decision.violations
+        assert (violation.requested, violation.remaining) == (Decimal(400), Decimal(300))
+        reading = g.adapters[0].readings[CRN]  # type: ignore[attr-defined]
+        assert (reading.limit.seconds, reading.limit.source) == (
+            Decimal(600),
+            "usage_allocation_seconds",
+        )

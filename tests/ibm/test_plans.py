@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from quotaguard.ibm import GetUsageResponse, Instance
+from quotaguard.ibm import GetUsageResponse, IBMJob, IBMPolicy, IBMSession, Instance
 from quotaguard.ibm.models import PlanConfiguration
 from quotaguard.ibm.plans import (
     PLAN_SETTING,
@@ -15,6 +15,7 @@ from quotaguard.ibm.plans import (
     plan_from_name,
     resolve_limit,
 )
+from quotaguard.ibm.rules import estimate
 
 CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/acct-1:inst-1::"
 
@@ -113,3 +114,14 @@ def test_the_unknown_message_names_the_settings() -> None:
     message = found.unknown_message("ibm:x")
     assert PLAN_SETTING in message
     assert "'p'" in message
+
+
+def test_an_unknown_plan_refuses_qpu_work_but_not_simulator_jobs() -> None:
+    unknown = resolve_limit(usage(), Instance(), None, None, open_plan_seconds=600)
+    policy, reply = IBMPolicy(), usage()
+    for work in (IBMJob("b", 10), IBMSession("b", 60, mode="batch")):
+        found = estimate(work, usage=reply, policy=policy, budget_key="ibm:x", limit=unknown)
+        assert [v.rule for v in found.violations] == ["ibm.plan.unknown"]
+    simulated = IBMJob("b", simulator=True)
+    found = estimate(simulated, usage=reply, policy=policy, budget_key="ibm:x", limit=unknown)
+    assert found.violations == ()
