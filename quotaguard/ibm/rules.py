@@ -140,7 +140,7 @@ class IBMPolicy:
 
     def plan_of(self, plan_id: str | None) -> Plan | None:
         """The plan a plan id names, else the declared one (no account lookup: see
-        :func:`quotaguard.guard.ibm_instance.read_instance` for the whole detection)."""
+        :class:`quotaguard.guard.ibm_instance.InstanceReader` for the whole detection)."""
         return plan_from_name(plan_id) or self.plan
 
     def window(self) -> Window:

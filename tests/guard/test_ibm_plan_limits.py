@@ -235,3 +235,12 @@ async def test_a_cleared_open_plan_limit_still_binds_by_its_allocation(
             Decimal(600),
             "usage_allocation_seconds",
         )
+
+
+@pytest.mark.parametrize("instance", ["inst-2", "crn:v1 with spaces", "crn:" + "x" * 600])
+def test_an_instance_that_is_no_crn_is_refused_when_the_job_is_built(instance: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        IBMJob(BACKEND, max_execution_time=10, instance=instance)
+    assert info.value.field == "instance"
+    with pytest.raises(InvalidInput):
+        IBMSession(BACKEND, max_time=60, instance=instance)
