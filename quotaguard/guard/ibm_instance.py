@@ -6,8 +6,9 @@ asked, in order, and only as far as needed:
 
 1. ``GET /v1/instances/usage`` (always);
 2. ``GET /v1/instance`` when the usage reply has neither a limit nor an allocation;
-3. ``GET /v1/accounts/{account}?plan_id=…`` when the plan id does not name the plan, once
-   per plan id (a plan id names one plan for good).
+3. ``GET /v1/accounts/{account}?plan_id=…`` when the plan id does not name the plan, then the
+   plan's Global Catalog entry when the account route does not tell it either, once per plan
+   id (a plan id names one plan for good).
 
 The decision itself is :func:`quotaguard.ibm.plans.resolve_limit`.
 """
@@ -25,6 +26,7 @@ from quotaguard.ibm.plans import (
     Plan,
     account_id,
     plan_from_account,
+    plan_from_catalog,
     plan_from_name,
     resolve_limit,
 )
@@ -71,7 +73,7 @@ class InstanceReader:
     def __init__(self, client: IBMRuntimeClient, policy: IBMPolicy) -> None:
         self.client = client
         self.policy = policy
-        self._plans: dict[str, Plan | None] = {}
+        self._plans: dict[str, tuple[Plan | None, str | None]] = {}
 
     def __repr__(self) -> str:
         return f"InstanceReader({self.client.service_crn!r})"
@@ -103,11 +105,14 @@ class InstanceReader:
             return named, "plan_id"
         if plan_id not in self._plans:
             told, final = await self._from_account(plan_id, crn, where, needed)
-            if final:
-                self._plans[plan_id] = told
-        told = self._plans.get(plan_id)
+            source: str | None = "account"
+            if told is None and final:
+                told, final, source = *await self._from_catalog(plan_id), "catalog"
+            if final:  # not when IBM was unavailable: asked again next read
+                self._plans[plan_id] = (told, source)
+        told, source = self._plans.get(plan_id, (None, None))
         if told is not None:
-            return told, "account"
+            return told, source
         if self.policy.plan is not None:
             return self.policy.plan, "policy"
         return None, None
@@ -130,3 +135,15 @@ class InstanceReader:
             log.debug("%s: account route unavailable; plan not told this time", crn)
             return None, False
         return plan_from_account(config.plans, plan_id), True
+
+    async def _from_catalog(self, plan_id: str) -> tuple[Plan | None, bool]:
+        """The plan the Global Catalog names, where the client has one. Never fails the read:
+        the catalog is a help where available, and an unknown plan fails closed anyway."""
+        try:
+            entry = await self.client.get_catalog_entry(plan_id)
+        except (InvalidInput, *_NO_ANSWER):
+            return None, True
+        except (ProviderError, TimeoutError):
+            log.debug("%s: Global Catalog unavailable; plan not told this time", plan_id)
+            return None, False
+        return (None if entry is None else plan_from_catalog(entry)), True

@@ -16,6 +16,7 @@ from quotaguard.ibm import sansio
 from quotaguard.ibm.auth import IAMAuth, Secret
 from quotaguard.ibm.config import region_base_url, resolve
 from quotaguard.ibm.models import (
+    CatalogEntry,
     ExpandedAccountConfiguration,
     GetUsageResponse,
     Instance,
@@ -40,6 +41,8 @@ class IBMRuntimeClient(AsyncClosing):
     ``api_key``/``service_crn`` left ``None`` are resolved from the environment and the saved
     qiskit-ibm-runtime account (see :mod:`quotaguard.ibm.config`). ``region`` defaults to the
     CRN's location; ``base_url`` (e.g. the emulator's ``.../api``) overrides it.
+    ``catalog_url``: IBM Cloud's Global Catalog (plan names); defaults to IBM's own with IBM's
+    regions, and to none (not asked) with a ``base_url`` of another service.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class IBMRuntimeClient(AsyncClosing):
         region: str | None = None,
         base_url: str | None = None,
         iam_url: str | None = None,
+        catalog_url: str | None = None,
         api_version: str = sansio.DEFAULT_API_VERSION,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 30.0,
@@ -67,6 +71,11 @@ class IBMRuntimeClient(AsyncClosing):
         else:
             where = region or sansio.region_from_crn(self.service_crn) or "us-east"
             self.base_url = region_base_url(where)
+        if catalog_url is None and settings.base_url is None:
+            catalog_url = sansio.DEFAULT_CATALOG_URL
+        self.catalog_url: str | None = None
+        if catalog_url is not None:
+            self.catalog_url = check_endpoint(catalog_url, "catalog_url")
         self.iam_url = check_endpoint(settings.iam_url or sansio.DEFAULT_IAM_URL, "iam_url")
         self._clock = clock or _utcnow
         self._http = HTTPClient(
@@ -166,6 +175,22 @@ class IBMRuntimeClient(AsyncClosing):
         return await self._get(
             sansio.build_get_account(account_id, plan_id), ExpandedAccountConfiguration, instance
         )
+
+    async def get_catalog_entry(self, entry_id: str) -> CatalogEntry | None:
+        """A Global Catalog entry (a plan's, by plan id); ``None`` without a catalog URL."""
+        if self.catalog_url is None:
+            return None
+        request = sansio.build_get_catalog_entry(entry_id)
+        token = await self._auth.token()
+        response = await self._http.request(
+            request.method,
+            self.catalog_url + request.path,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            data=None,
+            idempotent=True,
+            safe_statuses=request.safe_statuses,
+        )
+        return sansio.decipher_as(request, response, CatalogEntry)
 
     async def get_usage(self, *, instance: str | None = None) -> GetUsageResponse:
         """The instance's usage (``instance``: another CRN's, read with this API key)."""

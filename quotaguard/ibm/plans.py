@@ -3,7 +3,9 @@
 IBM's ``plan_id`` is a Global Catalog identifier (the spec's example is ``flex-plan-id-1``),
 not a plan name, so the plan is told from, in order: the plan id when it names one; the
 account's plan configuration (``GET /v1/accounts/{id}?plan_id=…``: its plan id and its
-``subscription_name``, the catalog's readable name); else what the user declared
+``subscription_name``); the plan's Global Catalog entry (``overview_ui.en.display_name`` and
+``metadata.pricing.type``, as qiskit-ibm-runtime 0.51 ``Account.list_instances`` reads them)
+where the client has a catalog URL; else what the user declared
 (``IBMPolicy(plan=…)`` / ``[ibm] plan``). The service wins over the declaration: the
 declaration fills a gap, it does not overrule what IBM reports.
 
@@ -24,7 +26,7 @@ from typing import Final, Literal, get_args
 import attrs
 
 from quotaguard.errors import InvalidInput
-from quotaguard.ibm.models import GetUsageResponse, Instance, PlanConfiguration
+from quotaguard.ibm.models import CatalogEntry, GetUsageResponse, Instance, PlanConfiguration
 
 __all__ = [
     "PLANS",
@@ -35,6 +37,7 @@ __all__ = [
     "account_id",
     "check_plan",
     "plan_from_account",
+    "plan_from_catalog",
     "plan_from_name",
     "resolve_limit",
 ]
@@ -93,6 +96,18 @@ def plan_from_account(plans: Iterable[PlanConfiguration], plan_id: str) -> Plan 
     return None
 
 
+#: Global Catalog pricing types that name one plan (qiskit-ibm-runtime 0.51 orders "free",
+#: "trial", "paygo", "paid", "subscription"; the last three cover several plans).
+_PRICING: Final[dict[str, Plan]] = {"free": "open", "paygo": "pay-as-you-go"}
+
+
+def plan_from_catalog(entry: CatalogEntry) -> Plan | None:
+    """The plan a catalog entry names: its display name, its name, else its pricing type."""
+    pricing = entry.metadata.pricing if entry.metadata is not None else None
+    kind = (pricing.type or "").lower() if pricing is not None else ""
+    return plan_from_name(entry.display_name) or plan_from_name(entry.name) or _PRICING.get(kind)
+
+
 def account_id(crn: str) -> str | None:
     """The account of a CRN (``…:a/<account>:<instance>::``), as the account route wants it."""
     parts = crn.split(":")
@@ -113,7 +128,7 @@ class InstanceLimit:
     source: str
     plan_id: str
     plan: Plan | None = None
-    #: ``plan_id``, ``account`` or ``policy``: what told the plan.
+    #: ``plan_id``, ``account``, ``catalog`` or ``policy``: what told the plan.
     plan_source: str | None = None
 
     @property

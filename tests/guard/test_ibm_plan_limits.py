@@ -244,3 +244,31 @@ def test_an_instance_that_is_no_crn_is_refused_when_the_job_is_built(instance: s
     assert info.value.field == "instance"
     with pytest.raises(InvalidInput):
         IBMSession(BACKEND, max_time=60, instance=instance)
+
+
+async def test_the_plan_comes_from_the_global_catalog_where_available(
+    emulator: Emulator, clock: FakeClock
+) -> None:
+    emulator.ibm.add_api_key(KEY, ACCOUNT)
+    emulator.ibm.add_instance(CRN, plan_id=OPAQUE, consumed_seconds=550, backends=[BACKEND])
+    emulator.ibm.add_catalog_entry(OPAQUE, display_name="Open", pricing_type="free")
+    catalog = f"{emulator.url}/globalcatalog/api/v1"
+    async with (
+        IBMRuntimeClient(
+            KEY, CRN, base_url=f"{emulator.url}/api", iam_url=emulator.url, catalog_url=catalog
+        ) as ibm,
+        BudgetGuard(MemoryLedger(), ibm=ibm, clock=clock) as g,
+    ):
+        decision = await g.check(IBMJob(BACKEND, max_execution_time=60))
+        (violation,) = decision.violations
+        assert (violation.rule, violation.remaining) == ("budget.remaining", Decimal(50))
+        reading = g.adapters[0].readings[CRN]  # type: ignore[attr-defined]
+        assert (reading.limit.plan, reading.limit.plan_source) == ("open", "catalog")
+        await g.sync()
+    assert emulator.calls("ibm.get_catalog_entry") == 1  # once per plan id
+    assert emulator.calls("ibm.get_account") == 1
+
+
+def test_the_catalog_is_ibms_own_only_with_ibms_regions() -> None:
+    assert IBMRuntimeClient(KEY, CRN).catalog_url == "https://globalcatalog.cloud.ibm.com/api/v1"
+    assert IBMRuntimeClient(KEY, CRN, base_url="http://127.0.0.1:1/api").catalog_url is None

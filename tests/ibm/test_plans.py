@@ -7,11 +7,19 @@ from decimal import Decimal
 import pytest
 
 from quotaguard.ibm import GetUsageResponse, IBMJob, IBMPolicy, IBMSession, Instance
-from quotaguard.ibm.models import PlanConfiguration
+from quotaguard.ibm.models import (
+    CatalogEntry,
+    CatalogMetadata,
+    CatalogOverview,
+    CatalogPricing,
+    PlanConfiguration,
+    structure,
+)
 from quotaguard.ibm.plans import (
     PLAN_SETTING,
     account_id,
     plan_from_account,
+    plan_from_catalog,
     plan_from_name,
     resolve_limit,
 )
@@ -125,3 +133,29 @@ def test_an_unknown_plan_refuses_qpu_work_but_not_simulator_jobs() -> None:
     simulated = IBMJob("b", simulator=True)
     found = estimate(simulated, usage=reply, policy=policy, budget_key="ibm:x", limit=unknown)
     assert found.violations == ()
+
+
+@pytest.mark.parametrize(
+    ("entry", "plan"),
+    [
+        (CatalogEntry(overview_ui={"en": CatalogOverview("Flex")}), "flex"),
+        (CatalogEntry(name="premium-plan"), "premium"),
+        (CatalogEntry(metadata=CatalogMetadata(CatalogPricing("free"))), "open"),
+        (CatalogEntry(metadata=CatalogMetadata(CatalogPricing("paygo"))), "pay-as-you-go"),
+        (CatalogEntry(metadata=CatalogMetadata(CatalogPricing("subscription"))), None),
+        (CatalogEntry(), None),
+    ],
+)
+def test_plan_from_catalog(entry: CatalogEntry, plan: str | None) -> None:
+    assert plan_from_catalog(entry) == plan
+
+
+def test_a_catalog_entry_as_the_catalog_sends_it() -> None:
+    data = {
+        "id": "x",
+        "name": "lite",
+        "overview_ui": {"en": {"display_name": "Lite", "description": "..."}},
+        "metadata": {"pricing": {"type": "Free", "origin": "global_catalog"}},
+    }
+    entry = structure(data, CatalogEntry)
+    assert (entry.display_name, plan_from_catalog(entry)) == ("Lite", "open")

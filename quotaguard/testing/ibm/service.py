@@ -59,6 +59,9 @@ class IBMService(IBMState):
     def add_routes(self, app: web.Application) -> None:
         r = app.router
         r.add_post("/identity/token", self._iam_token, name="ibm.iam_token")
+        r.add_get(
+            "/globalcatalog/api/v1/{entry_id}", self._catalog_entry, name="ibm.get_catalog_entry"
+        )
         api: list[tuple[str, str, str, Handler]] = [
             ("GET", "/instance", "get_instance", self._get_instance),
             ("GET", "/instances/configuration", "get_instance_configuration", self._get_config),
@@ -113,6 +116,17 @@ class IBMService(IBMState):
 
     async def _iam_token(self, request: web.Request) -> web.StreamResponse:
         return await exchange_api_key(request, self)
+
+    async def _catalog_entry(self, request: web.Request) -> web.StreamResponse:
+        """IBM Cloud's Global Catalog: a bearer token, no Service-CRN (not an instance API)."""
+        try:
+            bearer_account(request, self)
+            entry = self.catalog_entries.get(request.match_info["entry_id"])
+            if entry is None:
+                raise Reject(404, "not_found", "No catalog entry with this id")
+        except Reject as exc:
+            return error_response(exc, generic=False)
+        return json_response(entry)
 
     async def _get_instance(
         self, request: web.Request, inst: IBMInstanceState

@@ -37,6 +37,7 @@ CATALOG_PLAN_NAMES = {
     "flex": "Flex Plan",
     "premium": "Premium Plan",
 }
+_CATALOG_PRICING = {"open": "free", "pay-as-you-go": "paygo", "flex": "paid", "premium": "paid"}
 STATUSES = ("Queued", "Running", "Completed", "Failed", "Cancelled")
 
 
@@ -98,6 +99,18 @@ class IBMSessionState:
     accepting_jobs: bool = True
 
 
+def _catalog_entry(entry_id: str, display_name: str, pricing: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": entry_id,
+        "name": display_name.lower().replace(" ", "-"),
+        "kind": "plan",
+        "overview_ui": {"en": {"display_name": display_name}},
+    }
+    if pricing is not None:
+        entry["metadata"] = {"pricing": {"type": pricing}}
+    return entry
+
+
 class IBMState:
     """API keys, issued tokens, instances, jobs and sessions; ``IBMService`` serves them."""
 
@@ -109,6 +122,8 @@ class IBMState:
         self.tokens: dict[str, tuple[str, datetime]] = {}
         self.instances: dict[str, IBMInstanceState] = {}
         self.account_plans: dict[str, list[dict[str, Any]]] = {}
+        #: Global Catalog entries by id (served under ``/globalcatalog/api/v1/{id}``).
+        self.catalog_entries: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, IBMJobState] = {}
         self.sessions: dict[str, IBMSessionState] = {}
         #: Every ``IBM-API-Version`` a request carried.
@@ -153,6 +168,10 @@ class IBMState:
         plan = plan_id if plan_id in CATALOG_PLAN_IDS else by_id.get(plan_id)
         if plan is not None:
             plan_id = CATALOG_PLAN_IDS[plan]
+            self.catalog_entries.setdefault(
+                plan_id,
+                _catalog_entry(plan_id, CATALOG_PLAN_NAMES[plan], _CATALOG_PRICING[plan]),
+            )
             if not any(p.get("plan_id") == plan_id for p in self.account_plans.get(account_id, [])):
                 self.add_account_plan(
                     account_id,
@@ -182,6 +201,12 @@ class IBMState:
         )
         self.instances[crn] = state
         return state
+
+    def add_catalog_entry(
+        self, entry_id: str, *, display_name: str, pricing_type: str | None = None
+    ) -> None:
+        """A Global Catalog entry, as qiskit-ibm-runtime reads a plan's name from it."""
+        self.catalog_entries[entry_id] = _catalog_entry(entry_id, display_name, pricing_type)
 
     def add_account_plan(self, account_id: str, plan: dict[str, Any]) -> None:
         """A plan configuration as ``GET /v1/accounts/{id}`` returns it."""
