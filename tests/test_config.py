@@ -121,3 +121,20 @@ def test_credentials_in_the_file_are_refused(tmp_path: Path, text: str, where: s
     assert "credentials are never read from the config file" in str(info.value)
     assert where in str(info.value)
     assert "sekrit" not in str(info.value)
+
+
+def test_the_ibm_plan_is_read_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    write(tmp_path, '[ibm]\nplan = "flex"')
+    assert load_settings(env={}, cwd=tmp_path).ibm_plan == "flex"
+    settings = load_settings(env={"QUOTAGUARD_IBM_PLAN": "open"}, cwd=tmp_path)
+    assert settings.ibm_plan == "open"
+    assert load_settings(env={}, cwd=tmp_path, path=tmp_path / "absent.toml").ibm_plan is None
+
+
+@pytest.mark.parametrize("value", ['"lite"', '"Premium"', '"payg"'])
+def test_an_unknown_ibm_plan_names_the_allowed_values(tmp_path: Path, value: str) -> None:
+    write(tmp_path, f"[ibm]\nplan = {value}")
+    with pytest.raises(InvalidInput) as info:
+        load_settings(env={}, cwd=tmp_path)
+    assert info.value.field == "ibm.plan"
+    assert "'open', 'pay-as-you-go', 'flex', 'premium'" in str(info.value)

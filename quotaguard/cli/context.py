@@ -24,7 +24,7 @@ from quotaguard.cli.output import EXIT_OK, EXIT_REJECTED, fail
 from quotaguard.cli.settings import Settings, load_settings
 from quotaguard.errors import BudgetExceeded, InvalidInput, QuotaGuardError
 from quotaguard.guard import BudgetGuard
-from quotaguard.ibm import IBMRuntimeClient
+from quotaguard.ibm import IBMPolicy, IBMRuntimeClient
 from quotaguard.ledger import Ledger, MemoryLedger, SQLiteLedger
 from quotaguard.ledger.sqlite.schema import default_path
 
@@ -33,6 +33,7 @@ __all__ = [
     "Unread",
     "braket_client",
     "ibm_client",
+    "ibm_policy",
     "missing_ledger",
     "not_configured",
     "open_guard",
@@ -145,6 +146,10 @@ def ibm_client(settings: Settings, *, required: bool) -> Any:
         return None
 
 
+def ibm_policy(settings: Settings) -> IBMPolicy:
+    return IBMPolicy(plan=settings.ibm_plan)
+
+
 def _env_key() -> bool:
     return bool(os.environ.get("IBMCLOUD_API_KEY") or os.environ.get("QISKIT_IBM_TOKEN"))
 
@@ -191,6 +196,7 @@ async def open_guard(
             ibm=ibm_c,
             braket=braket_c,
             ibm_price_per_second=settings.ibm_price_per_second,
+            ibm_policy=ibm_policy(settings) if ibm_c is not None else None,
             fail_mode=settings.fail_mode,  # type: ignore[arg-type]
             state_ttl=timedelta(seconds=settings.state_ttl_seconds),
             max_staleness=timedelta(seconds=max(600, settings.state_ttl_seconds)),

@@ -11,11 +11,12 @@ from typing import Any
 import click
 
 from quotaguard.braket import TimePeriod
-from quotaguard.cli.context import braket_client, ibm_client, run_async, settings_of
+from quotaguard.cli.context import braket_client, ibm_client, ibm_policy, run_async, settings_of
 from quotaguard.cli.output import fail, out, print_json, print_limits, print_usage
 from quotaguard.errors import NotFound
+from quotaguard.guard.ibm_instance import InstanceReader
 
-__all__ = ["ibm_limit", "ibm_usage_row", "limit_rows", "limits", "usage_row"]
+__all__ = ["ibm_limit", "limit_rows", "limits"]
 
 
 # -- Braket -------------------------------------------------------------------------------------
@@ -147,37 +148,16 @@ def ibm_limit_show(ctx: click.Context, as_json: bool) -> None:
     """Instance usage: consumed, limit, period, plan."""
 
     async def body() -> Any:
-        async with ibm_client(settings_of(ctx), required=True) as ibm:
-            return await ibm_usage_row(ibm)
+        settings = settings_of(ctx)
+        async with ibm_client(settings, required=True) as ibm:
+            # The same reading the guard charges against (quotaguard.guard.ibm_instance).
+            return (await InstanceReader(ibm, ibm_policy(settings)).read()).row()
 
     row = run_async(body)()
     if as_json:
         print_json(row)
         return
     print_usage(row)
-
-
-async def ibm_usage_row(ibm: Any) -> dict[str, Any]:
-    """The instance's usage; its limit from ``/v1/instance`` when the usage reply has none."""
-    usage = await ibm.get_usage()
-    limit, source = usage.usage_limit_seconds, "usage"
-    if limit is None:
-        limit, source = (await ibm.get_instance()).limit_seconds, "instance"
-    return usage_row(ibm.service_crn, usage, limit, source if limit is not None else None)
-
-
-def usage_row(crn: str, usage: Any, limit: Any, source: str | None) -> dict[str, Any]:
-    period = usage.usage_period
-    return {
-        "service_crn": crn,
-        "plan_id": usage.plan_id,
-        "consumed_seconds": usage.usage_consumed_seconds,
-        "limit_seconds": limit,
-        "limit_source": source,
-        "limit_reached": usage.usage_limit_reached,
-        "period_start": period.start_time if period else None,
-        "period_end": period.end_time if period else None,
-    }
 
 
 # ignore_unknown_options: "-10" reaches the range check instead of "No such option '-1'".

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from quotaguard.engine.model import BudgetState, Decision
+from quotaguard.ibm.plans import PLAN_SETTING
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
@@ -27,6 +28,15 @@ err = Console(stderr=True, highlight=False)
 WIDE = 100
 
 # Hints in library errors name the Python API; a command user sets these instead.
+#: Where an IBM instance's limit came from, as ``status`` / ``ibm-limit show`` word it.
+_LIMIT_SOURCES = {
+    "usage_limit_seconds": "usage limit",
+    "usage_allocation_seconds": "allocation, no limit reported",
+    "instance_limit_seconds": "instance limit",
+    "instance_allocation_seconds": "instance allocation",
+    "open_plan": "the open plan's allowance",
+}
+
 _CLI_HINTS = (
     (
         "pass ibm_price_per_second=Decimal(...) to BudgetGuard",
@@ -208,14 +218,23 @@ def print_limits(rows: list[dict[str, Any]]) -> None:
 
 
 def print_usage(row: dict[str, Any]) -> None:
-    limit = row["limit_seconds"]
-    out.print(f"IBM instance {row['service_crn']} (plan {row['plan_id']})", soft_wrap=True)
+    """An instance reading (``InstanceReading.row``): the limit the guard charges against."""
+    limit, source = row["limit_seconds"], row["limit_source"]
+    plan = f"{row['plan'] or 'unknown'}, id {row['plan_id']}"
+    out.print(f"IBM instance {row['service_crn']} (plan {plan})", soft_wrap=True)
     used = f"{row['consumed_seconds']} s"
-    shown = f"{used} of {limit} s" if limit is not None else f"{used}, no limit"
-    line = f"  used {shown}"
+    if limit is not None:
+        line = f"  used {used} of {limit} s ({_LIMIT_SOURCES.get(source, source)})"
+    elif source == "none":
+        line = f"  used {used}, no limit: the guard tracks it and refuses nothing on it"
+    else:
+        line = (
+            f"  used {used}; no limit reported and the plan is unknown: the guard refuses "
+            f"work on it until the plan is declared ({PLAN_SETTING})"
+        )
     if limit:
         line += "  " + bar(Decimal(row["consumed_seconds"]), Decimal(limit))
-    out.print(line)
+    out.print(line, soft_wrap=True)
     if row["period_start"]:
         out.print(
             f"  period {row['period_start']:%Y-%m-%d %H:%M} → "
@@ -231,7 +250,9 @@ def limit_on_server(key: str, found: dict[str, Any]) -> bool | None:
         return any(r["device"] == ref for r in found["braket"])
     ibm = found.get("ibm")
     if provider == "ibm" and ibm is not None and ibm["service_crn"] == ref:
-        return ibm["limit_seconds"] is not None
+        # An instance always has a limit (reported, or its plan's) or none by its plan; the
+        # guard charges it either way (print_usage says which), so it is never marked gone.
+        return True if ibm["limit_seconds"] is not None else None
     return None
 
 

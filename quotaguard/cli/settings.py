@@ -16,6 +16,7 @@ state_ttl_seconds = 60
 service_crn = "crn:v1:bluemix:public:quantum-computing:us-east:a/...::"
 region = "us-east"
 price_per_second = "1.60"
+plan = "open"   # or "pay-as-you-go", "flex", "premium": when IBM's answers cannot tell it
 
 [braket]
 region = "us-east-1"
@@ -36,6 +37,7 @@ import attrs
 import platformdirs
 
 from quotaguard.errors import InvalidInput
+from quotaguard.ibm.plans import Plan, check_plan
 
 __all__ = ["Settings", "config_paths", "load_settings"]
 
@@ -50,6 +52,7 @@ ENV = {
     ("ibm", "base_url"): "QUOTAGUARD_IBM_URL",
     ("ibm", "iam_url"): "IAM_URL",
     ("ibm", "price_per_second"): "QUOTAGUARD_IBM_PRICE_PER_SECOND",
+    ("ibm", "plan"): "QUOTAGUARD_IBM_PLAN",
     ("braket", "region"): "AWS_REGION",
     ("braket", "endpoint_url"): "AWS_ENDPOINT_URL_BRAKET",
 }
@@ -121,6 +124,7 @@ class Settings:
     ibm_base_url: str | None = None
     ibm_iam_url: str | None = None
     ibm_price_per_second: Decimal | None = None
+    ibm_plan: Plan | None = None
     braket_region: str | None = None
     braket_endpoint_url: str | None = None
     source: tuple[str, ...] = ()
@@ -194,6 +198,7 @@ def _build(m: Mapping[tuple[str, str], object], source: str | None) -> Settings:
         except InvalidOperation:
             raise InvalidInput("ibm.price_per_second", f"not a number: {price_text!r}") from None
     ledger_path = text("ledger", "path")
+    plan = check_plan(text("ibm", "plan"), "ibm.plan")
     return Settings(
         ledger_path=Path(ledger_path).expanduser() if ledger_path else None,
         ledger_url=text("ledger", "url"),
@@ -204,6 +209,7 @@ def _build(m: Mapping[tuple[str, str], object], source: str | None) -> Settings:
         ibm_base_url=text("ibm", "base_url"),
         ibm_iam_url=text("ibm", "iam_url"),
         ibm_price_per_second=price,
+        ibm_plan=plan,
         braket_region=text("braket", "region"),
         braket_endpoint_url=text("braket", "endpoint_url"),
         source=(source,) if source else (),

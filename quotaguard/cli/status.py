@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from quotaguard.cli.context import missing_ledger, open_guard, run_async, settings_of
-from quotaguard.cli.limits import ibm_usage_row, limit_rows
+from quotaguard.cli.limits import limit_rows
 from quotaguard.cli.output import (
     budgets_table,
     limit_on_server,
@@ -18,6 +18,7 @@ from quotaguard.cli.output import (
     state_row,
 )
 from quotaguard.engine import BudgetState
+from quotaguard.guard.ibm_adapter import IBMAdapter
 
 __all__ = ["status"]
 
@@ -36,8 +37,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
             await guard.sync()
             for adapter in guard.adapters:
                 client: Any = getattr(adapter, "client", None)
-                if adapter.provider == "ibm":
-                    found["ibm"] = await ibm_usage_row(client)
+                if isinstance(adapter, IBMAdapter):
+                    # What sync() just read: the very limit the guard charges against.
+                    found["ibm"] = adapter.readings[client.service_crn].row()
                 elif adapter.provider == "braket" and client is not None:
                     found["braket"] = limit_rows(
                         [lim async for lim in client.search_spending_limits()]

@@ -37,6 +37,9 @@ __all__ = ["SESSION_PREFIX", "IBMSessions"]
 
 log = logging.getLogger("quotaguard.guard")
 
+#: The client's keywords for an instance (``{"instance": crn}``; none for its own).
+Where = dict[str, Any]
+
 #: External ids of sessions carry this prefix so settlement knows what to ask IBM for.
 SESSION_PREFIX = "ibm-session:"
 
@@ -76,11 +79,12 @@ class IBMSessions:
 
     # -- estimates ----------------------------------------------------------------------------
 
-    async def job_terms(self, work: IBMJob) -> dict[str, Any]:
-        """The session arguments of :func:`rules.estimate` for a job (none outside one)."""
+    async def job_terms(self, work: IBMJob, *, where: Where) -> dict[str, Any]:
+        """The session arguments of :func:`rules.estimate` for a job (none outside one);
+        ``where``: the client's keywords for the job's instance."""
         if work.session_id is None:
             return {}
-        session = await self._session(work.session_id)
+        session = await self._session(work.session_id, where)
         held = await self.ledger.find_external(SESSION_PREFIX + work.session_id)
         return {
             "session_remaining": session.remaining_seconds(self.clock()),
@@ -119,12 +123,12 @@ class IBMSessions:
         except (NotFound, PermissionDenied):
             return None  # not readable with this key: the policy's figure, until the next TTL
 
-    async def _session(self, session_id: str) -> Session:
+    async def _session(self, session_id: str, where: Where) -> Session:
         cache = self._sessions.get(session_id)
         if cache is None:
             cache = CachedState(
                 f"ibm-session:{session_id}",
-                lambda: self._fetch_session(session_id),
+                lambda: self._fetch_session(session_id, where),
                 ttl=self._ttl,
                 max_staleness=self._max_staleness,
                 clock=self.clock,
@@ -132,25 +136,25 @@ class IBMSessions:
             self._sessions[session_id] = cache
         return await cache.get()
 
-    async def _fetch_session(self, session_id: str) -> Session:
+    async def _fetch_session(self, session_id: str, where: Where) -> Session:
         at = self.clock()
-        session = await self.client.get_session(session_id)
+        session = await self.client.get_session(session_id, **where)
         # A session started in the future would have more than its max_ttl left.
         check_not_future(session.started_at, at, "$.started_at", "ibm")
         return session
 
     # -- settlement ---------------------------------------------------------------------------
 
-    async def session_actual(self, session_id: str) -> Decimal | None:
+    async def session_actual(self, session_id: str, *, where: Where) -> Decimal | None:
         """A session's bill once it ended: its wall-clock time; a batch's jobs bill their own."""
-        session = await self.client.get_session(session_id)
+        session = await self.client.get_session(session_id, **where)
         if not session.ended:
             return None
         self._covered.pop(session_id, None)
         self._sessions.pop(session_id, None)
         return Decimal(0) if session.mode == "batch" else session.elapsed_seconds(self.clock())
 
-    async def job_actual(self, job: Job) -> Decimal | _NotHeld | None:
+    async def job_actual(self, job: Job, *, where: Where) -> Decimal | _NotHeld | None:
         """A job in a dedicated session the guard holds settles after the session did: at
         what it ran past the session's end, if IBM closed the session before the job ended
         (0 when the session's time includes it). ``NOT_HELD`` for any other job."""
@@ -159,7 +163,7 @@ class IBMSessions:
         held = await self.ledger.find_external(SESSION_PREFIX + job.session_id)
         if held is None:
             return NOT_HELD
-        session = await self.client.get_session(job.session_id)
+        session = await self.client.get_session(job.session_id, **where)
         if session.mode == "batch":
             return NOT_HELD
         if held.state not in (ReservationState.COMMITTED, ReservationState.RELEASED):
@@ -168,7 +172,7 @@ class IBMSessions:
             return None
         if session.closed_at is None:
             return Decimal(0)
-        timestamps = (await self.client.get_job_metrics(job.id)).timestamps
+        timestamps = (await self.client.get_job_metrics(job.id, **where)).timestamps
         finished = timestamps.finished if timestamps is not None else None
         if finished is None or finished <= session.closed_at:
             return Decimal(0)

@@ -16,6 +16,7 @@ from quotaguard.ibm import sansio
 from quotaguard.ibm.auth import IAMAuth, Secret
 from quotaguard.ibm.config import region_base_url, resolve
 from quotaguard.ibm.models import (
+    CatalogEntry,
     ExpandedAccountConfiguration,
     GetUsageResponse,
     Instance,
@@ -40,6 +41,8 @@ class IBMRuntimeClient(AsyncClosing):
     ``api_key``/``service_crn`` left ``None`` are resolved from the environment and the saved
     qiskit-ibm-runtime account (see :mod:`quotaguard.ibm.config`). ``region`` defaults to the
     CRN's location; ``base_url`` (e.g. the emulator's ``.../api``) overrides it.
+    ``catalog_url``: IBM Cloud's Global Catalog (plan names); defaults to IBM's own with IBM's
+    regions, and to none (not asked) with a ``base_url`` of another service.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class IBMRuntimeClient(AsyncClosing):
         region: str | None = None,
         base_url: str | None = None,
         iam_url: str | None = None,
+        catalog_url: str | None = None,
         api_version: str = sansio.DEFAULT_API_VERSION,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 30.0,
@@ -67,6 +71,11 @@ class IBMRuntimeClient(AsyncClosing):
         else:
             where = region or sansio.region_from_crn(self.service_crn) or "us-east"
             self.base_url = region_base_url(where)
+        if catalog_url is None and settings.base_url is None:
+            catalog_url = sansio.DEFAULT_CATALOG_URL
+        self.catalog_url: str | None = None
+        if catalog_url is not None:
+            self.catalog_url = check_endpoint(catalog_url, "catalog_url")
         self.iam_url = check_endpoint(settings.iam_url or sansio.DEFAULT_IAM_URL, "iam_url")
         self._clock = clock or _utcnow
         self._http = HTTPClient(
@@ -119,11 +128,14 @@ class IBMRuntimeClient(AsyncClosing):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, request: sansio.Request) -> Response:
+    async def _send(self, request: sansio.Request, instance: str | None = None) -> Response:
+        """Send ``request`` for the client's instance, or for ``instance`` (another CRN the
+        same API key may read: its ``Service-CRN`` header)."""
         url = self.base_url + request.path
+        crn = self.service_crn if instance is None else sansio.check_crn(instance, "instance")
         token = await self._auth.token()
         for attempt in range(2):
-            headers = sansio.api_headers(token, self.service_crn, self.api_version)
+            headers = sansio.api_headers(token, crn, self.api_version)
             if request.content_type:
                 headers["Content-Type"] = request.content_type
             response = await self._http.request(
@@ -143,11 +155,11 @@ class IBMRuntimeClient(AsyncClosing):
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _get(self, request: sansio.Request, model: type[T]) -> T:
-        return sansio.decipher_as(request, await self._send(request), model)
+    async def _get(self, request: sansio.Request, model: type[T], instance: str | None = None) -> T:
+        return sansio.decipher_as(request, await self._send(request, instance), model)
 
-    async def get_instance(self) -> Instance:
-        return await self._get(sansio.build_get_instance(), Instance)
+    async def get_instance(self, *, instance: str | None = None) -> Instance:
+        return await self._get(sansio.build_get_instance(), Instance, instance)
 
     async def get_instance_configuration(self) -> InstanceConfiguration:
         return await self._get(sansio.build_get_instance_configuration(), InstanceConfiguration)
@@ -158,24 +170,41 @@ class IBMRuntimeClient(AsyncClosing):
         sansio.decipher(request, await self._send(request))
 
     async def get_account(
-        self, account_id: str, plan_id: str | None = None
+        self, account_id: str, plan_id: str | None = None, *, instance: str | None = None
     ) -> ExpandedAccountConfiguration:
         return await self._get(
-            sansio.build_get_account(account_id, plan_id), ExpandedAccountConfiguration
+            sansio.build_get_account(account_id, plan_id), ExpandedAccountConfiguration, instance
         )
 
-    async def get_usage(self) -> GetUsageResponse:
-        return await self._get(sansio.build_get_usage(), GetUsageResponse)
+    async def get_catalog_entry(self, entry_id: str) -> CatalogEntry | None:
+        """A Global Catalog entry (a plan's, by plan id); ``None`` without a catalog URL."""
+        if self.catalog_url is None:
+            return None
+        request = sansio.build_get_catalog_entry(entry_id)
+        token = await self._auth.token()
+        response = await self._http.request(
+            request.method,
+            self.catalog_url + request.path,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            data=None,
+            idempotent=True,
+            safe_statuses=request.safe_statuses,
+        )
+        return sansio.decipher_as(request, response, CatalogEntry)
 
-    async def get_job(self, job_id: str) -> Job:
+    async def get_usage(self, *, instance: str | None = None) -> GetUsageResponse:
+        """The instance's usage (``instance``: another CRN's, read with this API key)."""
+        return await self._get(sansio.build_get_usage(), GetUsageResponse, instance)
+
+    async def get_job(self, job_id: str, *, instance: str | None = None) -> Job:
         request = sansio.build_get_job(job_id)
-        return sansio.decipher_job(request, await self._send(request))
+        return sansio.decipher_job(request, await self._send(request, instance))
 
-    async def get_job_metrics(self, job_id: str) -> JobMetrics:
-        return await self._get(sansio.build_get_job_metrics(job_id), JobMetrics)
+    async def get_job_metrics(self, job_id: str, *, instance: str | None = None) -> JobMetrics:
+        return await self._get(sansio.build_get_job_metrics(job_id), JobMetrics, instance)
 
-    async def get_session(self, session_id: str) -> Session:
-        return await self._get(sansio.build_get_session(session_id), Session)
+    async def get_session(self, session_id: str, *, instance: str | None = None) -> Session:
+        return await self._get(sansio.build_get_session(session_id), Session, instance)
 
     async def run_job(
         self,
@@ -194,10 +223,10 @@ class IBMRuntimeClient(AsyncClosing):
         )
         return sansio.decipher_id(request, await self._send(request))
 
-    async def find_jobs(self, tag: str) -> list[str]:
-        """The ids of this instance's jobs carrying ``tag`` (``GET /v1/jobs?tags=...``)."""
+    async def find_jobs(self, tag: str, *, instance: str | None = None) -> list[str]:
+        """The ids of the instance's jobs carrying ``tag`` (``GET /v1/jobs?tags=...``)."""
         request = sansio.build_list_jobs([tag])
-        return sansio.decipher_job_ids(request, await self._send(request), tag)
+        return sansio.decipher_job_ids(request, await self._send(request, instance), tag)
 
     async def create_session(
         self, backend: str, *, mode: str = "dedicated", max_ttl: int | None = None

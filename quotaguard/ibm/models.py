@@ -28,6 +28,7 @@ from quotaguard._wire import negative_figure
 from quotaguard.errors import MalformedPayload
 
 __all__ = [
+    "CatalogEntry",
     "ExpandedAccountConfiguration",
     "ExpandedPlanConfiguration",
     "FunctionConfig",
@@ -126,6 +127,38 @@ class ExpandedAccountConfiguration:
             if plan.plan_id == plan_id and plan.max_ttl:
                 return plan.max_ttl
         return None
+
+
+@attrs.frozen
+class CatalogOverview:
+    display_name: str | None = None
+
+
+@attrs.frozen
+class CatalogPricing:
+    type: str | None = None
+
+
+@attrs.frozen
+class CatalogMetadata:
+    pricing: CatalogPricing | None = None
+
+
+@attrs.frozen
+class CatalogEntry:
+    """A Global Catalog entry (``GET {catalog}/{id}``), as qiskit-ibm-runtime 0.51 reads a plan's
+    (``accounts/account.py`` ``list_instances``: ``overview_ui.en.display_name``, the plan's
+    name, and ``metadata.pricing.type``)."""
+
+    id: str | None = None
+    name: str | None = None
+    overview_ui: dict[str, CatalogOverview] = attrs.Factory(dict)
+    metadata: CatalogMetadata | None = None
+
+    @property
+    def display_name(self) -> str | None:
+        english = self.overview_ui.get("en")
+        return english.display_name if english is not None else None
 
 
 @attrs.frozen

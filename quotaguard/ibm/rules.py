@@ -12,6 +12,13 @@ Rule codes (stable; match on these, not on messages):
     values at construction; this code covers job-like objects built another way.
 ``ibm.instance.limit_reached``
     The usage endpoint says ``usage_limit_reached: true``: IBM runs nothing more this period.
+``ibm.plan.unknown``
+    IBM reports no limit (nor allocation) and the plan cannot be told from the service (see
+    :mod:`quotaguard.ibm.plans`): refused rather than treated as unlimited. Declare the plan
+    (``IBMPolicy(plan=...)``, ``[ibm] plan`` in quotaguard.toml).
+``ibm.instance.unreadable``
+    The job names another instance (``IBMJob(instance=...)``) whose usage this client's API
+    key cannot read (IBM answers 403/404): its limit cannot be checked, so the job is refused.
 ``ibm.open_plan.no_sessions``
     Open-plan instances run jobs and batches only; a dedicated session is refused.
 ``ibm.session.ttl_order``
@@ -53,14 +60,24 @@ from quotaguard.engine import (
 )
 from quotaguard.engine.amounts import MAX_AMOUNT
 from quotaguard.errors import InvalidInput
-from quotaguard.ibm.models import GetUsageResponse
+from quotaguard.ibm.models import GetUsageResponse, Instance
+from quotaguard.ibm.plans import (
+    RULE_PLAN_UNKNOWN,
+    InstanceLimit,
+    Plan,
+    check_plan,
+    plan_from_name,
+    resolve_limit,
+)
 from quotaguard.ibm.work import MAX_EXECUTION_TIME_MAX, IBMJob, IBMSession
 
 __all__ = [
     "RULE_INPUT_TOO_LARGE",
+    "RULE_INSTANCE_UNREADABLE",
     "RULE_INVALID",
     "RULE_LIMIT_REACHED",
     "RULE_OPEN_NO_SESSIONS",
+    "RULE_PLAN_UNKNOWN",
     "RULE_PROGRAM_TOO_LARGE",
     "RULE_SESSION_REMAINING",
     "RULE_TTL_ORDER",
@@ -73,11 +90,13 @@ __all__ = [
     "job_ceiling",
     "reported_used",
     "session_raise",
+    "unreadable",
 ]
 
 RULE_UNSET = "ibm.max_execution_time.unset"
 RULE_INVALID = "ibm.max_execution_time.invalid"
 RULE_LIMIT_REACHED = "ibm.instance.limit_reached"
+RULE_INSTANCE_UNREADABLE = "ibm.instance.unreadable"
 RULE_OPEN_NO_SESSIONS = "ibm.open_plan.no_sessions"
 RULE_TTL_ORDER = "ibm.session.ttl_order"
 RULE_SESSION_REMAINING = "ibm.session.remaining"
@@ -90,6 +109,10 @@ S = Unit.SECONDS
 def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInput(attribute.name, f"expected a positive int, got {value!r}")
+
+
+def _plan(_: object, attribute: attrs.Attribute[Plan | None], value: object) -> None:
+    check_plan(value, attribute.name)
 
 
 def _window_name(_: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -109,7 +132,9 @@ class IBMPolicy:
     )
     max_program_bytes: int = attrs.field(default=750_000, validator=_positive)
     max_input_bytes: int = attrs.field(default=64_000_000, validator=_positive)
-    open_plan_ids: frozenset[str] = frozenset({"open", "lite", "open-plan"})
+    #: The instance's plan when IBM's answers cannot tell it (see :mod:`quotaguard.ibm.plans`);
+    #: what IBM says wins. Unknown and no limit reported: work is refused (ibm.plan.unknown).
+    plan: Plan | None = attrs.field(default=None, validator=_plan)
     #: Session defaults by plan: paid plans 8 h max and 60 s interactive; open batches 10 min.
     session_max_ttl_seconds: int = attrs.field(default=28_800, validator=_positive)
     session_interactive_ttl_seconds: int = attrs.field(default=60, validator=_positive)
@@ -122,8 +147,10 @@ class IBMPolicy:
     #: commits the job's ceiling, with a warning, instead of holding on.
     usage_pending_max_seconds: int = attrs.field(default=86_400, validator=_positive)
 
-    def is_open_plan(self, plan_id: str | None) -> bool:
-        return plan_id is not None and plan_id.lower() in self.open_plan_ids
+    def plan_of(self, plan_id: str | None) -> Plan | None:
+        """The plan a plan id names, else the declared one (no account lookup: see
+        :class:`quotaguard.guard.ibm_instance.InstanceReader` for the whole detection)."""
+        return plan_from_name(plan_id) or self.plan
 
     def window(self) -> Window:
         return RollingDays(28) if self.open_plan_window == "rolling_28_days" else CalendarMonth()
@@ -136,14 +163,13 @@ def budget_key(crn: str) -> str:
     return f"ibm:{crn}"
 
 
-def _limit(usage: GetUsageResponse, policy: IBMPolicy, instance_limit: Decimal | None) -> Decimal:
-    if usage.usage_limit_seconds is not None:
-        return usage.usage_limit_seconds
-    if instance_limit is not None:
-        return instance_limit
-    if policy.is_open_plan(usage.plan_id):
-        return Decimal(policy.open_plan_seconds)
-    return MAX_AMOUNT  # no limit applies: the budget still tracks, never refuses
+def _resolved(
+    usage: GetUsageResponse, policy: IBMPolicy, instance_limit: Decimal | None
+) -> InstanceLimit:
+    plan = policy.plan_of(usage.plan_id)
+    source = None if plan is None else ("plan_id" if plan_from_name(usage.plan_id) else "policy")
+    instance = None if instance_limit is None else Instance(instance_limit_seconds=instance_limit)
+    return resolve_limit(usage, instance, plan, source, open_plan_seconds=policy.open_plan_seconds)
 
 
 def instance_budget(
@@ -153,18 +179,25 @@ def instance_budget(
     *,
     crn: str | None = None,
     instance_limit: Decimal | None = None,
+    limit: InstanceLimit | None = None,
 ) -> Budget:
-    """The instance's budget in seconds. Limit: ``usage_limit_seconds``, else the instance
-    limit, else 600 s on the open plan, else unlimited. Window: the server's ``usage_period``
-    while it contains ``now``, else the policy's (a period that has ended is stale)."""
+    """The instance's budget in seconds. Limit: ``limit`` (see :func:`plans.resolve_limit`;
+    computed here from the usage reply, ``instance_limit`` and the policy when not given);
+    no limit on a known paid plan tracks without refusing; an unknown one holds nothing (0).
+    Window: the server's ``usage_period`` while it contains ``now``, else the policy's (a
+    period that has ended is stale)."""
     window: Window = policy.window()
     period = usage.usage_period
     start = period.start_time if period is not None else None
     end = period.end_time if period is not None else None
     if start is not None and end is not None and start <= now < end:
         window = FixedWindow(start, end)
-    limit = min(_limit(usage, policy, instance_limit), MAX_AMOUNT)
-    return Budget(budget_key(crn or usage.instance_id), S, max(limit, Decimal(0)), window)
+    found = limit or _resolved(usage, policy, instance_limit)
+    if found.seconds is not None:
+        seconds = min(found.seconds, MAX_AMOUNT)
+    else:  # no limit applies: the budget still tracks, never refuses; unknown: fail closed
+        seconds = MAX_AMOUNT if found.known else Decimal(0)
+    return Budget(budget_key(crn or usage.instance_id), S, max(seconds, Decimal(0)), window)
 
 
 def reported_used(usage: GetUsageResponse) -> Decimal:
@@ -294,10 +327,10 @@ def _session(
     usage: GetUsageResponse | None,
     policy: IBMPolicy,
     key: str,
+    open_plan: bool,
     plan_max_ttl: int | None = None,
 ) -> Estimate:
     violations: list[Violation] = []
-    open_plan = usage is not None and policy.is_open_plan(usage.plan_id)
     if open_plan and work.mode == "dedicated":
         violations.append(
             _violation(
@@ -346,6 +379,7 @@ def estimate(
     session_mode: str | None = None,
     session_covered: Decimal = Decimal(0),
     plan_max_ttl: int | None = None,
+    limit: InstanceLimit | None = None,
 ) -> Estimate:
     """Charges and static violations for ``work``; the ledger adds ``budget.remaining``.
 
@@ -354,14 +388,35 @@ def estimate(
     admitted into it so far. A job in a held dedicated session charges what it adds to the
     session's hold (:func:`session_raise`); a job in a batch or in a session nobody holds is
     charged in full. ``plan_max_ttl``: the plan's session maximum from the account endpoint
-    (None: the policy's).
+    (None: the policy's). ``limit``: the instance's resolved limit and plan; one that is
+    unknown refuses the work.
     """
     if isinstance(work, IBMSession):
-        return _session(work, usage, policy, budget_key, plan_max_ttl)
-    return _job(
-        work, usage, policy, budget_key, session_remaining, session_held, session_mode,
-        session_covered,
-    )  # fmt: skip
+        plan_id = usage.plan_id if usage is not None else None
+        plan = limit.plan if limit is not None else policy.plan_of(plan_id)
+        found = _session(work, usage, policy, budget_key, plan == "open", plan_max_ttl)
+    else:
+        found = _job(
+            work, usage, policy, budget_key, session_remaining, session_held, session_mode,
+            session_covered,
+        )  # fmt: skip
+        if work.simulator:
+            return found
+    if limit is not None and not limit.known:
+        unknown = _violation(RULE_PLAN_UNKNOWN, limit.unknown_message(budget_key), budget_key)
+        found = attrs.evolve(found, violations=(*found.violations, unknown))
+    return found
+
+
+def unreadable(work: IBMJob | IBMSession, budget_key: str, crn: str, error: Exception) -> Estimate:
+    """The refusal of work naming an instance this client may not read (403/404)."""
+    message = (
+        f"the work names instance {crn!r}, whose usage this client's API key cannot read "
+        f"({error}); its limit cannot be checked. Use a key with access to that instance, or "
+        "send the work to the client's own instance"
+    )
+    violation = _violation(RULE_INSTANCE_UNREADABLE, message, budget_key)
+    return Estimate((), (violation,), Decimal(0), S)
 
 
 def explain_rejection(work: IBMJob | IBMSession, violation: Violation) -> Violation:

@@ -36,6 +36,7 @@ from quotaguard.ibm.models import IAMToken, Job, structure
 
 __all__ = [
     "DEFAULT_API_VERSION",
+    "DEFAULT_CATALOG_URL",
     "DEFAULT_IAM_URL",
     "IAM_GRANT_TYPE",
     "INT32_MAX",
@@ -46,6 +47,7 @@ __all__ = [
     "api_headers",
     "build_create_session",
     "build_get_account",
+    "build_get_catalog_entry",
     "build_get_instance",
     "build_get_instance_configuration",
     "build_get_job",
@@ -72,8 +74,13 @@ __all__ = [
 T = TypeVar("T")
 
 PROVIDER: Final = "ibm"
-DEFAULT_API_VERSION: Final = "2026-03-15"
+#: What the newest supported qiskit-ibm-runtime sends (0.51: ``RestAdapterBase._HEADER_API_VERSION``
+#: in ``api/rest/base.py``); tests/ibm/test_api_version.py compares it with the installed SDK.
+DEFAULT_API_VERSION: Final = "2026-04-15"
 DEFAULT_IAM_URL: Final = "https://iam.cloud.ibm.com"
+#: IBM Cloud's Global Catalog, where qiskit-ibm-runtime 0.51 reads a plan's name
+#: (``accounts/utils.py`` ``get_global_catalog_api_url``).
+DEFAULT_CATALOG_URL: Final = "https://globalcatalog.cloud.ibm.com/api/v1"
 IAM_GRANT_TYPE: Final = "urn:ibm:params:oauth:grant-type:apikey"
 INT32_MAX: Final = 2**31 - 1
 REGIONS: Final[Mapping[str, str]] = {
@@ -133,7 +140,9 @@ def account_from_crn(crn: str) -> str | None:
 
 def check_api_version(value: object) -> str:
     if not isinstance(value, str) or not _API_VERSION.fullmatch(value):
-        raise InvalidInput("api_version", f"expected a date like 2026-03-15, got {value!r}")
+        raise InvalidInput(
+            "api_version", f"expected a date like {DEFAULT_API_VERSION}, got {value!r}"
+        )
     return value
 
 
@@ -208,6 +217,12 @@ def build_get_account(account_id: object, plan_id: object = None) -> Request:
             )
         path += "?" + urlencode({"plan_id": plan_id})
     return Request("get_account", "GET", path)
+
+
+def build_get_catalog_entry(entry_id: object) -> Request:
+    """A Global Catalog entry, e.g. a plan's by its ``plan_id`` (sent to the catalog's URL)."""
+    entry = quote(_resource_id(entry_id, "plan_id"), safe="")
+    return Request("get_catalog_entry", "GET", f"/{entry}")
 
 
 def build_get_usage() -> Request:

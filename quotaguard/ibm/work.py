@@ -13,6 +13,7 @@ from typing import Literal
 import attrs
 
 from quotaguard.errors import InvalidInput
+from quotaguard.ibm.sansio import check_crn
 
 __all__ = ["MAX_EXECUTION_TIME_MAX", "IBMJob", "IBMSession", "parse_duration"]
 
@@ -107,7 +108,9 @@ def _session_id(value: object) -> str | None:
 
 
 def _instance(value: object) -> str | None:
-    return _optional_id("instance")(value)
+    # The work is checked and charged against this instance: it must be a CRN the client can
+    # send as Service-CRN, refused here rather than at the first read.
+    return None if value is None else check_crn(value, "instance")
 
 
 def _program_bytes(value: object) -> int:

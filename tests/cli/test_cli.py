@@ -129,13 +129,13 @@ async def test_ibm_limit_show_set_clear(world) -> None:  # type: ignore[no-untyp
     code, out, _ = await run("ibm-limit", "show", "--json", env=env)
     assert code == 0
     shown = json.loads(out)
-    assert (shown["limit_seconds"], shown["limit_source"]) == ("600", "usage")
+    assert (shown["limit_seconds"], shown["limit_source"]) == ("600", "usage_limit_seconds")
     assert emu.calls("ibm.get_instance") == 0
     # An instance whose usage reply omits the limit: it comes from /v1/instance, not "no limit".
     emu.ibm.instances[seed.service_crn].usage_reports_limit = False
     code, out, _ = await run("ibm-limit", "show", "--json", env=env)
     shown = json.loads(out)
-    assert (shown["limit_seconds"], shown["limit_source"]) == ("600", "instance")
+    assert (shown["limit_seconds"], shown["limit_source"]) == ("600", "instance_limit_seconds")
     assert emu.calls("ibm.get_instance") == 1
     emu.ibm.instances[seed.service_crn].usage_reports_limit = True
     assert (await run("ibm-limit", "set", "500", env=env))[0] == 0
@@ -146,7 +146,8 @@ async def test_ibm_limit_show_set_clear(world) -> None:  # type: ignore[no-untyp
     assert emu.ibm.instances[seed.service_crn].limit_seconds is None
     code, out, _ = await run("ibm-limit", "show", "--json", env=env)
     shown = json.loads(out)
-    assert (shown["limit_seconds"], shown["limit_source"]) == (None, None)
+    # The open plan's allocation still binds, as IBM still enforces it (and the guard reads it).
+    assert (shown["limit_seconds"], shown["limit_source"]) == ("600", "usage_allocation_seconds")
 
 
 async def test_missing_credentials_name_the_variable(base_env: dict[str, str]) -> None:
@@ -200,3 +201,25 @@ async def test_emulator_command_serves_until_interrupted(base_env: dict[str, str
     proc.send_signal(signal.SIGINT)
     async with asyncio.timeout(30):
         assert await proc.wait() == 0
+
+
+async def test_status_and_check_tell_one_story_after_an_open_limit_is_cleared(world) -> None:  # type: ignore[no-untyped-def]
+    emu, seed, env = world
+    emu.ibm.instances[seed.service_crn].consumed_seconds = 300
+    assert (await run("ibm-limit", "clear", env=env))[0] == 0
+    args = ("check", "ibm", "--backend", seed.backend, "--max-execution-time", "400")
+    code, out, _ = await run(*args, env=env)
+    assert code == 1
+    assert "300" in out, out
+    code, out, _ = await run("status", env=env)
+    assert code == 0
+    assert "no limit on the server any more" not in out, out
+    assert "300 s of 600 s" in out, out
+    code, out, _ = await run("status", "--json", env=env)
+    data = json.loads(out)
+    assert (data["ibm"]["limit_seconds"], data["ibm"]["limit_source"]) == (
+        "600",
+        "usage_allocation_seconds",
+    )
+    on_server = {b["key"]: b["limit_on_server"] for b in data["budgets"]}
+    assert on_server[f"ibm:{seed.service_crn}"] is True

@@ -7,13 +7,14 @@ from decimal import Decimal
 
 from quotaguard.ibm import IBMRuntimeClient, JobStatus
 from quotaguard.testing import Emulator, FakeClock
+from quotaguard.testing.ibm.state import CATALOG_PLAN_IDS
 from tests._support.ibm import ACCOUNT, CRN, OPEN_CRN, ClientFactory
 
 
 async def test_get_instance(client: IBMRuntimeClient) -> None:
     instance = await client.get_instance()
     assert instance.backends == ("ibm_emulated",)
-    assert instance.plan_id == "premium"
+    assert instance.plan_id == CATALOG_PLAN_IDS["premium"]  # a catalog id, as IBM serves
     assert instance.instance_limit_seconds == Decimal(3600)  # sent as the string "3600"
     assert instance.limit_seconds == Decimal(3600)
 
@@ -40,7 +41,7 @@ async def test_get_usage(client: IBMRuntimeClient, emu: Emulator) -> None:
     emu.ibm.instances[CRN].usage_period = (start, datetime(2026, 12, 1, tzinfo=UTC))
     usage = await client.get_usage()
     assert usage.instance_id == CRN
-    assert usage.plan_id == "premium"
+    assert usage.plan_id == CATALOG_PLAN_IDS["premium"]
     assert usage.usage_consumed_seconds == Decimal("120.5")  # exact, never a float
     assert usage.usage_limit_seconds == Decimal(3600)
     assert usage.usage_limit_reached is False
@@ -50,14 +51,22 @@ async def test_get_usage(client: IBMRuntimeClient, emu: Emulator) -> None:
 
 async def test_open_plan_usage_defaults_to_600_seconds(make_client: ClientFactory) -> None:
     usage = await make_client(service_crn=OPEN_CRN).get_usage()
-    assert usage.plan_id == "open"
+    assert usage.plan_id == CATALOG_PLAN_IDS["open"]
     assert usage.usage_limit_seconds == Decimal(600)
+    assert usage.usage_allocation_seconds == Decimal(600)
     assert usage.usage_consumed_seconds == Decimal(100)
 
 
 async def test_get_account_default_and_seeded(client: IBMRuntimeClient, emu: Emulator) -> None:
-    default = await client.get_account(ACCOUNT)
-    assert [p.plan_id for p in default.plans] == ["open"]
+    # The account's instances list their plans under their catalog ids and names.
+    seeded = await client.get_account(ACCOUNT)
+    names = {p.plan_id: p.subscription_name for p in seeded.plans}
+    assert names == {
+        CATALOG_PLAN_IDS["premium"]: "Premium Plan",
+        CATALOG_PLAN_IDS["open"]: "Open Plan",
+    }
+    default = await client.get_account("acct-without-instances")
+    assert [p.plan_id for p in default.plans] == [CATALOG_PLAN_IDS["open"]]
     emu.ibm.add_account_plan(
         ACCOUNT,
         {

@@ -29,6 +29,7 @@ from quotaguard.testing.ibm.backends import (
 from quotaguard.testing.ibm.iam import bearer_account, exchange_api_key
 from quotaguard.testing.ibm.sessions import accepting, session_body
 from quotaguard.testing.ibm.state import (
+    CATALOG_PLAN_IDS,
     IBMInstanceState,
     IBMJobState,
     IBMSessionState,
@@ -58,6 +59,9 @@ class IBMService(IBMState):
     def add_routes(self, app: web.Application) -> None:
         r = app.router
         r.add_post("/identity/token", self._iam_token, name="ibm.iam_token")
+        r.add_get(
+            "/globalcatalog/api/v1/{entry_id}", self._catalog_entry, name="ibm.get_catalog_entry"
+        )
         api: list[tuple[str, str, str, Handler]] = [
             ("GET", "/instance", "get_instance", self._get_instance),
             ("GET", "/instances/configuration", "get_instance_configuration", self._get_config),
@@ -100,6 +104,8 @@ class IBMService(IBMState):
         version = request.headers.get("IBM-API-Version")
         if version is not None and not API_VERSION.match(version):
             raise Reject(400, "invalid_api_version", "IBM-API-Version must be YYYY-MM-DD")
+        if version is not None:
+            self.api_versions.add(version)
         crn = request.headers.get("Service-CRN")
         if not crn:
             raise Reject(400, "missing_service_crn", "The Service-CRN header is required")
@@ -112,6 +118,17 @@ class IBMService(IBMState):
 
     async def _iam_token(self, request: web.Request) -> web.StreamResponse:
         return await exchange_api_key(request, self)
+
+    async def _catalog_entry(self, request: web.Request) -> web.StreamResponse:
+        """IBM Cloud's Global Catalog: a bearer token, no Service-CRN (not an instance API)."""
+        try:
+            bearer_account(request, self)
+            entry = self.catalog_entries.get(request.match_info["entry_id"])
+            if entry is None:
+                raise Reject(404, "not_found", "No catalog entry with this id")
+        except Reject as exc:
+            return error_response(exc, generic=False)
+        return json_response(entry)
 
     async def _get_instance(
         self, request: web.Request, inst: IBMInstanceState
@@ -151,9 +168,10 @@ class IBMService(IBMState):
         }
         if inst.limit_seconds is not None and inst.usage_reports_limit:
             body["usage_limit_seconds"] = inst.limit_seconds
-            body["usage_limit_reached"] = inst.limit_reached
-        if inst.allocation_seconds is not None:
+        if inst.allocation_seconds is not None and inst.usage_reports_limit:
             body["usage_allocation_seconds"] = inst.allocation_seconds
+        if inst.effective_limit is not None and inst.usage_reports_limit:
+            body["usage_limit_reached"] = inst.limit_reached
         if inst.usage_period is not None:
             start, end = inst.usage_period
             body["usage_period"] = {"start_time": start, "end_time": end}
@@ -169,7 +187,7 @@ class IBMService(IBMState):
         if plans is None:  # "If no account information is found, returns the default"
             plans = [
                 {
-                    "plan_id": "open",
+                    "plan_id": CATALOG_PLAN_IDS["open"],
                     "subscription_id": "default",
                     "subscription_name": "default",
                     "backends": [],
@@ -268,7 +286,7 @@ class IBMService(IBMState):
     ) -> web.StreamResponse:
         data = await read_json_object(request)
         mode = data.get("mode", "dedicated")
-        if inst.plan_id == "open" and mode != "batch":
+        if inst.plan == "open" and mode != "batch":
             raise Reject(403, "sessions_not_allowed", "Open plan instances cannot open sessions")
         max_ttl = data.get("max_ttl") or self.plan_max_ttl(inst)
         session_id = f"emus{next(self._ids):016x}"

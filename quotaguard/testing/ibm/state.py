@@ -13,6 +13,8 @@ import attrs
 from quotaguard.testing.ibm.sessions import advance_session
 
 __all__ = [
+    "CATALOG_PLAN_IDS",
+    "CATALOG_PLAN_NAMES",
     "OPEN_PLAN_SECONDS",
     "RAN_TOO_LONG",
     "STATUSES",
@@ -23,6 +25,22 @@ __all__ = [
 ]
 
 OPEN_PLAN_SECONDS = Decimal(600)
+#: The plan ids the emulator serves, Global-Catalog style: opaque, naming no plan (the live
+#: service's are catalog identifiers; the spec's example is ``flex-plan-id-1``). These are the
+#: emulator's own; the plan is told from the account route's ``subscription_name``.
+CATALOG_PLAN_IDS = {
+    "open": "3f6c2a10-7d4e-4b8a-9c51-0e2d8f7a6b13",
+    "pay-as-you-go": "8a1d5e27-2c3b-4f60-a9d4-6b7e1c0f5a82",
+    "flex": "c47e9b03-5a18-4d2f-8e6c-1f3a7d9b2e40",
+    "premium": "e2b8d6f1-9c07-4a35-b1e8-4d5c3a2f7091",
+}
+CATALOG_PLAN_NAMES = {
+    "open": "Open Plan",
+    "pay-as-you-go": "Pay-As-You-Go Plan",
+    "flex": "Flex Plan",
+    "premium": "Premium Plan",
+}
+_CATALOG_PRICING = {"open": "free", "pay-as-you-go": "paygo", "flex": "paid", "premium": "paid"}
 STATUSES = ("Queued", "Running", "Completed", "Failed", "Cancelled")
 #: The ``state.reason_code`` IBM gives a job it cancelled at its ceiling ("Cancelled - Ran too
 #: long"); qiskit-ibm-runtime 0.51 (``RuntimeJobV2._status_from_job_response``) reads it.
@@ -42,12 +60,19 @@ class IBMInstanceState:
     #: False: the usage endpoint omits the limit, which only ``/v1/instance`` reports (as some
     #: live instances do).
     usage_reports_limit: bool = True
+    #: The plan behind ``plan_id`` (open, pay-as-you-go, flex, premium), for the emulator's
+    #: own rules; ``None`` for a plan id it was given as is.
+    plan: str | None = None
+
+    @property
+    def effective_limit(self) -> Decimal | None:
+        """What the server enforces: the instance limit, else the plan's allocation."""
+        return self.allocation_seconds if self.limit_seconds is None else self.limit_seconds
 
     @property
     def limit_reached(self) -> bool | None:
-        if self.limit_seconds is None:
-            return None
-        return self.consumed_seconds >= self.limit_seconds
+        limit = self.effective_limit
+        return None if limit is None else self.consumed_seconds >= limit
 
 
 @attrs.define
@@ -93,6 +118,18 @@ class IBMSessionState:
     stopped_at: datetime | None = None
 
 
+def _catalog_entry(entry_id: str, display_name: str, pricing: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": entry_id,
+        "name": display_name.lower().replace(" ", "-"),
+        "kind": "plan",
+        "overview_ui": {"en": {"display_name": display_name}},
+    }
+    if pricing is not None:
+        entry["metadata"] = {"pricing": {"type": pricing}}
+    return entry
+
+
 class IBMState:
     """API keys, issued tokens, instances, jobs and sessions; ``IBMService`` serves them."""
 
@@ -104,8 +141,12 @@ class IBMState:
         self.tokens: dict[str, tuple[str, datetime]] = {}
         self.instances: dict[str, IBMInstanceState] = {}
         self.account_plans: dict[str, list[dict[str, Any]]] = {}
+        #: Global Catalog entries by id (served under ``/globalcatalog/api/v1/{id}``).
+        self.catalog_entries: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, IBMJobState] = {}
         self.sessions: dict[str, IBMSessionState] = {}
+        #: Every ``IBM-API-Version`` a request carried.
+        self.api_versions: set[str] = set()
         self._ids = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -131,13 +172,40 @@ class IBMState:
         allocation_seconds: Decimal | int | None = None,
         usage_reports_limit: bool = True,
     ) -> IBMInstanceState:
-        """An instance; ``account_id`` defaults to the CRN's ``a/<account>`` segment and the
-        open plan's limit to 600 s."""
+        """An instance; ``account_id`` defaults to the CRN's ``a/<account>`` segment.
+
+        ``plan_id`` a plan name (``open``, ``pay-as-you-go``, ``flex``, ``premium``): the
+        instance serves that plan's catalog id (:data:`CATALOG_PLAN_IDS`) and its account's
+        configuration lists the plan under its catalog name. The open plan's limit and
+        allocation default to 600 s (clearing the limit leaves the allocation, as on IBM).
+        Any other ``plan_id`` is served as given, a plan nothing tells.
+        """
         if account_id is None:
             parts = crn.split(":")
             account_id = parts[6].removeprefix("a/") if len(parts) > 6 else "test-account"
-        if limit_seconds is None and plan_id == "open":
-            limit_seconds = OPEN_PLAN_SECONDS
+        by_id = {v: k for k, v in CATALOG_PLAN_IDS.items()}
+        plan = plan_id if plan_id in CATALOG_PLAN_IDS else by_id.get(plan_id)
+        if plan is not None:
+            plan_id = CATALOG_PLAN_IDS[plan]
+            self.catalog_entries.setdefault(
+                plan_id,
+                _catalog_entry(plan_id, CATALOG_PLAN_NAMES[plan], _CATALOG_PRICING[plan]),
+            )
+            if not any(p.get("plan_id") == plan_id for p in self.account_plans.get(account_id, [])):
+                self.add_account_plan(
+                    account_id,
+                    {
+                        "plan_id": plan_id,
+                        "subscription_id": f"emulated-{plan}",
+                        "subscription_name": CATALOG_PLAN_NAMES[plan],
+                        "backends": list(backends),
+                        "max_ttl": 600 if plan == "open" else 28800,
+                    },
+                )
+        if plan == "open":
+            limit_seconds = OPEN_PLAN_SECONDS if limit_seconds is None else limit_seconds
+            if allocation_seconds is None:
+                allocation_seconds = OPEN_PLAN_SECONDS
         state = IBMInstanceState(
             crn,
             account_id,
@@ -148,9 +216,16 @@ class IBMState:
             list(backends),
             None if allocation_seconds is None else Decimal(allocation_seconds),
             usage_reports_limit,
+            plan,
         )
         self.instances[crn] = state
         return state
+
+    def add_catalog_entry(
+        self, entry_id: str, *, display_name: str, pricing_type: str | None = None
+    ) -> None:
+        """A Global Catalog entry, as qiskit-ibm-runtime reads a plan's name from it."""
+        self.catalog_entries[entry_id] = _catalog_entry(entry_id, display_name, pricing_type)
 
     def add_account_plan(self, account_id: str, plan: dict[str, Any]) -> None:
         """A plan configuration as ``GET /v1/accounts/{id}`` returns it."""
@@ -163,7 +238,7 @@ class IBMState:
             ttl = plan.get("max_ttl")
             if plan.get("plan_id") == instance.plan_id and isinstance(ttl, int) and ttl > 0:
                 return ttl
-        return 600 if instance.plan_id == "open" else 28800
+        return 600 if instance.plan == "open" else 28800
 
     def add_job(
         self,
