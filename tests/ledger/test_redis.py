@@ -188,14 +188,34 @@ _micro = st.integers(min_value=0, max_value=2**50)
     reported=st.none() | _micro,
     since=_micro,
     limit=_micro,
+    inside=st.floats(0, 1),
+    covers=st.booleans(),
 )
 async def test_lua_formula_agrees_with_engine(
-    rl: RedisLedger, committed: int, reserved: int, reported: int | None, since: int, limit: int
+    rl: RedisLedger,
+    committed: int,
+    reserved: int,
+    reported: int | None,
+    since: int,
+    limit: int,
+    inside: float,
+    covers: bool,
 ) -> None:
+    held_inside = int(reserved * inside) if reported is not None and covers else 0  # <= reserved
+    counts = reported is not None
     reply = await rl._call(
-        "formula", committed, reserved, int(reported is not None), reported or 0, since, limit
+        "formula", committed, reserved, int(counts), reported or 0, since, 0, 0, held_inside,
+        int(covers), limit,
+    )  # fmt: skip
+    usage = Usage(
+        committed,
+        reserved,
+        reported,
+        since if counts else 0,
+        inside=held_inside,
+        covers_sent=covers,
     )
-    used = used_micro(Usage(committed, reserved, reported, since if reported is not None else 0))
+    used = used_micro(usage)
     assert (int(reply[1]), int(reply[2])) == (used, limit - used)
 
 
