@@ -229,16 +229,20 @@ _windows = st.sampled_from(["none", "month", "rolling", "fixed"])
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    commits=st.lists(st.tuples(_times, st.integers(0, 10**9)), min_size=1, max_size=8),
-    report=st.none() | st.tuples(_times, st.integers(0, 10**9)),
+    commits=st.lists(
+        st.tuples(_times, st.integers(0, 10**9), st.none() | st.integers(0, 10**8)),
+        min_size=1,
+        max_size=8,
+    ),
+    report=st.none() | st.tuples(_times, st.integers(0, 10**9), st.booleans()),
     now=_times,
     kind=_windows,
     days=st.integers(1, 400),
 )
 async def test_windowed_usage_agrees_with_memory_ledger(
     client: aioredis.Redis,
-    commits: list[tuple[datetime, int]],
-    report: tuple[datetime, int] | None,
+    commits: list[tuple[datetime, int, int | None]],
+    report: tuple[datetime, int, bool] | None,
     now: datetime,
     kind: str,
     days: int,
@@ -260,14 +264,19 @@ async def test_windowed_usage_agrees_with_memory_ledger(
         for ledger in (MemoryLedger(), redis_ledger):
             # Commit under no window (a fixed one would refuse some times), then switch.
             await ledger.put_budget(Budget("w", Unit.USD, Decimal(10**6)))
-            for at, micro in commits:
+            for at, micro, sent_back in commits:  # sent_back: seconds before, or unsent
                 d = await ledger.reserve([usd("w", 0)], now=at)
                 assert d.reservation is not None
+                if sent_back is not None:  # a covering report sums it by its floor time
+                    sent_at = at - timedelta(seconds=sent_back)
+                    await ledger.bind(d.reservation.id, "task", sent_at=sent_at)
                 await ledger.commit(d.reservation.id, [Charge("w", Decimal(micro) / 10**6, "USD")],
                                     now=at)  # fmt: skip
             await ledger.put_budget(budget)
             if report is not None:
-                await ledger.record_report("w", Decimal(report[1]) / 10**6, at=report[0])
+                await ledger.record_report(
+                    "w", Decimal(report[1]) / 10**6, at=report[0], covers_sent=report[2]
+                )
             states.append(await ledger.state("w", now=now))
         assert states[0] == states[1]
 
