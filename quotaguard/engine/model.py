@@ -198,6 +198,11 @@ class BudgetState:
     outstanding: int = 0
     #: How many of the outstanding holds are in doubt (their work may have been sent).
     in_doubt: int = 0
+    #: Of ``reserved``, what the provider's last report already counts (holds sent before a
+    #: report that covers sent work, such as Braket's queued spend): counted once, not twice.
+    inside_report: Decimal = Decimal(0)
+    #: Whether that report covers work sent before it (Braket) or finished work only (IBM).
+    covers_sent: bool = False
 
     @property
     def key(self) -> str:

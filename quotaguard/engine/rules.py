@@ -1,12 +1,19 @@
 """The remaining-budget rule, pure: every ledger gathers :class:`Usage` atomically and asks here.
 
     used      = max(committed_in_window + reserved,
-                    provider_reported + committed_since_report + reserved)
+                    provider_reported + committed_since_report + reserved − inside_report)
     remaining = limit − used
 
 The provider floor makes a stale local view safe: whatever the provider last reported stays
-counted, plus everything this ledger held or committed since. When unsure, count twice: a
-budget guard may overcount, never undercount. The Redis ledger's Lua script implements the
+counted, plus everything this ledger held or committed since. A report that *covers sent
+work* (Braket's ``totalSpend + queuedSpend``: every task whose send completed before the read
+started) already holds the outstanding holds sent before it (``inside_report``, a part of
+``reserved``), and the commits of work sent before it; those are not counted again, and
+"since" means work sent (or, unsent, committed) at or after the report. A report that does
+not (IBM's usage: finished jobs, with a lag) holds none of them: ``inside_report`` is 0 and
+"since" means committed at or after it. Since ``inside_report <= reserved``, ``used`` is
+never below the report. When unsure, count twice: a budget guard may overcount, never
+undercount. The Redis ledger's Lua script implements the
 same formula; the shared state-machine tests hold both to it.
 """
 
@@ -50,13 +57,18 @@ class Usage:
     reported_at: datetime | None = None
     #: Outstanding holds whose work may have been sent (read for ``state``, not ``reserve``).
     in_doubt: int = 0
+    #: The part of ``reserved`` already inside a report that covers sent work: held amounts
+    #: of holds sent before ``reported_at`` (0 for a report that does not cover sent work).
+    inside: int = 0
+    #: Whether the report covers work sent before it (Braket) or only finished work (IBM).
+    covers_sent: bool = False
 
 
 def used_micro(usage: Usage) -> int:
     local = usage.committed + usage.reserved
     if usage.reported is None:
         return local
-    return max(local, usage.reported + usage.since_report + usage.reserved)
+    return max(local, usage.reported + usage.since_report + usage.reserved - usage.inside)
 
 
 def report_counts(budget: Budget, reported_at: datetime | None, now: datetime) -> bool:
@@ -187,4 +199,6 @@ def state_of(budget: Budget, usage: Usage, now: datetime) -> BudgetState:
         reported_at=usage.reported_at,
         outstanding=usage.outstanding,
         in_doubt=usage.in_doubt,
+        inside_report=from_micro(usage.inside if usage.reported is not None else 0),
+        covers_sent=usage.reported is not None and usage.covers_sent,
     )

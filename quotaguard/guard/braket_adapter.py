@@ -77,44 +77,29 @@ class BraketAdapter:
             self._limits[device_arn] = cache
         return cache
 
-    async def _bound_holds(self, key: str) -> dict[str, Decimal]:
-        """Held amounts of reservations whose task Braket already accepted (queued spend)."""
-        return {
-            r.id: r.amount_for(key)
-            for r in await self.ledger.outstanding()
-            if r.external_id is not None and any(c.budget == key for c in r.charges)
-        }
-
     async def _fetch(self, device_arn: str) -> SpendingLimit | None:
         assert self.client is not None
-        key = rules.budget_key(device_arn)
-        before = await self._bound_holds(key)
-        at = self.clock()
+        at = self.clock()  # when the read started: tasks sent before it are in its figure
         limit = await self.client.spending_limit_for(device_arn)
         if limit is None:
             return None
-        await self.record(limit, at=at, before=before)
+        await self.record(limit, at=at)
         return limit
 
-    async def record(
-        self, limit: SpendingLimit, *, at: datetime, before: Mapping[str, Decimal] | None = None
-    ) -> None:
+    async def record(self, limit: SpendingLimit, *, at: datetime) -> None:
         """Make the limit a budget and report Braket's spend to the ledger (a limit dated after
         ``at`` is refused first, as a provider error).
 
-        Braket's queued spend already includes tasks we hold reservations for; those holds
-        still count locally, so they are taken out of the report, but only those bound
-        before the fetch and still held after it: the sum never undercounts.
+        The figure is stored raw, dated ``at`` (when the read started), as covering sent work:
+        ``queuedSpend`` holds every task whose CreateQuantumTask completed before the read,
+        so the ledger counts a hold bound before ``at`` once, inside the figure, and never
+        lets ``used`` drop below it when such a task then fails and is released.
         """
         check_not_future(limit.created_at, at, "$.createdAt", self.provider)
         check_not_future(limit.updated_at, at, "$.updatedAt", self.provider)
         budget, reported = rules.limit_budget(limit), rules.reported_used(limit)
         await self.ledger.put_budget(budget)
-        if before:
-            after = await self._bound_holds(budget.key)
-            overlap = sum((before[r] for r in before.keys() & after.keys()), Decimal(0))
-            reported = max(limit.total_spend, reported - overlap)
-        await self.ledger.record_report(budget.key, reported, at=at)
+        await self.ledger.record_report(budget.key, reported, at=at, covers_sent=True)
 
     async def estimate(self, work: BraketTask, *, now: datetime, fail_open: bool) -> Estimate:
         limit: SpendingLimit | None = None

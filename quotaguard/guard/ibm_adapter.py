@@ -95,26 +95,24 @@ class IBMAdapter:
         self.readings[reading.crn] = reading
         reported = rules.reported_used(usage)
         await self.ledger.put_budget(budget)
-        await self.ledger.record_report(
-            budget.key, reported, at=await self._report_time(budget, reported, at)
-        )
+        dated = await self._report_time(budget, at)
+        # Finished jobs only: a bound hold is never inside it (covers_sent=False).
+        await self.ledger.record_report(budget.key, reported, at=dated, covers_sent=False)
         return usage
 
-    async def _report_time(self, budget: Budget, reported: Decimal, at: datetime) -> datetime:
+    async def _report_time(self, budget: Budget, at: datetime) -> datetime:
         """When to date IBM's usage figure; the ledger counts local spend after it on top.
 
-        IBM's figure lags finished jobs. If it shows no more than this ledger committed, every
-        second it counts is one we know of: date it now (dating it back would count our own
-        recent jobs twice). If it shows more, someone else uses the instance too, and our latest
-        jobs may not be in it yet: date it back by the policy's lag so they count on top.
+        IBM's figure counts finished jobs only, and lags them: which of this ledger's recent
+        jobs it holds cannot be told (on a shared instance, other users' jobs make up any
+        part of it). So take the larger reading: date it back by the policy's lag, and every
+        job committed within the lag counts on top (twice at worst, for the lag, never
+        zero). Not before this window began (the report would not count), nor before the last
+        report (an older report never replaces a newer one).
         """
         state = await self.ledger.state(budget.key, now=at)
-        if reported <= state.committed:
-            return at
         dated = at - timedelta(seconds=self.policy.usage_report_lag_seconds)
         start, _ = budget.window.bounds(at)
-        # Not before this window began (the report would not count), nor before the last
-        # report (an older report never replaces a newer one).
         return max(d for d in (dated, start, state.reported_at) if d is not None)
 
     def _instance_of(self, work: IBMJob | IBMSession) -> str:

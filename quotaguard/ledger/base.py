@@ -285,12 +285,28 @@ class LedgerBase(AsyncClosing):
     # -- provider reports and state ---------------------------------------------------------
 
     async def record_report(
-        self, key: str, used: object, *, at: datetime, now: datetime | None = None
+        self,
+        key: str,
+        used: object,
+        *,
+        at: datetime,
+        now: datetime | None = None,
+        covers_sent: bool = False,
     ) -> None:
-        """Store what the provider reported as used at ``at``; an older report never wins."""
+        """Store the provider's figure, read at ``at``; ``covers_sent``: it holds work sent."""
+        # ``used`` is the raw figure, ``at`` when its read started; an older report never
+        # wins. ``covers_sent``: it holds all work whose send completed before ``at``
+        # (Braket's totalSpend + queuedSpend), so holds bound with an earlier ``sent_at`` are
+        # not counted again on top; without it (IBM's lagging usage) they all count on top.
         check_now(at, "at")
         micro = to_micro(as_amount(used, "used"))
         check_key(key)
+        if type(covers_sent) is not bool:
+            raise InvalidInput(
+                "covers_sent",
+                f"must be True or False (does the report hold work sent before it?), "
+                f"got {type(covers_sent).__name__}",
+            )
         # A report from the future would make every true report after it look older. A
         # store with its own clock checks ``at`` against it (and ``now``'s skew) itself.
         if now is not None:
@@ -302,7 +318,7 @@ class LedgerBase(AsyncClosing):
             ledger_time = datetime.now(UTC)
             if at - ledger_time > self.max_skew:
                 raise _ahead(at, ledger_time, "the ledger's clock")
-        refused = await self._record_report(key, micro, at, now)
+        refused = await self._record_report(key, micro, at, now, covers_sent)
         if isinstance(refused, Ahead):
             raise _ahead(at, refused.ledger_time, "the ledger's clock")
         if refused is not None:
@@ -407,9 +423,12 @@ class LedgerBase(AsyncClosing):
         raise NotImplementedError
 
     async def _record_report(
-        self, key: str, micro: int, at: datetime, now: datetime | None
+        self, key: str, micro: int, at: datetime, now: datetime | None, covers_sent: bool
     ) -> Refusal | Ahead | None:
         """Keep the report unless a newer one is stored; ``NO_BUDGET`` for an unknown key.
+
+        Keeping a covering report recomputes the budget's ``inside`` (the held amounts of
+        holds sent before ``at``) in the same atomic step; bind and the end of a hold keep it.
 
         A store that reads its own clock answers ``Ahead`` for a report dated past it (and
         checks the skew of ``now``, when given).

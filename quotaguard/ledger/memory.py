@@ -81,10 +81,9 @@ class MemoryLedger(LedgerBase):
             account = Account(budget)
             retired = self._retired.pop(budget.key, None)
             if retired is not None:
-                account.commit_times = retired.commit_times
-                account.commit_totals = retired.commit_totals
+                account.commits, account.floors = retired.commits, retired.floors
             self._accounts[budget.key] = account
-        elif account.budget.unit is not budget.unit and (account.reserved or account.commit_times):
+        elif account.budget.unit is not budget.unit and (account.reserved or account.commits.times):
             return UnitInUse(account.budget.unit)
         else:
             account.budget = budget
@@ -164,8 +163,7 @@ class MemoryLedger(LedgerBase):
             for k, amount in self._holds.pop(reservation.id, {}).items():
                 account = self._accounts.get(k)
                 if account is not None:
-                    account.reserved -= amount
-                    account.outstanding -= 1
+                    account.unhold(reservation.id, amount)
         ended = attrs.evolve(reservation, state=change.to, ended_at=now, actual=actual)
         self._doubt.pop(reservation.id, None)
         sent = reservation.external_id is not None or reservation.in_doubt_since is not None
@@ -196,10 +194,11 @@ class MemoryLedger(LedgerBase):
             return reservation
         charges = reservation.charges if actual is None else actual
         at = epoch_us(now)
+        floor = at if reservation.sent_at is None else epoch_us(reservation.sent_at)
         for charge in charges:
             account = self._accounts.get(charge.budget) or self._retired.get(charge.budget)
             if account is not None:
-                account.add_commit(at, to_micro(charge.amount))
+                account.add_commit(at, floor, to_micro(charge.amount))
         return self._end(reservation, change, now, charges)
 
     async def _release(self, rid: str, now: datetime) -> Reservation | Refusal:
@@ -270,6 +269,13 @@ class MemoryLedger(LedgerBase):
         )
         self._reservations[rid] = bound
         self._by_external[external_id] = rid
+        holds = self._holds.get(rid)
+        if holds is not None and bound.sent_at is not None:  # held: it may be inside a report
+            sent_us = epoch_us(bound.sent_at)
+            for k, amount in holds.items():
+                account = self._accounts.get(k)
+                if account is not None:
+                    account.mark_sent(rid, sent_us, amount)
         self._doubt.pop(rid, None)
         if owed(bound.state, True):
             self._owed[rid] = None  # bound after its lease lapsed: still owed
@@ -308,13 +314,12 @@ class MemoryLedger(LedgerBase):
     # -- provider reports and state ---------------------------------------------------------
 
     async def _record_report(
-        self, key: str, micro: int, at: datetime, now: datetime | None
+        self, key: str, micro: int, at: datetime, now: datetime | None, covers_sent: bool
     ) -> Refusal | Ahead | None:
         account = self._accounts.get(key)
         if account is None:
             return NO_BUDGET
-        if account.reported_at is None or at >= account.reported_at:
-            account.reported, account.reported_at = micro, at  # an older one never wins
+        account.report(micro, at, covers_sent)
         return None
 
     async def _state(self, key: str, now: datetime, clock: datetime) -> Counters | Refusal:

@@ -89,9 +89,15 @@ class Ledger(Protocol):
         """Reservations that expired after their work may have been sent, not committed since."""
 
     async def record_report(
-        self, key: str, used: object, *, at: datetime, now: datetime | None = None
+        self,
+        key: str,
+        used: object,
+        *,
+        at: datetime,
+        now: datetime | None = None,
+        covers_sent: bool = False,
     ) -> None:
-        """Store what the provider reported as used at ``at``; an older report never wins."""
+        """Store the provider's figure, read at ``at``; ``covers_sent``: it holds work sent."""
 
     async def state(self, key: str, *, now: datetime) -> BudgetState:
         """Where a budget stands at ``now``: committed, held, reported and left."""

@@ -90,6 +90,20 @@ def test_used_is_the_larger_of_local_and_reported() -> None:
     assert used_micro(Usage(committed=50, reserved=2, reported=10, since_report=1)) == 52
 
 
+def test_holds_inside_a_covering_report_count_once_and_never_below_it() -> None:
+    # One 8.30 task queued at Braket, held here and inside Braket's report of 8.30.
+    held = Usage(reserved=8_300_000, reported=8_300_000, inside=8_300_000, covers_sent=True)
+    assert used_micro(held) == 8_300_000
+    # Released at 0 (it failed): Braket's figure still holds it until its next report.
+    assert used_micro(Usage(reported=8_300_000, covers_sent=True)) == 8_300_000
+    state = state_of(Budget("a", Unit.USD, Decimal(50)), held, NOW)
+    assert (state.inside_report, state.covers_sent, state.remaining) == (
+        Decimal("8.3"),
+        True,
+        Decimal("41.7"),
+    )
+
+
 def test_check_charges_sums_per_budget_rounding_each_charge_up() -> None:
     budgets = {"a": Budget("a", Unit.USD, Decimal(10))}
     totals = check_charges([usd("a", "0.0000001"), usd("a", "1")], budgets)

@@ -1,8 +1,9 @@
-"""IBM's usage figure against local spend: never counted twice alone, never lost when shared.
+"""IBM's usage figure against local spend: never lost when shared, twice only for the lag.
 
-IBM's ``usage_consumed_seconds`` lags finished jobs. A guard that is the instance's only user
-must not count its own jobs twice (once locally, once in IBM's figure); on an instance other
-clients use too, a job IBM has not counted yet must still count on top of IBM's figure.
+IBM's ``usage_consumed_seconds`` lags finished jobs, and which of them it holds cannot be told:
+on an instance other clients use too, a job IBM has not counted yet must still count on top of
+IBM's figure. So a report is dated back by the lag; a guard that is the instance's only user
+counts its own recent jobs twice (once locally, once in IBM's figure) for that lag, no longer.
 """
 
 from __future__ import annotations
@@ -56,12 +57,15 @@ async def used(guard: BudgetGuard) -> Decimal:
     return (await guard.ledger.state(BUDGET, now=guard.clock())).used
 
 
-async def test_the_only_user_is_not_counted_twice_once_ibm_catches_up(
+async def test_the_only_user_is_counted_twice_only_for_the_lag(
     guard: BudgetGuard, emulator: Emulator, clock: FakeClock
 ) -> None:
     await run_and_settle(guard, emulator, 42)
     clock.advance(seconds=61)
-    await guard.sync()  # IBM now reports 42: the same 42 seconds this ledger committed
+    await guard.sync()  # IBM now reports 42: the same 42 s? or another user's? Unknown.
+    assert await used(guard) == Decimal(84)  # over, never under (issue 12 item 8)
+    clock.advance(minutes=16)  # past the report lag (15 min by default)
+    await guard.sync()
     assert await used(guard) == Decimal(42)
     left = await guard.check(IBMJob(BACKEND, max_execution_time=558))
     assert left.admitted  # exactly 558 s left of 600

@@ -324,6 +324,17 @@ CASES: list[tuple[str, Call, type[Exception], str | None]] = [
         InvalidInput,
         "now",
     ),
+    *[
+        (
+            f"report-covers-sent-{i}",
+            lambda lg, w, covers=covers: lg.record_report(
+                "a", Decimal(9), at=T0 + timedelta(seconds=1), covers_sent=covers
+            ),
+            InvalidInput,
+            "covers_sent",
+        )
+        for i, covers in enumerate([1, 0, "yes", None, Decimal(1)])
+    ],
     (
         "report-unknown-budget",
         lambda lg, w: lg.record_report("nope", Decimal(1), at=T0),

@@ -188,14 +188,34 @@ _micro = st.integers(min_value=0, max_value=2**50)
     reported=st.none() | _micro,
     since=_micro,
     limit=_micro,
+    inside=st.floats(0, 1),
+    covers=st.booleans(),
 )
 async def test_lua_formula_agrees_with_engine(
-    rl: RedisLedger, committed: int, reserved: int, reported: int | None, since: int, limit: int
+    rl: RedisLedger,
+    committed: int,
+    reserved: int,
+    reported: int | None,
+    since: int,
+    limit: int,
+    inside: float,
+    covers: bool,
 ) -> None:
+    held_inside = int(reserved * inside) if reported is not None and covers else 0  # <= reserved
+    counts = reported is not None
     reply = await rl._call(
-        "formula", committed, reserved, int(reported is not None), reported or 0, since, limit
+        "formula", committed, reserved, int(counts), reported or 0, since, 0, 0, held_inside,
+        int(covers), limit,
+    )  # fmt: skip
+    usage = Usage(
+        committed,
+        reserved,
+        reported,
+        since if counts else 0,
+        inside=held_inside,
+        covers_sent=covers,
     )
-    used = used_micro(Usage(committed, reserved, reported, since if reported is not None else 0))
+    used = used_micro(usage)
     assert (int(reply[1]), int(reply[2])) == (used, limit - used)
 
 
@@ -209,16 +229,20 @@ _windows = st.sampled_from(["none", "month", "rolling", "fixed"])
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    commits=st.lists(st.tuples(_times, st.integers(0, 10**9)), min_size=1, max_size=8),
-    report=st.none() | st.tuples(_times, st.integers(0, 10**9)),
+    commits=st.lists(
+        st.tuples(_times, st.integers(0, 10**9), st.none() | st.integers(0, 10**8)),
+        min_size=1,
+        max_size=8,
+    ),
+    report=st.none() | st.tuples(_times, st.integers(0, 10**9), st.booleans()),
     now=_times,
     kind=_windows,
     days=st.integers(1, 400),
 )
 async def test_windowed_usage_agrees_with_memory_ledger(
     client: aioredis.Redis,
-    commits: list[tuple[datetime, int]],
-    report: tuple[datetime, int] | None,
+    commits: list[tuple[datetime, int, int | None]],
+    report: tuple[datetime, int, bool] | None,
     now: datetime,
     kind: str,
     days: int,
@@ -240,14 +264,19 @@ async def test_windowed_usage_agrees_with_memory_ledger(
         for ledger in (MemoryLedger(), redis_ledger):
             # Commit under no window (a fixed one would refuse some times), then switch.
             await ledger.put_budget(Budget("w", Unit.USD, Decimal(10**6)))
-            for at, micro in commits:
+            for at, micro, sent_back in commits:  # sent_back: seconds before, or unsent
                 d = await ledger.reserve([usd("w", 0)], now=at)
                 assert d.reservation is not None
+                if sent_back is not None:  # a covering report sums it by its floor time
+                    sent_at = at - timedelta(seconds=sent_back)
+                    await ledger.bind(d.reservation.id, "task", sent_at=sent_at)
                 await ledger.commit(d.reservation.id, [Charge("w", Decimal(micro) / 10**6, "USD")],
                                     now=at)  # fmt: skip
             await ledger.put_budget(budget)
             if report is not None:
-                await ledger.record_report("w", Decimal(report[1]) / 10**6, at=report[0])
+                await ledger.record_report(
+                    "w", Decimal(report[1]) / 10**6, at=report[0], covers_sent=report[2]
+                )
             states.append(await ledger.state("w", now=now))
         assert states[0] == states[1]
 

@@ -367,7 +367,9 @@ async def test_a_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
         assert bound.sent_at == T0
         await ledger.expire(now=T0 + timedelta(hours=2))
         assert [r.id for r in await ledger.lapsed()] == ["rsv_owed", "rsv_bound", "rsv_keyed"]
-    assert read(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert read(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
     indexes = {r[0] for r in read(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"reservations_owed", "reservations_doubt"} <= indexes
     assert "reservations_lapsed" not in indexes

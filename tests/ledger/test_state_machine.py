@@ -1,9 +1,12 @@
-"""Every ledger against a plain model: random reserve/commit/release/renew/expire/report runs.
+"""Every ledger against a plain model: random reserve/bind/commit/release/renew/expire/report
+runs.
 
 The model is written from the rules (``quotaguard.engine.rules``), not from the ledgers:
 integers of micro-units, charges rounded up with integer arithmetic, commits dated at commit
-time, reports newer-wins and counted only inside the current window. Each ledger is driven
-from sync hypothesis rules through its own event loop.
+time, reports newer-wins and counted only inside the current window. A report that covers
+sent work holds the holds bound with an earlier ``sent_at`` and the commits of work sent
+before it (by floor time: ``sent_at``, else the commit time); one that does not holds none.
+Each ledger is driven from sync hypothesis rules through its own event loop.
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ class Held:
     lease_expires_at: datetime
     key: str | None
     state: ReservationState = ReservationState.HELD
+    sent_at: datetime | None = None
+    bound: bool = False
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -106,8 +111,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.res: dict[str, Held] = {}
         self.first_end: dict[str, Reservation] = {}
         self.keys: dict[str, str] = {}  # idempotency key -> reservation id (held or committed)
-        self.commits: list[tuple[str, datetime, int]] = []
-        self.reports: dict[str, tuple[int, datetime]] = {}
+        self.commits: list[tuple[str, datetime, datetime, int]] = []  # key, at, floor, micro
+        self.reports: dict[str, tuple[int, datetime, bool]] = {}  # micro, at, covers_sent
         self.overspent: set[str] = set()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -126,8 +131,8 @@ class LedgerMachine(RuleBasedStateMachine):
         for held in self.res.values():
             if held.state is ReservationState.HELD and held.lease_expires_at <= self.now:
                 held.state = ReservationState.EXPIRED
-                if held.key is not None:
-                    del self.keys[held.key]  # a lapsed lease frees its key
+                if held.key is not None and not held.bound:
+                    del self.keys[held.key]  # a lapsed lease of unsent work frees its key
                     held.key = None
                 count += 1
         return count
@@ -137,14 +142,27 @@ class LedgerMachine(RuleBasedStateMachine):
             h.holds.get(key, 0) for h in self.res.values() if h.state is ReservationState.HELD
         )
 
-    def committed(self, key: str, since: datetime | None = None) -> int:
+    def committed(self, key: str, since: datetime | None = None, by_floor: bool = False) -> int:
         budget = next(b for b in BUDGETS if b.key == key)
         start, end = budget.window.bounds(self.now)
         lo = max(t for t in (start, since) if t is not None) if start or since else None
         return sum(
             amount
-            for k, at, amount in self.commits
-            if k == key and (lo is None or at >= lo) and (end is None or at < end)
+            for k, at, floor, amount in self.commits
+            if k == key
+            and (lo is None or (floor if by_floor else at) >= lo)
+            and (end is None or (floor if by_floor else at) < end)
+        )
+
+    def inside(self, key: str) -> int:
+        """The held amount inside a covering report: holds sent before it."""
+        report = self.reports.get(key)
+        if report is None or not report[2]:
+            return 0
+        return sum(
+            h.holds.get(key, 0)
+            for h in self.res.values()
+            if h.state is ReservationState.HELD and h.sent_at is not None and h.sent_at < report[1]
         )
 
     def used(self, key: str) -> tuple[int, int | None]:
@@ -154,8 +172,9 @@ class LedgerMachine(RuleBasedStateMachine):
         start, _ = budget.window.bounds(self.now)
         if report is None or (start is not None and report[1] < start):
             return local, None
-        reported, at = report
-        return max(local, reported + self.committed(key, since=at) + self.reserved(key)), reported
+        reported, at, covers = report
+        since = self.committed(key, since=at, by_floor=covers)
+        return max(local, reported + since + self.reserved(key) - self.inside(key)), reported
 
     # -- rules ------------------------------------------------------------------------------
 
@@ -258,9 +277,10 @@ class LedgerMachine(RuleBasedStateMachine):
         assert result.ended_at == self.now
         assert result.actual == tuple(spent)
         totals: dict[str, int] = {}
+        floor = self.now if held.sent_at is None else held.sent_at
         for charge in spent:
             amount = micro_up(charge.amount)
-            self.commits.append((charge.budget, self.now, amount))
+            self.commits.append((charge.budget, self.now, floor, amount))
             totals[charge.budget] = totals.get(charge.budget, 0) + amount
         for key, total in totals.items():
             if total > held.holds[key] or held.state is ReservationState.EXPIRED:
@@ -299,6 +319,33 @@ class LedgerMachine(RuleBasedStateMachine):
             held.lease_expires_at = self.now + timedelta(minutes=minutes)
         assert result.lease_expires_at == held.lease_expires_at
 
+    @precondition(lambda self: self.res)
+    @rule(data=st.data(), back=st.none() | st.sampled_from([*STEPS[:3], timedelta(0)]))
+    def bind(self, data: st.DataObject, back: timedelta | None) -> None:
+        """The work got a job id, sent ``back`` ago (``None``: keep the send time recorded).
+        Mostly a held one (an ended one's record takes the id too): reports hold those."""
+        live = [r for r, h in self.res.items() if h.state is ReservationState.HELD]
+        held = self.res[data.draw(st.sampled_from(live or list(self.res)))]
+        sent_at = None if back is None else self.now - back
+        result = self.run(self.ledger.bind(held.id, f"job-{held.id}", sent_at=sent_at))
+        held.bound = True
+        if sent_at is not None:
+            held.sent_at = sent_at
+        assert result.sent_at == held.sent_at and result.external_id == f"job-{held.id}"
+        if held.id in self.first_end:
+            self.first_end[held.id] = result  # the record of an ended one gets the job id too
+
+    @precondition(lambda self: any(h.state is ReservationState.HELD for h in self.res.values()))
+    @rule(key=st.sampled_from("abcd"), amount=st.integers(0, 60_000_000))
+    def send_then_report(self, key: str, amount: int) -> None:
+        """The common Braket path: the newest hold's task is sent, then a covering report
+        is read a minute later (the hold is inside it)."""
+        newest = [h for h in self.res.values() if h.state is ReservationState.HELD][-1]
+        self.run(self.ledger.bind(newest.id, f"task-{newest.id}", sent_at=self.now))
+        newest.bound, newest.sent_at = True, self.now
+        self.now += STEPS[0]
+        self.report(key, amount, timedelta(0), True)
+
     @rule(step=st.sampled_from(STEPS))
     def advance(self, step: timedelta) -> None:
         self.now += step
@@ -311,15 +358,18 @@ class LedgerMachine(RuleBasedStateMachine):
         key=st.sampled_from("abcd"),
         amount=st.integers(0, 120_000_000),
         age=st.sampled_from(
-            [timedelta(0), timedelta(hours=1), timedelta(days=2), timedelta(days=40)]
+            [timedelta(0), timedelta(minutes=5), timedelta(hours=1), timedelta(days=2),
+             timedelta(days=40)]
         ),
-    )
-    def report(self, key: str, amount: int, age: timedelta) -> None:
+        covers=st.booleans(),
+    )  # fmt: skip
+    def report(self, key: str, amount: int, age: timedelta, covers: bool) -> None:
         at = self.now - age
-        self.run(self.ledger.record_report(key, Decimal(amount).scaleb(-6), at=at))
+        micro = Decimal(amount).scaleb(-6)
+        self.run(self.ledger.record_report(key, micro, at=at, covers_sent=covers))
         current = self.reports.get(key)
         if current is None or at >= current[1]:  # an older report never replaces a newer one
-            self.reports[key] = (amount, at)
+            self.reports[key] = (amount, at, covers)
 
     @precondition(lambda self: self.res)
     @rule()
@@ -345,6 +395,10 @@ class LedgerMachine(RuleBasedStateMachine):
             assert state.used == Decimal(used).scaleb(-6)
             assert state.remaining == Decimal(max(LIMIT[budget.key] - used, 0)).scaleb(-6)
             assert state.reported == (None if reported is None else Decimal(reported).scaleb(-6))
+            inside = 0 if reported is None else self.inside(budget.key)
+            assert state.inside_report == Decimal(inside).scaleb(-6)
+            if reported is not None:  # the provider's last report counts while it counts
+                assert state.used >= state.reported
             assert state.outstanding == sum(
                 1
                 for h in self.res.values()

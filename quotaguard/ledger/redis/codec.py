@@ -80,10 +80,21 @@ def budget_from(flat: Sequence[Any]) -> Budget | None:
 
 
 def usage_from(raw: Sequence[Any]) -> Usage:
-    committed, reserved, counts, reported, since, outstanding, at = (int(x) for x in raw)
+    committed, reserved, counts, reported, since, outstanding, at, inside, covers = (
+        int(x) for x in raw
+    )
     if not counts:
         return Usage(committed, reserved, None, 0, outstanding)
-    return Usage(committed, reserved, reported, since, outstanding, from_epoch_us(at))
+    return Usage(
+        committed,
+        reserved,
+        reported,
+        since,
+        outstanding,
+        from_epoch_us(at),
+        inside=inside,
+        covers_sent=bool(covers),
+    )
 
 
 def window_args(budget: Budget) -> list[object]:

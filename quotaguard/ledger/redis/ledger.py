@@ -8,9 +8,10 @@ scripts return numbers and tags; the verdict's wording comes from the engine
 (:func:`quotaguard.engine.rules.evaluate`) and the base, so every backend explains itself
 the same way.
 
-Committed spend is kept exactly: a sorted set of commits per budget scored by commit time,
-plus a running total (no window) and per-UTC-month sums (calendar month) so the common
-windows cost O(1); fixed and rolling windows sum the commits inside them.
+Committed spend is kept exactly: a sorted set of commits per budget scored by commit time
+(and a second one scored by floor time, for "since" a report that covers sent work), plus
+a running total (no window) and per-UTC-month sums (calendar month) so the common windows
+cost O(1); fixed and rolling windows sum the commits inside them.
 
 All keys of a namespace start with ``{namespace}:``, one hash tag, so the scripts are valid
 on Redis Cluster. Leases are judged by the server's clock by default (``time_source=
@@ -285,7 +286,7 @@ class RedisLedger(RedisStore, LedgerBase):
     # -- provider reports and state ---------------------------------------------------------
 
     async def _record_report(
-        self, key: str, micro: int, at: datetime, now: datetime | None
+        self, key: str, micro: int, at: datetime, now: datetime | None, covers_sent: bool
     ) -> Refusal | Ahead | None:
         reply = await self._call(
             "record_report",
@@ -294,6 +295,7 @@ class RedisLedger(RedisStore, LedgerBase):
             epoch_us(at),
             None if now is None else epoch_us(now),
             1 if self._server_time else 0,
+            1 if covers_sent else 0,
             now=now,
         )
         if reply[0] == "ahead":

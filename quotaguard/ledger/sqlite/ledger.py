@@ -46,6 +46,8 @@ from quotaguard.ledger.sqlite.schema import (
     default_path,
     end,
     expire_due,
+    inside_of,
+    mark_sent,
     row_to_budget,
     row_to_reservation,
     sent,
@@ -236,9 +238,11 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 return reservation
             charges = reservation.charges if actual is None else actual
             at = epoch_us(now)
+            floor = at if reservation.sent_at is None else epoch_us(reservation.sent_at)
             conn.executemany(
-                "INSERT INTO commits(budget, at, amount, reservation_id) VALUES(?, ?, ?, ?)",
-                [(c.budget, at, to_micro(c.amount), rid) for c in charges],
+                "INSERT INTO commits(budget, at, amount, reservation_id, floor_at) "
+                "VALUES(?, ?, ?, ?, ?)",
+                [(c.budget, at, to_micro(c.amount), rid, floor) for c in charges],
             )
             end(conn, rid, sent(reservation), change, at, charges_json(charges))
             return self._load(conn, rid)
@@ -307,6 +311,11 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             # One statement: the update and the record it leaves. The work is found: no
             # longer in doubt. An expired reservation bound now is owed: lapsed() selects
             # expired rows with an external id.
+            old = conn.execute(
+                "SELECT sent_at FROM reservations WHERE id = ? AND state = 'held'", (rid,)
+            ).fetchone()
+            if old is not None and sent_us is not None and sent_us != old[0]:
+                mark_sent(conn, rid, old[0], sent_us)  # held: it may be inside a report
             rows = conn.execute(
                 "UPDATE reservations SET external_id = ?, in_doubt_since = NULL, "
                 "sent_at = COALESCE(?, sent_at) WHERE id = ? RETURNING *",
@@ -367,16 +376,19 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
     # -- provider reports and state ---------------------------------------------------------
 
     async def _record_report(
-        self, key: str, micro: int, at: datetime, now: datetime | None
+        self, key: str, micro: int, at: datetime, now: datetime | None, covers_sent: bool
     ) -> Refusal | Ahead | None:
         def op(conn: sqlite3.Connection) -> Refusal | None:
             row = conn.execute("SELECT reported_at FROM budgets WHERE key = ?", (key,)).fetchone()
             if row is None:
                 return NO_BUDGET
-            if row["reported_at"] is None or epoch_us(at) >= row["reported_at"]:
+            us = epoch_us(at)
+            if row["reported_at"] is None or us >= row["reported_at"]:
+                inside = inside_of(conn, key, us) if covers_sent else 0
                 conn.execute(  # an older report never replaces a newer one
-                    "UPDATE budgets SET reported = ?, reported_at = ? WHERE key = ?",
-                    (micro, epoch_us(at), key),
+                    "UPDATE budgets SET reported = ?, reported_at = ?, covers = ?, inside = ? "
+                    "WHERE key = ?",
+                    (micro, us, int(covers_sent), inside, key),
                 )
             return None
 

@@ -29,6 +29,8 @@ __all__ = [
     "end",
     "expire_due",
     "init_schema",
+    "inside_of",
+    "mark_sent",
     "row_to_budget",
     "row_to_reservation",
     "sent",
@@ -36,14 +38,15 @@ __all__ = [
     "usage_of",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _META = "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS budgets(
     key TEXT PRIMARY KEY, unit TEXT NOT NULL, limit_text TEXT NOT NULL, window TEXT NOT NULL,
     reserved INTEGER NOT NULL DEFAULT 0, outstanding INTEGER NOT NULL DEFAULT 0,
-    reported INTEGER, reported_at INTEGER);
+    reported INTEGER, reported_at INTEGER,
+    covers INTEGER NOT NULL DEFAULT 0, inside INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS reservations(
     id TEXT PRIMARY KEY, idem TEXT UNIQUE, state TEXT NOT NULL, created_at INTEGER NOT NULL,
     lease_expires_at INTEGER NOT NULL, ended_at INTEGER, external_id TEXT,
@@ -60,8 +63,10 @@ CREATE TABLE IF NOT EXISTS holds(
     reservation_id TEXT NOT NULL, budget TEXT NOT NULL, amount INTEGER NOT NULL,
     PRIMARY KEY(reservation_id, budget)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits(
-    budget TEXT NOT NULL, at INTEGER NOT NULL, amount INTEGER NOT NULL, reservation_id TEXT);
+    budget TEXT NOT NULL, at INTEGER NOT NULL, amount INTEGER NOT NULL, reservation_id TEXT,
+    floor_at INTEGER);
 CREATE INDEX IF NOT EXISTS commits_by_time ON commits(budget, at);
+CREATE INDEX IF NOT EXISTS commits_by_floor ON commits(budget, floor_at);
 """
 
 #: What turns a file of schema version ``n`` into ``n + 1``, at index ``n - 1``.
@@ -72,6 +77,16 @@ _MIGRATIONS = (
     ALTER TABLE reservations ADD COLUMN sent_at INTEGER;
     ALTER TABLE reservations ADD COLUMN in_doubt_since INTEGER;
     DROP INDEX IF EXISTS reservations_lapsed;
+    """,
+    # 2 -> 3: whether the stored report covers sent work (Braket) and the held amount inside
+    # it; each commit's floor time (when its work was sent, else the commit time), by which
+    # a covering report's "since" is summed. Reports stored before cover nothing (as then).
+    """
+    ALTER TABLE budgets ADD COLUMN covers INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE budgets ADD COLUMN inside INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE commits ADD COLUMN floor_at INTEGER;
+    UPDATE commits SET floor_at = COALESCE(
+        (SELECT sent_at FROM reservations WHERE id = commits.reservation_id), at);
     """,
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
@@ -169,20 +184,32 @@ def usage_of(conn: sqlite3.Connection, row: sqlite3.Row, now: datetime) -> Usage
     start, end = budget.window.bounds(now)
     lo = -(2**62) if start is None else epoch_us(start)
     hi = 2**62 if end is None else epoch_us(end)
-    committed = conn.execute(
-        "SELECT COALESCE(SUM(amount), 0) FROM commits WHERE budget = ? AND at >= ? AND at < ?",
-        (budget.key, lo, hi),
-    ).fetchone()[0]
+    committed = conn.execute(_SINCE, (budget.key, lo, hi)).fetchone()[0]
     reported_at = None if row["reported_at"] is None else from_epoch_us(row["reported_at"])
     if row["reported"] is None or not report_counts(budget, reported_at, now):
         return Usage(committed, row["reserved"], None, 0, row["outstanding"])
+    covers = bool(row["covers"])
     since = conn.execute(
-        "SELECT COALESCE(SUM(amount), 0) FROM commits WHERE budget = ? AND at >= ? AND at < ?",
-        (budget.key, max(lo, row["reported_at"]), hi),
+        _SINCE_FLOOR if covers else _SINCE, (budget.key, max(lo, row["reported_at"]), hi)
     ).fetchone()[0]
     return Usage(
-        committed, row["reserved"], row["reported"], since, row["outstanding"], reported_at
+        committed,
+        row["reserved"],
+        row["reported"],
+        since,
+        row["outstanding"],
+        reported_at,
+        inside=row["inside"],
+        covers_sent=covers,
     )
+
+
+# "Since" a report: by commit time, or for a report that covers sent work, by floor time.
+_SINCE = "SELECT COALESCE(SUM(amount), 0) FROM commits WHERE budget = ? AND at >= ? AND at < ?"
+_SINCE_FLOOR = (
+    "SELECT COALESCE(SUM(amount), 0) FROM commits "
+    "WHERE budget = ? AND floor_at >= ? AND floor_at < ?"
+)
 
 
 def end(
@@ -231,12 +258,45 @@ def sent(reservation: Reservation) -> bool:
 
 
 def unhold(conn: sqlite3.Connection, rid: str) -> None:
+    """Take a reservation's holds off its budgets (and off ``inside``, where a covering
+    report holds them)."""
+    for budget, amount, sent_at in conn.execute(
+        "SELECT budget, amount, sent_at FROM holds JOIN reservations ON id = reservation_id "
+        "WHERE reservation_id = ?",
+        (rid,),
+    ).fetchall():
+        conn.execute(
+            "UPDATE budgets SET reserved = reserved - ?1, outstanding = outstanding - 1, "
+            f"inside = inside - CASE WHEN {_INSIDE} THEN ?1 ELSE 0 END WHERE key = ?3",
+            (amount, sent_at, budget),
+        )
+    conn.execute("DELETE FROM holds WHERE reservation_id = ?", (rid,))
+
+
+# A hold sent at ?2 is inside the budget row's report (engine.rules: a covering report holds
+# the work sent before it).
+_INSIDE = "covers AND ?2 IS NOT NULL AND ?2 < reported_at"
+
+
+def mark_sent(conn: sqlite3.Connection, rid: str, old: int | None, new: int | None) -> None:
+    """A held reservation's send time moved from ``old`` to ``new``: move its holds into or
+    out of the reports that cover them."""
     for budget, amount in conn.execute(
         "SELECT budget, amount FROM holds WHERE reservation_id = ?", (rid,)
     ).fetchall():
         conn.execute(
-            "UPDATE budgets SET reserved = reserved - ?, outstanding = outstanding - 1 "
-            "WHERE key = ?",
-            (amount, budget),
+            f"UPDATE budgets SET inside = inside + CASE WHEN {_INSIDE} THEN ?1 ELSE 0 END "
+            f"- CASE WHEN {_INSIDE.replace('?2', '?4')} THEN ?1 ELSE 0 END WHERE key = ?3",
+            (amount, new, budget, old),
         )
-    conn.execute("DELETE FROM holds WHERE reservation_id = ?", (rid,))
+
+
+def inside_of(conn: sqlite3.Connection, key: str, reported_at: int) -> int:
+    """One scan of a budget's holds: the held amount sent before ``reported_at``."""
+    return int(
+        conn.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM holds JOIN reservations ON id = reservation_id "
+            "WHERE budget = ? AND sent_at < ?",
+            (key, reported_at),
+        ).fetchone()[0]
+    )

@@ -13,9 +13,14 @@
 --                       doubt) and not committed since
 --   budgets       set   budget keys
 --   b:<key>       hash  definition (unit, limit, limit_micro, w*, window) + counters
---                       (reserved, outstanding, reported, reported_at, total, ncommits).
+--                       (reserved, outstanding, reported, reported_at, total, ncommits,
+--                       covers: 1 when the report covers sent work, inside: the held
+--                       amount of holds sent before such a report).
 --                       A removed budget keeps the hash without 'unit': its commits survive.
 --   c:<key>       zset  commits, score = commit time (epoch us), member = "<rid>:<i>:<micro>"
+--   f:<key>       zset  the same commits, score = floor time (when the reservation's work
+--                       was sent, else the commit time): "since" a covering report
+--   s:<key>       hash  held reservation id -> sent_at (epoch us), for holds bound with one
 --   m:<key>       hash  UTC month index (year*12 + month-1) -> committed micro-units
 --   r:<id>        hash  one reservation (holds: JSON [[key, unit, micro], ...])
 -- Times and amounts are integers (epoch microseconds, micro-units), exact below 2^53 in

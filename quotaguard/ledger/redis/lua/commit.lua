@@ -12,7 +12,7 @@ local has_actual = A[5] == 1
 local at, server = ledger_time(now, A[3])
 if not at then return {'skew', fmt(server)} end
 
-local function add_commit(key, at, micro, member)
+local function add_commit(key, at, floor, micro, member)
   local bkey = P .. 'b:' .. key
   if redis.call('EXISTS', bkey) == 0 then return end -- never a budget here: nothing to count
   redis.call('HINCRBY', bkey, 'ncommits', 1)
@@ -20,6 +20,7 @@ local function add_commit(key, at, micro, member)
     redis.call('HINCRBY', bkey, 'total', fmt(micro))
     redis.call('HINCRBY', P .. 'm:' .. key, month, fmt(micro))
     redis.call('ZADD', P .. 'c:' .. key, fmt(at), member .. ':' .. fmt(micro))
+    redis.call('ZADD', P .. 'f:' .. key, fmt(floor), member .. ':' .. fmt(micro))
   end
 end
 
@@ -35,10 +36,11 @@ end
 -- Ended once: committed or released stand; expired may still be committed (the work ran).
 if r.state == 'committed' or r.state == 'released' then return {'ok', reservation(rid)} end
 if r.state == 'held' then unhold(rid) end
+local floor = r.sent and tonumber(r.sent) or now -- when its work was sent, else now
 if has_actual then
-  for i, a in ipairs(actual) do add_commit(a[1], now, a[3], rid .. ':' .. i) end
+  for i, a in ipairs(actual) do add_commit(a[1], now, floor, a[3], rid .. ':' .. i) end
 else
-  for i, h in ipairs(held) do add_commit(h[1], now, h[3], rid .. ':' .. i) end
+  for i, h in ipairs(held) do add_commit(h[1], now, floor, h[3], rid .. ':' .. i) end
 end
 redis.call('HSET', P .. 'r:' .. rid, 'state', 'committed', 'ended', fmt(now),
   'actual', has_actual and A[6] or r.charges)

@@ -16,12 +16,23 @@ local function holds_of(text)
   return out
 end
 
+-- Whether a hold sent at sent_at (epoch us, or false) is inside the budget's report: one
+-- that covers sent work holds every send completed before it (engine/rules.py).
+local function is_inside(bkey, sent_at)
+  if not sent_at then return false end
+  local covers, at = unpack(redis.call('HMGET', bkey, 'covers', 'reported_at'))
+  return covers == '1' and at ~= false and tonumber(sent_at) < tonumber(at)
+end
+
 local function unhold(rid)
   for _, h in ipairs(holds_of(redis.call('HGET', P .. 'r:' .. rid, 'holds'))) do
     local bkey = P .. 'b:' .. h[1]
+    local sent_at = redis.call('HGET', P .. 's:' .. h[1], rid)
+    if sent_at then redis.call('HDEL', P .. 's:' .. h[1], rid) end
     if redis.call('HEXISTS', bkey, 'unit') == 1 then
       redis.call('HINCRBY', bkey, 'reserved', fmt(-h[3]))
       redis.call('HINCRBY', bkey, 'outstanding', -1)
+      if is_inside(bkey, sent_at) then redis.call('HINCRBY', bkey, 'inside', fmt(-h[3])) end
     end
   end
   redis.call('ZREM', KEYS[1], rid)

@@ -12,7 +12,7 @@ if b.unit and b.unit ~= A[2]
 end
 if not b.unit then
   -- New, or back after removal: fresh counters, but earlier commits still count.
-  redis.call('HDEL', bkey, 'reported', 'reported_at')
+  redis.call('HDEL', bkey, 'reported', 'reported_at', 'covers', 'inside')
   redis.call('HSET', bkey, 'reserved', 0, 'outstanding', 0)
 end
 local function opt(v) return v == NULL and '' or fmt(v) end

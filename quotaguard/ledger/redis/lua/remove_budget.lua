@@ -8,7 +8,7 @@ if not b.unit then return {'unknown'} end
 if tonumber(b.outstanding or '0') > 0 then return {'outstanding'} end
 -- Keep the commits (and the hash, without 'unit'): spend is never forgotten.
 redis.call('HDEL', bkey, 'unit', 'limit', 'limit_micro', 'window', 'wkind', 'wstart', 'wend',
-  'wdays', 'reported', 'reported_at')
+  'wdays', 'reported', 'reported_at', 'covers', 'inside')
 redis.call('HSET', bkey, 'key', key)
 redis.call('SREM', P .. 'budgets', key)
 return {'ok'}

@@ -16,7 +16,7 @@ local rid, idem, fp, charges = A[5], A[6], A[7], A[8]
 
 -- The budget fields reserve reads: one HMGET per budget instead of HGET + HGETALL + HGET.
 local FIELDS = {'unit', 'limit_micro', 'wkind', 'wstart', 'wend', 'wdays', 'reserved',
-  'outstanding', 'total', 'reported', 'reported_at'}
+  'outstanding', 'total', 'reported', 'reported_at', 'covers', 'inside'}
 
 local function fields(key)
   local values = redis.call('HMGET', P .. 'b:' .. key, unpack(FIELDS))

@@ -19,17 +19,20 @@ local function bounds(b, c)
   return nil, nil
 end
 
-local function scan(key, s, e)
+-- The commits of zset P .. index .. key ('c:' by commit time, 'f:' by floor time) in [s, e).
+local function scan(key, s, e, index)
   local lo = s and fmt(s) or '-inf'
   local hi = e and ('(' .. fmt(e)) or '+inf'
   local total = 0
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', P .. 'c:' .. key, lo, hi)) do
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', P .. (index or 'c:') .. key, lo, hi)) do
     total = total + tonumber(string.match(member, '(%d+)$'))
   end
   return total
 end
 
--- {committed, reserved, report_counts, reported, since_report, outstanding, reported_at}
+-- {committed, reserved, report_counts, reported, since_report, outstanding, reported_at,
+--  inside, covers}: "since" a report that covers sent work is by floor time (f:), else by
+-- commit time (c:).
 local function usage(key, b, c)
   local s, e = bounds(b, c)
   local committed
@@ -44,14 +47,16 @@ local function usage(key, b, c)
   local outstanding = tonumber(b.outstanding or '0')
   local at = b.reported_at and tonumber(b.reported_at)
   if at and (s == nil or at >= s) then
-    local since = scan(key, (s == nil or at > s) and at or s, e)
-    return {committed, reserved, 1, tonumber(b.reported), since, outstanding, at}
+    local covers = b.covers == '1'
+    local since = scan(key, (s == nil or at > s) and at or s, e, covers and 'f:' or 'c:')
+    return {committed, reserved, 1, tonumber(b.reported), since, outstanding, at,
+      tonumber(b.inside or '0'), covers and 1 or 0}
   end
-  return {committed, reserved, 0, 0, 0, outstanding, 0}
+  return {committed, reserved, 0, 0, 0, outstanding, 0, 0, 0}
 end
 
 local function used(u)
   local here = u[1] + u[2]
   if u[3] == 0 then return here end
-  return math.max(here, u[4] + u[5] + u[2])
+  return math.max(here, u[4] + u[5] + u[2] - u[8])
 end
