@@ -47,6 +47,7 @@ def _every_error(exceeded: errors.BudgetExceeded) -> list[errors.QuotaGuardError
         ),
         errors.SubmitTimeout("send overran", reservation_id="r-2"),
         errors.MalformedPayload("$.usage", "not a number", provider="ibm"),
+        errors.MissingDependency("redis", "RedisLedger needs the optional 'redis' dependencies"),
     ]
     for name in errors.__all__:
         cls = getattr(errors, name)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests._support.cli import run
-from tests.cli.test_cli_errors import one_line
+from tests._support.cli_lines import one_line
 
 ROOT = Path(__file__).resolve().parents[2]
 # A library hint in Python terms ("pass region=", "pass api_key=, ..."): a command user cannot.

@@ -15,16 +15,9 @@ from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Budget
 from quotaguard.ledger.sqlite import SQLiteLedger
 from tests._support.cli import run
+from tests._support.cli_lines import one_line
 
 ARIA = "arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1"
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("quotaguard: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.mark.parametrize(

@@ -3,62 +3,20 @@ token expiry, job submission and sessions."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from quotaguard._http import HTTPClient
 from quotaguard.testing import Emulator, FakeClock
-from tests._support.ibm import API_KEY, CRN, OPEN_CRN
-
-GRANT = "urn:ibm:params:oauth:grant-type:apikey"
+from tests._support.ibm import OPEN_CRN
+from tests._support.ibm_wire import GRANT, call, token
 
 
 @pytest.fixture
 async def http() -> AsyncIterator[HTTPClient]:
     async with HTTPClient(provider="test") as client:
         yield client
-
-
-async def token(http: HTTPClient, emu: Emulator) -> str:
-    response = await http.request(
-        "POST",
-        emu.url + "/identity/token",
-        data={"grant_type": GRANT, "apikey": API_KEY},
-        idempotent=True,
-    )
-    assert response.status == 200
-    body = response.json()
-    assert body["token_type"] == "Bearer"
-    assert body["expires_in"] == emu.ibm.token_lifetime
-    return str(body["access_token"])
-
-
-async def call(
-    http: HTTPClient,
-    emu: Emulator,
-    method: str,
-    path: str,
-    *,
-    bearer: str | None,
-    crn: str | None = CRN,
-    version: str | None = "2026-03-15",
-    body: Any = None,
-) -> tuple[int, Any]:
-    headers = {}
-    if bearer is not None:
-        headers["Authorization"] = f"Bearer {bearer}"
-    if crn is not None:
-        headers["Service-CRN"] = crn
-    if version is not None:
-        headers["IBM-API-Version"] = version
-    data = None if body is None else json.dumps(body)
-    response = await http.request(
-        method, emu.url + "/api/v1" + path, headers=headers, data=data, idempotent=False
-    )
-    return response.status, response.json()
 
 
 async def test_iam_rejects_bad_grant_and_key(http: HTTPClient, emu: Emulator) -> None:

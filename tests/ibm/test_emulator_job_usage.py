@@ -12,7 +12,7 @@ import pytest
 from quotaguard._http import HTTPClient
 from quotaguard.testing import Emulator, FakeClock
 from tests._support.ibm import CRN
-from tests.ibm.test_emulator import call, token
+from tests._support.ibm_wire import call, token
 
 OLDER = "2025-01-01"
 
