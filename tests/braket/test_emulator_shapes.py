@@ -22,6 +22,8 @@ from botocore import xform_name
 from botocore.exceptions import ClientError
 from botocore.model import OperationModel, Shape, StructureShape
 
+from quotaguard.braket import BraketClient
+from quotaguard.braket.models import TimePeriod
 from quotaguard.testing import Emulator, FakeClock
 from tests._support.braket import ACTION, FORTE, SV1
 from tests._support.shapes import body_mismatches
@@ -228,3 +230,17 @@ def test_the_shape_check_finds_what_the_parser_does_not() -> None:
     ]
     task = MODEL.operation_model("GetQuantumTask").output_shape
     assert "$.status: 'DONE' is not one of" in body_mismatches(task, {"status": "DONE"})[0]
+
+
+async def test_a_limit_created_without_a_time_period_reads_as_no_window(
+    emulator: Emulator, braket: BraketClient
+) -> None:
+    # The emulator answers the required timePeriod with one that never closes; the guard's
+    # model reads it as no window, and a real window stays one.
+    emulator.braket.add_spending_limit(FORTE, "10")
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    emulator.braket.add_spending_limit(AQUILA, "10", time_period=(start, end))
+    open_limit = await braket.spending_limit_for(FORTE)
+    windowed = await braket.spending_limit_for(AQUILA)
+    assert open_limit is not None and open_limit.time_period is None
+    assert windowed is not None and windowed.time_period == TimePeriod(start, end)
