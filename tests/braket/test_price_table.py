@@ -22,18 +22,13 @@ from quotaguard.ledger import MemoryLedger
 from quotaguard.testing import Emulator, FakeClock
 from tests._support.aws import botocore_session
 from tests._support.braket import ACTION, FORTE, SV1
-from tests.braket.test_pricing import HEADER, row
+from tests._support.price_list import offers, row
 
 ARIA = "arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1"
 ANKAA = "arn:aws:braket:us-west-1::device/qpu/rigetti/Ankaa-3"
 TN1 = "arn:aws:braket:::device/quantum-simulator/amazon/tn1"
 CEPHEUS = "arn:aws:braket:us-west-1::device/qpu/rigetti/Cepheus-1-108Q"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-
-
-def offers(*rows: str) -> str:
-    meta = ['"FormatVersion","v1.0"', '"Disclaimer","x"', '"Publication Date","x"']
-    return "\n".join([*meta, '"Version","1"', '"OfferCode","AmazonBraket"', HEADER, *rows]) + "\n"
 
 
 def sim_row(unit: str, price: str, region: str, version: str = "SV1") -> str:
