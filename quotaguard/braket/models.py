@@ -66,6 +66,16 @@ class TimePeriod:
         return self.start_at <= now < self.end_at
 
 
+#: The last second an AWS timestamp can name. A limit created without a time period still
+#: reports one (botocore's model requires ``timePeriod`` in ``SpendingLimitSummary``); a period
+#: that ends here never closes, so it is read as no window at all.
+NEVER_ENDS = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def _open_period(value: TimePeriod | None) -> TimePeriod | None:
+    return None if value is not None and value.end_at >= NEVER_ENDS else value
+
+
 @attrs.frozen
 class SpendingLimit:
     """One device's spending limit as Braket reports it (``SpendingLimitSummary``)."""
@@ -75,7 +85,7 @@ class SpendingLimit:
     spending_limit: Decimal
     total_spend: Decimal
     queued_spend: Decimal
-    time_period: TimePeriod | None = None
+    time_period: TimePeriod | None = attrs.field(default=None, converter=_open_period)
     created_at: datetime | None = None
     updated_at: datetime | None = None
     tags: Mapping[str, str] = attrs.field(factory=dict, hash=False)

@@ -5,53 +5,67 @@ Simulators (SV1, DM1, TN1) bill per minute with a 3 s minimum; they never draw o
 spending limits but can count against a user's own USD budget. An unknown device has no
 price: there is no guess, the caller must supply one (``with_price``) or the work is rejected.
 
-The Price List CSV (the Braket SDK's ``braket/tracking/pricing.py`` reads the same file) has
-five metadata lines, then a header with ``Product Family``, ``Region Code``, ``DeviceName``
-(QPU rows), ``Version`` (simulator rows), ``operation``, ``Unit``, ``PricePerUnit``, ``Currency``.
-Parsing it is here; downloading it is :func:`quotaguard.braket.client.load_price_list` (the
-client module is the one that does HTTP).
+AWS's Price List CSV is read by :mod:`quotaguard.braket.price_list`; downloading it is
+:func:`quotaguard.braket.client.load_price_list` (the client module is the one that does HTTP).
+
+The built-in table (:data:`DEFAULT_ROWS`) records a source and a date per row; it is as old as
+its oldest price (:data:`DEFAULT_PRICES_AS_OF`). Its device list, and which devices are retired,
+come from the Braket SDK (:mod:`quotaguard.braket.device_list`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import attrs
 
 from quotaguard.braket.checks import check_shots, parse_device_arn
+from quotaguard.braket.device_list import device_list, sdk_devices
+from quotaguard.braket.price_list import catalog_key, parse_offer_csv
 from quotaguard.engine.amounts import as_amount, money_context
-from quotaguard.errors import InvalidInput, MalformedPayload
+from quotaguard.errors import InvalidInput
 
 __all__ = [
     "DEFAULT_OFFERS_URL",
     "DEFAULT_PRICES",
     "DEFAULT_PRICES_AS_OF",
+    "DEFAULT_ROWS",
     "SIMULATOR_MIN_SECONDS",
+    "STALE_AFTER",
     "Price",
+    "PriceRow",
     "PriceTable",
     "UnknownPrice",
+    "unknown_price_reason",
 ]
 
 DEFAULT_OFFERS_URL = (
     "https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonBraket/current/index.csv"
 )
 SIMULATOR_MIN_SECONDS = 3
+#: A built-in table older than this, with no Price List loaded, is warned about (once).
+STALE_AFTER = timedelta(days=180)
+
+
+def unknown_price_reason(device_arn: str, as_of: date | None) -> str:
+    """What to do about a device with no price (one wording for the error and the rule)."""
+    table = f"the price table of {as_of.isoformat()}" if as_of else "the price table"
+    return (
+        f"no price known for {device_arn} in {table}; pass a price (PriceTable.with_price("
+        "device_arn, per_task, per_shot) or BraketTask(price_override=Price(...))) or load "
+        "AWS's Price List (load_price_list())"
+    )
 
 
 class UnknownPrice(InvalidInput, LookupError):
     """No price is known for this device; supply one with ``PriceTable.with_price``."""
 
-    def __init__(self, device_arn: str) -> None:
+    def __init__(self, device_arn: str, as_of: date | None = None) -> None:
         self.device_arn = device_arn
-        super().__init__(
-            "device_arn",
-            f"no price known for {device_arn}; pass a price (PriceTable.with_price(device_arn, "
-            "per_task, per_shot) or BraketTask(price_override=Price(...)))",
-        )
+        self.as_of = as_of
+        super().__init__("device_arn", unknown_price_reason(device_arn, as_of))
 
     def __str__(self) -> str:
         return f"{self.field}: {self.reason}"
@@ -114,21 +128,82 @@ def _sim(per_minute: str) -> Price:
     return Price(per_minute=Decimal(per_minute), min_seconds=SIMULATOR_MIN_SECONDS)
 
 
-#: The date the offline table was copied from https://aws.amazon.com/braket/pricing/.
-DEFAULT_PRICES_AS_OF = date(2025, 10, 1)
+@attrs.frozen
+class PriceRow:
+    """One built-in price (``None``: no published price was found), where and when it was read."""
+
+    device_arn: str
+    price: Price | None
+    source: str
+    as_of: date
+
+
+_PAGE = "https://aws.amazon.com/braket/pricing/"
+_READ = date(2026, 12, 1)
+_READ_SOURCE = (
+    f"{_PAGE} on-demand QPU table (QPU family, per-task 0.30 USD on every QPU), read 2026-12-01"
+)
+_COPIED = date(2025, 10, 1)
+_COPIED_SOURCE = (
+    f"{_PAGE} as copied on 2025-10-01; not found on a published page when re-read on 2026-12-01"
+)
+_UNPUBLISHED = f"no published price found ({_PAGE} and AWS's pages, searched 2026-12-01)"
+
+#: The built-in table, a row per device of the Braket SDK's list that was ever priced or is
+#: current. Retired devices keep their price: tasks already sent to them still settle.
+DEFAULT_ROWS: tuple[PriceRow, ...] = (
+    PriceRow(
+        "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1", _qpu("0.08"), _READ_SOURCE, _READ
+    ),
+    PriceRow(
+        "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-Enterprise-1",
+        _qpu("0.08"),
+        _READ_SOURCE,
+        _READ,
+    ),
+    PriceRow("arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1", _qpu("0.03"), _READ_SOURCE, _READ),
+    PriceRow(
+        "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet", _qpu("0.00145"), _READ_SOURCE, _READ
+    ),
+    PriceRow(
+        "arn:aws:braket:us-east-1::device/qpu/quera/Aquila", _qpu("0.01"), _READ_SOURCE, _READ
+    ),
+    PriceRow(
+        "arn:aws:braket:us-west-1::device/qpu/rigetti/Ankaa-3", _qpu("0.0009"), _READ_SOURCE, _READ
+    ),
+    PriceRow(
+        "arn:aws:braket:eu-north-1::device/qpu/iqm/Emerald", _qpu("0.0016"), _COPIED_SOURCE, _COPIED
+    ),
+    PriceRow(
+        "arn:aws:braket:eu-north-1::device/qpu/aqt/Ibex-Q1", _qpu("0.0235"), _COPIED_SOURCE, _COPIED
+    ),
+    PriceRow(
+        "arn:aws:braket:us-west-1::device/qpu/rigetti/Cepheus-1-108Q", None, _UNPUBLISHED, _READ
+    ),
+    PriceRow(
+        "arn:aws:braket:::device/quantum-simulator/amazon/sv1",
+        _sim("0.075"),
+        _COPIED_SOURCE,
+        _COPIED,
+    ),
+    PriceRow(
+        "arn:aws:braket:::device/quantum-simulator/amazon/dm1",
+        _sim("0.075"),
+        _COPIED_SOURCE,
+        _COPIED,
+    ),
+    PriceRow(
+        "arn:aws:braket:::device/quantum-simulator/amazon/tn1",
+        _sim("0.275"),
+        _COPIED_SOURCE,
+        _COPIED,
+    ),
+)
 DEFAULT_PRICES: Mapping[str, Price] = {
-    "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1": _qpu("0.08"),
-    "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-Enterprise-1": _qpu("0.08"),
-    "arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1": _qpu("0.03"),
-    "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet": _qpu("0.00145"),
-    "arn:aws:braket:eu-north-1::device/qpu/iqm/Emerald": _qpu("0.0016"),
-    "arn:aws:braket:eu-north-1::device/qpu/aqt/Ibex-Q1": _qpu("0.0235"),
-    "arn:aws:braket:us-east-1::device/qpu/quera/Aquila": _qpu("0.01"),
-    "arn:aws:braket:us-west-1::device/qpu/rigetti/Ankaa-3": _qpu("0.0009"),
-    "arn:aws:braket:::device/quantum-simulator/amazon/sv1": _sim("0.075"),
-    "arn:aws:braket:::device/quantum-simulator/amazon/dm1": _sim("0.075"),
-    "arn:aws:braket:::device/quantum-simulator/amazon/tn1": _sim("0.275"),
+    row.device_arn: row.price for row in DEFAULT_ROWS if row.price is not None
 }
+#: The built-in table is as old as its oldest price.
+DEFAULT_PRICES_AS_OF = min(row.as_of for row in DEFAULT_ROWS if row.price is not None)
 
 
 def _prices(value: Mapping[str, Price]) -> dict[str, Price]:
@@ -139,46 +214,90 @@ def _catalog(value: Mapping[tuple[str, str], Price]) -> dict[tuple[str, str], Pr
     return dict(value)
 
 
-def _catalog_key(region: str, name: str) -> tuple[str, str]:
-    return (region, name.lower())
-
-
 def _ref_key(device_arn: str) -> tuple[str, str]:
     ref = parse_device_arn(device_arn)
-    return _catalog_key(ref.region or "us-east-1", ref.name)
+    return catalog_key(ref.region or "us-east-1", ref.name)
+
+
+def _retired(value: frozenset[str] | set[str] | tuple[str, ...]) -> frozenset[str]:
+    return frozenset(value)
 
 
 @attrs.frozen
 class PriceTable:
-    """Prices by device ARN, then by (region, device name) from the Price List catalog."""
+    """Prices by device ARN, then by (region, device name) from the Price List catalog.
+
+    ``retired``: devices Braket no longer takes tasks for (their prices still settle the tasks
+    sent before). ``price_list``: whether AWS's Price List was loaded into this table (a
+    built-in table without one is warned about once it is :data:`STALE_AFTER` old).
+    """
 
     prices: Mapping[str, Price] = attrs.field(factory=dict, converter=_prices)
     catalog: Mapping[tuple[str, str], Price] = attrs.field(factory=dict, converter=_catalog)
     as_of: date | None = None
+    retired: frozenset[str] = attrs.field(default=frozenset(), converter=_retired)
+    price_list: bool = False
+    devices_source: str = ""
 
     @classmethod
     def default(cls) -> PriceTable:
-        return cls(DEFAULT_PRICES, as_of=DEFAULT_PRICES_AS_OF)
+        """The built-in table, its device list read from the installed Braket SDK (or, without
+        it, from quotaguard's copy of that list)."""
+        devices = device_list(sdk_devices())
+        return cls(
+            DEFAULT_PRICES,
+            as_of=DEFAULT_PRICES_AS_OF,
+            retired=devices.retired(),
+            devices_source=devices.source,
+        )
 
-    def price_for(self, device_arn: str) -> Price | None:
+    def is_retired(self, device_arn: str) -> bool:
+        return device_arn in self.retired
+
+    def retired_reason(self, device_arn: str) -> str:
+        source = self.devices_source or "the device list"
+        return (
+            f"{device_arn} is retired ({source}); Braket refuses new tasks on it "
+            "(DeviceRetiredException): choose a current device"
+        )
+
+    def stale_since(self) -> datetime | None:
+        """From when this table is stale: a dated table with no Price List loaded goes stale
+        :data:`STALE_AFTER` after its date (``None``: never, e.g. a Price List was loaded)."""
+        if self.as_of is None or self.price_list:
+            return None
+        return datetime.combine(self.as_of, datetime.min.time()).replace(tzinfo=UTC) + STALE_AFTER
+
+    def stale_message(self) -> str:
+        return (
+            f"the built-in Braket price table dates from {self.as_of}, more than "
+            f"{STALE_AFTER.days} days ago, and no Price List was loaded: estimates may be off; "
+            "load AWS's Price List (quotaguard.braket.load_price_list()) or pass prices"
+        )
+
+    def price_for(self, device_arn: str, *, region: str | None = None) -> Price | None:
+        """The price of ``device_arn``; a simulator's (its ARN has no region) is the Price
+        List's for ``region``, the region the task runs in (without one: us-east-1)."""
         price = self.prices.get(device_arn)
         if price is not None or not self.catalog:
             return price
         ref = parse_device_arn(device_arn)
-        price = self.catalog.get(_catalog_key(ref.region, ref.name))
-        if price is None and not ref.region:  # simulators' ARNs carry no region
-            price = self.catalog.get(_catalog_key("us-east-1", ref.name))
-        return price
+        return self.catalog.get(catalog_key(ref.region or region or "us-east-1", ref.name))
 
     def estimate(
-        self, device_arn: str, shots: int, *, duration: timedelta | None = None
+        self,
+        device_arn: str,
+        shots: int,
+        *,
+        duration: timedelta | None = None,
+        region: str | None = None,
     ) -> Decimal:
         """Per-task fee + ``shots`` × per-shot fee (simulators: per minute, 3 s minimum)."""
         ref = parse_device_arn(device_arn)
         check_shots(shots, qpu=ref.is_qpu)
-        price = self.price_for(ref.arn)
+        price = self.price_for(ref.arn, region=region)
         if price is None:
-            raise UnknownPrice(ref.arn)
+            raise UnknownPrice(ref.arn, self.as_of)
         return price.estimate(shots, duration)
 
     def with_price(
@@ -195,69 +314,30 @@ class PriceTable:
         return attrs.evolve(self, prices={**self.prices, arn: price})
 
     def merged(self, other: PriceTable) -> PriceTable:
-        """``other``'s prices (and its catalog, e.g. a fresh Price List) win over ours."""
-        ours = {
-            arn: price for arn, price in self.prices.items() if _ref_key(arn) not in other.catalog
-        }
+        """``other``'s prices (and its catalog, e.g. a fresh Price List) win over ours. A
+        simulator the catalog prices in any region loses its region-free built-in price, so
+        that each region's own price applies."""
+        names = {name for _, name in other.catalog}
+
+        def covered(arn: str) -> bool:
+            ref = parse_device_arn(arn)
+            return _ref_key(arn) in other.catalog or (not ref.region and ref.name.lower() in names)
+
+        ours = {arn: price for arn, price in self.prices.items() if not covered(arn)}
         return PriceTable(
             {**ours, **other.prices},
             {**self.catalog, **other.catalog},
             other.as_of or self.as_of,
+            self.retired | other.retired,
+            self.price_list or other.price_list,
+            other.devices_source or self.devices_source,
         )
 
     @classmethod
     def from_offer_csv(cls, text: str) -> PriceTable:
         """Parse AWS's Price List CSV for Braket (on-demand QPU tasks and simulators)."""
-        return cls(catalog=_parse_offer_csv(text))
-
-
-def _decimal_cell(row: Mapping[str, str], line: int) -> Decimal:
-    try:
-        return _money(row.get("PricePerUnit", ""))
-    except InvalidInput as exc:
-        raise MalformedPayload(f"line {line}.PricePerUnit", exc.reason, provider="braket") from None
-
-
-def _parse_offer_csv(text: str) -> dict[tuple[str, str], Price]:
-    stream = io.StringIO(text)
-    for _ in range(5):  # FormatVersion, Disclaimer, Publication Date, Version, OfferCode
-        stream.readline()
-    reader = csv.DictReader(stream)
-    needed = {"Product Family", "Region Code", "PricePerUnit", "Currency"}
-    missing = needed - set(reader.fieldnames or ())
-    if missing:
-        raise MalformedPayload(
-            "header", f"Price List CSV lacks columns {sorted(missing)}", provider="braket"
-        )
-    shot: dict[tuple[str, str], Decimal] = {}
-    task: dict[tuple[str, str], Decimal] = {}
-    minute: dict[tuple[str, str], Decimal] = {}
-
-    def keep(table: dict[tuple[str, str], Decimal], key: tuple[str, str], value: Decimal) -> None:
-        # Duplicate rows (several effective dates): keep the highest; never undercount.
-        table[key] = max(value, table.get(key, value))
-
-    for line, row in enumerate(reader, start=7):
-        if row.get("Currency") != "USD" or row.get("TermType", "OnDemand") != "OnDemand":
-            continue
-        family = row.get("Product Family", "")
-        region = row.get("Region Code", "")
-        if family in ("Quantum Task-Shot", "Quantum Task"):
-            name = row.get("DeviceName") or ""
-            if name:
-                target = shot if family == "Quantum Task-Shot" else task
-                keep(target, _catalog_key(region, name), _decimal_cell(row, line))
-        elif family == "Simulator Task" and row.get("operation") == "CompleteTask":
-            version = row.get("Version") or ""
-            unit = (row.get("Unit") or "").lower()
-            per = _decimal_cell(row, line)
-            if version and unit in ("minutes", "minute", "min", "mins"):
-                keep(minute, _catalog_key(region, version), per)
-            elif version and unit in ("seconds", "second", "sec"):
-                keep(minute, _catalog_key(region, version), per * 60)
-    catalog: dict[tuple[str, str], Price] = {}
-    for key in shot.keys() & task.keys():  # a QPU needs both fees, as the SDK requires
-        catalog[key] = Price(per_task=task[key], per_shot=shot[key])
-    for key, per_minute in minute.items():
-        catalog[key] = Price(per_minute=per_minute, min_seconds=SIMULATOR_MIN_SECONDS)
-    return catalog
+        rates = parse_offer_csv(text)
+        catalog = {key: Price(per_task=t, per_shot=s) for key, (t, s) in rates.qpu.items()}
+        for key, per_minute in rates.per_minute.items():
+            catalog[key] = Price(per_minute=per_minute, min_seconds=SIMULATOR_MIN_SECONDS)
+        return cls(catalog=catalog, price_list=True)

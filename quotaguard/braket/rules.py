@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from quotaguard.braket.checks import check_amount, check_shots, parse_device_arn
 from quotaguard.braket.models import Device, SpendingLimit, TimePeriod
-from quotaguard.braket.pricing import Price, PriceTable
+from quotaguard.braket.pricing import Price, PriceTable, unknown_price_reason
 from quotaguard.braket.work import BraketTask
 from quotaguard.engine import Budget, Charge, Estimate, FixedWindow, NoWindow, Unit, Violation
 from quotaguard.engine.amounts import MAX_AMOUNT
@@ -126,12 +126,22 @@ def estimate(
     limit: SpendingLimit | None,
     device: Device | None = None,
     now: datetime,
+    region: str | None = None,
 ) -> Estimate:
-    """Charges and static violations for one task. Pure: ``now`` is passed in."""
+    """Charges and static violations for one task. Pure: ``now`` is passed in. ``region`` is
+    where the task is sent (a simulator is priced in it)."""
     check_aware(now, "now")
     violations: list[Violation] = []
     key, qpu = device_facts(task.device_arn)
     shots = task.shots if task.shots is not None else task.effective_shots
+    if prices.is_retired(task.device_arn):  # Braket would refuse it, whatever it is priced at
+        violations.append(
+            Violation(
+                RULE_DEVICE_UNAVAILABLE,
+                prices.retired_reason(task.device_arn),
+                key if qpu else None,
+            )
+        )
     if device is not None:
         if device.device_status != "ONLINE":
             violations.append(
@@ -145,13 +155,12 @@ def estimate(
             check_shots(shots, qpu=qpu, shots_range=device.shots_range)
         except InvalidInput as exc:
             violations.append(Violation(RULE_SHOTS_INVALID, exc.reason, key if qpu else None))
-    price = task.price_override or prices.price_for(task.device_arn)
+    price = task.price_override or prices.price_for(task.device_arn, region=region)
     if price is None:
         violations.append(
             Violation(
                 RULE_PRICE_UNKNOWN,
-                f"no price known for {task.device_arn}; supply one "
-                "(PriceTable.with_price or BraketTask(price_override=Price(...)))",
+                unknown_price_reason(task.device_arn, prices.as_of),
                 key if qpu else None,
             )
         )

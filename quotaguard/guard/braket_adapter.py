@@ -35,6 +35,12 @@ SEARCH_MARGIN = timedelta(minutes=15)
 PREFIX = rules.budget_key("")
 
 
+def _region(arn: str) -> str | None:
+    """The region a task ran in, from its ARN (``arn:aws:braket:<region>:...``)."""
+    parts = arn.split(":")
+    return parts[3] or None if len(parts) > 3 else None
+
+
 class BraketAdapter:
     provider = "braket"
     unit = Unit.USD
@@ -57,6 +63,7 @@ class BraketAdapter:
         self.max_staleness = max_staleness
         self._limits: dict[str, CachedState[SpendingLimit | None]] = {}
         self._warned: set[str] = set()
+        self._stale_since = self.prices.stale_since()  # warned once, when ``now`` passes it
 
     def __repr__(self) -> str:
         return f"BraketAdapter(devices={sorted(self._limits)})"
@@ -116,7 +123,11 @@ class BraketAdapter:
                 if key not in self._warned:
                     self._warned.add(key)
                     log.warning("%s: spending limit unavailable; admitting (fail_mode=open)", key)
-        return rules.estimate(work, prices=self.prices, limit=limit, now=now)
+        if self._stale_since is not None and now >= self._stale_since:
+            self._stale_since = None
+            log.warning("%s", self.prices.stale_message())
+        region = self.client.region if self.client is not None else None
+        return rules.estimate(work, prices=self.prices, limit=limit, now=now, region=region)
 
     def explain(self, work: Any, violations: Sequence[Violation]) -> tuple[Violation, ...]:
         return tuple(violations)
@@ -144,7 +155,9 @@ class BraketAdapter:
             if task.created_at is not None and task.ended_at is not None:
                 duration = task.ended_at - task.created_at  # simulators bill by the minute
             try:
-                return self.prices.estimate(task.device_arn, task.shots, duration=duration)
+                return self.prices.estimate(
+                    task.device_arn, task.shots, duration=duration, region=_region(external_id)
+                )
             except UnknownPrice:
                 return reserved  # priced by the caller's override when it was admitted
         if task.status in ("FAILED", "CANCELLED"):

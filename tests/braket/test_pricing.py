@@ -12,6 +12,7 @@ from quotaguard.braket import load_price_list
 from quotaguard.braket.pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPrice
 from quotaguard.errors import InvalidInput, MalformedPayload
 from tests._support.braket import FORTE, GARNET, SV1
+from tests._support.price_list import HEADER, row
 
 UNKNOWN = "arn:aws:braket:us-east-1::device/qpu/acme/Nova"
 
@@ -54,53 +55,6 @@ def test_unknown_device_needs_a_caller_price() -> None:
         table.with_price(UNKNOWN, "-1", "0")
     with pytest.raises(InvalidInput):
         Price(per_shot=0.1)  # type: ignore[arg-type]
-
-
-HEADER = (
-    '"SKU","OfferTermCode","RateCode","TermType","PriceDescription","EffectiveDate",'
-    '"StartingRange","EndingRange","Unit","PricePerUnit","Currency","Product Family",'
-    '"serviceCode","Location","Location Type","usageType","operation","Region Code",'
-    '"Device Name","DeviceName","Version"'
-)
-
-
-def row(
-    family: str,
-    unit: str,
-    price: str,
-    region: str,
-    *,
-    device: str = "",
-    jobs_device: str = "",
-    version: str = "",
-    operation: str = "",
-    currency: str = "USD",
-    term: str = "OnDemand",
-) -> str:
-    cells = [
-        "SKU",
-        "JRTCKXETXF",
-        "RATE",
-        term,
-        "desc",
-        "2025-09-01T00:00:00Z",
-        "0",
-        "Inf",
-        unit,
-        price,
-        currency,
-        family,
-        "AmazonBraket",
-        "US East (N. Virginia)",
-        "AWS Region",
-        "usage",
-        operation,
-        region,
-        jobs_device,
-        device,
-        version,
-    ]
-    return ",".join(f'"{c}"' for c in cells)
 
 
 def offer_csv() -> str:

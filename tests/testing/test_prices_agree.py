@@ -19,6 +19,7 @@ from quotaguard.braket import BraketClient, BraketTask, PriceTable, estimate
 from quotaguard.braket.pricing import DEFAULT_PRICES
 from quotaguard.engine.amounts import to_micro
 from quotaguard.testing import Emulator, FakeClock
+from quotaguard.testing.braket.devices import RETIRED
 from quotaguard.testing.braket.prices import PRICES, DevicePrice
 from tests._support.aws import botocore_session
 from tests._support.braket import FORTE, SV1
@@ -27,6 +28,8 @@ ACTION = '{"braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version
 BOTH = sorted(DEFAULT_PRICES.keys() & PRICES.keys())
 QPUS = [arn for arn in BOTH if "device/qpu/" in arn]
 SIMULATORS = [arn for arn in BOTH if arn not in QPUS]
+#: Braket takes no new task on a retired device; the server tests send only to current ones.
+SERVED = [arn for arn in BOTH if arn not in RETIRED]
 SHOTS = (1, 7, 100, 1000, 12_345)
 #: Whole milliseconds around the 3 s minimum and well past it.
 DURATIONS = (
@@ -113,7 +116,7 @@ async def emu_and_client(
         yield emulator, clock, c
 
 
-@pytest.mark.parametrize("arn", QPUS)
+@pytest.mark.parametrize("arn", [arn for arn in QPUS if arn in SERVED])
 async def test_the_server_reserves_what_the_guard_estimates_on_every_qpu(
     arn: str, emu_and_client: tuple[Emulator, FakeClock, BraketClient]
 ) -> None:
@@ -134,7 +137,7 @@ async def test_the_server_reserves_what_the_guard_estimates_on_every_qpu(
         assert after.queued_spend == queued, (arn, shots)
 
 
-@pytest.mark.parametrize("arn", SIMULATORS)
+@pytest.mark.parametrize("arn", [arn for arn in SIMULATORS if arn in SERVED])
 async def test_a_finished_simulator_task_is_billed_what_the_guard_estimates(
     arn: str, emu_and_client: tuple[Emulator, FakeClock, BraketClient]
 ) -> None:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["capabilities"]
+__all__ = ["RETIRED", "capabilities"]
+
+#: Devices the emulator serves as ``RETIRED`` (Braket SDK 1.127.5 lists them under retired
+#: names): ``CreateQuantumTask`` answers 410 ``DeviceRetiredException`` for them, as Braket does.
+RETIRED = frozenset(
+    {
+        "arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1",
+        "arn:aws:braket:us-west-1::device/qpu/rigetti/Ankaa-3",
+        "arn:aws:braket:::device/quantum-simulator/amazon/tn1",
+    }
+)
 
 
 def capabilities(name: str, shots_range: tuple[int, int] = (1, 100_000)) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from quotaguard.testing.braket.devices import capabilities
+from quotaguard.testing.braket.devices import RETIRED, capabilities
 from quotaguard.testing.braket.errors import ApiError
 from quotaguard.testing.braket.models import ACCOUNT, EmuDevice, EmuLimit, EmuTask
 from quotaguard.testing.braket.prices import (
@@ -23,7 +23,10 @@ __all__ = ["BraketState"]
 
 class BraketState:
     """Devices, spending limits and tasks; ``BraketService`` serves them. Every device of the
-    emulator's price table (:data:`~quotaguard.testing.braket.prices.PRICES`) is pre-seeded."""
+    emulator's price table (:data:`~quotaguard.testing.braket.prices.PRICES`) is pre-seeded,
+    those in :data:`~quotaguard.testing.braket.devices.RETIRED` as retired. Devices with no
+    published price (Rigetti Cepheus-1-108Q) are not: a test serves them with ``add_device``
+    at the price it chooses."""
 
     def __init__(self, *, clock: Callable[[], datetime]) -> None:
         self.clock = clock
@@ -37,7 +40,7 @@ class BraketState:
         #: wall clock.
         self.max_clock_skew: timedelta | None = None
         for arn, price in PRICES.items():
-            self._put_device(arn, price)
+            self._put_device(arn, price, status="RETIRED" if arn in RETIRED else "ONLINE")
 
     def add_credentials(self, access_key_id: str, secret_access_key: str) -> None:
         """Accept requests signed with this key. From the first call on, every request must

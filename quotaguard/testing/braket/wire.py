@@ -14,6 +14,7 @@ from quotaguard.testing.braket.errors import validation
 from quotaguard.testing.braket.models import EmuDevice, EmuLimit, EmuTask
 
 __all__ = [
+    "OPEN_END",
     "amount",
     "associations",
     "created_filtered",
@@ -28,6 +29,11 @@ __all__ = [
 ]
 
 _AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
+#: The end a limit created without a time period reports: botocore's model requires
+#: ``timePeriod`` in every ``SpendingLimitSummary``, so the emulator answers one that opens when
+#: the limit was created and never closes (9999-12-31T23:59:59Z, the last second an AWS
+#: timestamp can name). What live Braket answers for such a limit is not documented.
+OPEN_END = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 # -- request fields --------------------------------------------------------------------------
@@ -152,9 +158,8 @@ def limit_json(lim: EmuLimit) -> dict[str, Any]:
         "createdAt": iso(lim.created_at),
         "updatedAt": iso(lim.updated_at),
     }
-    if lim.period is not None:
-        start, end = lim.period
-        out["timePeriod"] = {"startAt": int(start.timestamp()), "endAt": int(end.timestamp())}
+    start, end = lim.period if lim.period is not None else (lim.created_at, OPEN_END)
+    out["timePeriod"] = {"startAt": int(start.timestamp()), "endAt": int(end.timestamp())}
     if lim.tags:
         out["tags"] = lim.tags
     return out
