@@ -70,9 +70,8 @@ def resolve_region(session: botocore.session.Session, region: str | None = None)
         or os.environ.get("AWS_REGION")
     )
     if not resolved:
-        raise InvalidInput(
-            "region", "no AWS region; pass region=, set AWS_REGION or a profile's region"
-        )
+        # The CLI rewrites this wording into its own (quotaguard/cli/output.py).
+        raise InvalidInput("region", "no AWS region; pass region= or set AWS_REGION")
     return check_region(resolved)
 
 

@@ -71,9 +71,9 @@ class _Quiet(logging.Filter):
 
 
 _quiet = _Quiet()
-# botocore.auth's logger (botocore logs there by module name); tests/braket/test_signing_logs.py
-# fails if a botocore release logs the canonical request anywhere else.
-logging.getLogger(botocore.auth.__name__).addFilter(_quiet)
+# botocore.auth's logger (botocore logs there by module name); tests/braket/test_sigv4.py fails
+# if a botocore release logs the canonical request anywhere else.
+_auth_log = logging.getLogger(botocore.auth.__name__)
 
 
 def sign(
@@ -90,6 +90,7 @@ def sign(
         url += "?" + urlencode(wire["query_string"], doseq=True)
     body = wire["body"] or b""
     aws = AWSRequest(method=wire["method"], url=url, headers=dict(wire["headers"]), data=body)
+    _auth_log.addFilter(_quiet)  # a no-op once there; back if logging was reconfigured
     _quiet.local.on = True  # sync from here to the end: nothing else runs on this thread
     try:
         botocore.auth.SigV4Auth(credentials, "braket", region).add_auth(aws)

@@ -159,6 +159,13 @@ def test_nothing_of_the_signature_is_logged(caplog: pytest.LogCaptureFixture) ->
         assert PLAIN_TOKEN in caplog.text and len(canonical(caplog)) == 1
 
 
+def test_quiet_survives_a_logging_reset(caplog: pytest.LogCaptureFixture) -> None:
+    logging.getLogger("botocore.auth").filters.clear()  # e.g. an app reconfiguring logging
+    with caplog.at_level(logging.DEBUG):
+        signed_get_device()
+    assert SESSION_TOKEN not in caplog.text and canonical(caplog) == []
+
+
 def test_other_threads_keep_botocores_log(caplog: pytest.LogCaptureFixture) -> None:
     # While this thread is inside our call, another thread's signing still logs.
     signing._quiet.local.on = True
