@@ -41,11 +41,11 @@ def _client_config(session: botocore.session.Session, name: str) -> Any:
 def _user_set(session: botocore.session.Session, name: str) -> Any:
     """``name`` from the session, environment or profile, as botocore reads it, but ``None``
     where only botocore's default would answer (``retry_mode`` defaults to ``standard``)."""
-    _, env_var, _, convert = session.session_var_map[name]
+    config_name, env_var, _, convert = session.session_var_map[name]
     chain = botocore.configprovider.ConfigChainFactory(session=session).create_config_chain(
         instance_name=name,
         env_var_names=env_var,
-        config_property_names=name,
+        config_property_names=config_name,
         default=None,
         conversion_func=convert,
     )
