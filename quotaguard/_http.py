@@ -155,6 +155,7 @@ class HTTPClient(AsyncClosing):
         session: aiohttp.ClientSession | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
+        configured_retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = _utcnow,
@@ -165,6 +166,7 @@ class HTTPClient(AsyncClosing):
         self._owns_session = session is None
         self._timeout = check_timeout(timeout)
         self._retry = retry
+        self._configured_retry = configured_retry  # from the provider SDK's settings
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clock = clock
@@ -177,10 +179,14 @@ class HTTPClient(AsyncClosing):
 
     @property
     def retry(self) -> RetryPolicy:
-        """The caller's policy if one was given; else the default (waitless under testing)."""
+        """The caller's policy if one was given; else the testing switch's waitless default;
+        else the one the provider SDK's settings configure (``AWS_MAX_ATTEMPTS``); else the
+        default."""
         if self._retry is not None:
             return self._retry
-        return _TESTING if _testing else _DEFAULT
+        if _testing:
+            return _TESTING
+        return self._configured_retry or _DEFAULT
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):

@@ -1,9 +1,10 @@
 """``BraketClient``: the Braket API over aiohttp, with botocore's model, signer and credentials;
 and :func:`load_price_list`, AWS's public Price List for Braket. All Braket HTTP is here.
 
-Endpoint resolved once; credentials from botocore's standard chain, looked up and refreshed
-off the event loop; every call idempotent (reads, or writes carrying a ``clientToken``), so
-every call is retried on 429/5xx/connection errors. The client never logs or repr()s secrets.
+Region, endpoint and retry settings resolved once, as botocore would (:mod:`.config`);
+credentials from botocore's standard chain, looked up and refreshed off the event loop; every
+call idempotent (reads, or writes carrying a ``clientToken``), so every call is retried on
+429/5xx/connection errors. The client never logs or repr()s secrets.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import botocore.session
 
 from quotaguard._aio import AsyncClosing
 from quotaguard._http import HTTPClient, Response, RetryPolicy, check_endpoint
-from quotaguard.braket import sansio
+from quotaguard.braket import config, sansio
 from quotaguard.braket.checks import check_region, parse_device_arn
 from quotaguard.braket.models import Device, QuantumTask, SpendingLimit, TimePeriod
 from quotaguard.braket.pricing import DEFAULT_OFFERS_URL, PriceTable
@@ -31,18 +32,16 @@ from quotaguard.errors import AuthenticationError, InvalidInput, MalformedPayloa
 __all__ = ["BraketClient", "endpoint_for", "load_price_list"]
 
 
-def endpoint_for(region: str, endpoint_url: str | None = None) -> str:
-    """The Braket endpoint: explicit URL, then ``AWS_ENDPOINT_URL_BRAKET``/``AWS_ENDPOINT_URL``,
-    then ``https://braket.{region}.amazonaws.com`` (``.com.cn`` in China regions)."""
-    url = (
-        endpoint_url
-        or os.environ.get("AWS_ENDPOINT_URL_BRAKET")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    if url:
-        return check_endpoint(url, "endpoint_url")
-    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"https://braket.{region}.{suffix}"
+def endpoint_for(
+    region: str,
+    endpoint_url: str | None = None,
+    botocore_session: botocore.session.Session | None = None,
+) -> str:
+    """The Braket endpoint a ``boto3.client("braket", region_name=region)`` sends to: explicit
+    URL, then ``AWS_ENDPOINT_URL_BRAKET``, ``AWS_ENDPOINT_URL``, the profile's ``[services]``
+    section and ``endpoint_url``, else the regional endpoint (FIPS and dual-stack as set)."""
+    session = botocore_session or botocore.session.get_session()
+    return config.resolve_endpoint(session, check_region(region), endpoint_url)
 
 
 class BraketClient(AsyncClosing):
@@ -59,19 +58,15 @@ class BraketClient(AsyncClosing):
         retry: RetryPolicy | None = None,
     ) -> None:
         self._botocore = botocore_session or botocore.session.get_session()
-        # AWS_REGION is what the SDKs document; botocore itself reads only AWS_DEFAULT_REGION.
-        resolved = (
-            region or os.environ.get("AWS_REGION") or self._botocore.get_config_variable("region")
-        )
-        if resolved is None or resolved == "":
-            raise InvalidInput("region", "no AWS region; pass region= or set AWS_REGION")
-        self.region = check_region(resolved)
-        self.endpoint = endpoint_for(resolved, endpoint_url)
+        # Once, here: botocore's config chain and endpoint rules never run per call.
+        self.region = config.resolve_region(self._botocore, region)
+        self.endpoint = config.resolve_endpoint(self._botocore, self.region, endpoint_url)
         self._http = HTTPClient(
             provider=sansio.PROVIDER,
             session=session,
             timeout=timeout,
             retry=retry,
+            configured_retry=None if retry is not None else config.resolve_retry(self._botocore),
             secrets=lambda: self._held,
         )
         self._credentials: botocore.credentials.Credentials | None = None

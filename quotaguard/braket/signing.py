@@ -2,12 +2,15 @@
 
 botocore supplies the ``braket`` service model (2019-09-01), the rest-json serializer and the
 SigV4 signer; a botocore *client* is skipped because it runs its event system and endpoint
-rules on every call. Credentials come from the caller (the client looks them up).
+rules on every call. Credentials come from the caller (the client looks them up). Signing
+goes through ``SigV4Auth.add_auth`` (public), with botocore's DEBUG log of it held back.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -15,7 +18,6 @@ from urllib.parse import urlencode
 import attrs
 import botocore.auth
 import botocore.credentials
-import botocore.exceptions
 import botocore.serialize
 import botocore.session
 from botocore.awsrequest import AWSRequest
@@ -55,21 +57,23 @@ def _serializer() -> Any:
     return botocore.serialize.create_serializer("rest-json", include_validation=False)
 
 
-class _QuietSigV4Auth(botocore.auth.SigV4Auth):
-    """botocore's SigV4, minus its DEBUG logging: botocore logs the canonical request, which
-    carries ``x-amz-security-token``. Same steps, same bytes, nothing logged."""
+class _Quiet(logging.Filter):
+    """Drops ``botocore.auth``'s records while this thread signs for us: botocore logs the
+    canonical request at DEBUG, which carries ``x-amz-security-token``. Records of other
+    threads (a boto3 client signing elsewhere) pass, as does everything outside our call."""
 
-    def add_auth(self, request: AWSRequest) -> None:
-        if self.credentials is None:  # pragma: no cover - sign() always passes credentials
-            raise botocore.exceptions.NoCredentialsError()
-        # Through botocore.auth's namespace, so the clock botocore's own signer reads is ours.
-        auth: Any = botocore.auth
-        request.context["timestamp"] = auth.get_current_datetime().strftime(auth.SIGV4_TIMESTAMP)
-        signer: Any = self  # private steps of SigV4Auth, untyped in botocore-stubs
-        signer._modify_request_before_signing(request)
-        canonical_request = self.canonical_request(request)
-        string_to_sign = self.string_to_sign(request, canonical_request)
-        signer._inject_signature_to_request(request, self.signature(string_to_sign, request))
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "on", False)
+
+
+_quiet = _Quiet()
+# botocore.auth's logger (botocore logs there by module name); tests/braket/test_sigv4.py fails
+# if a botocore release logs the canonical request anywhere else.
+_auth_log = logging.getLogger(botocore.auth.__name__)
 
 
 def sign(
@@ -86,7 +90,12 @@ def sign(
         url += "?" + urlencode(wire["query_string"], doseq=True)
     body = wire["body"] or b""
     aws = AWSRequest(method=wire["method"], url=url, headers=dict(wire["headers"]), data=body)
-    _QuietSigV4Auth(credentials, "braket", region).add_auth(aws)
+    _auth_log.addFilter(_quiet)  # a no-op once there; back if logging was reconfigured
+    _quiet.local.on = True  # sync from here to the end: nothing else runs on this thread
+    try:
+        botocore.auth.SigV4Auth(credentials, "braket", region).add_auth(aws)
+    finally:
+        _quiet.local.on = False
     headers: dict[str, str] = {}
     for key, value in aws.headers.items():
         raw: object = value  # botocore may hold str or bytes values
