@@ -49,7 +49,7 @@ RULE_PRICE_UNKNOWN = register(
 )
 RULE_SHOTS_INVALID = register(
     "braket.shots.invalid",
-    "Shots outside what the device accepts.",
+    "Shots outside what the device accepts (checked when estimate() is given the Device).",
     source=Source.SDK,
     reference="GetDevice deviceCapabilities service.shotsRange (amazon-braket-schemas)",
     action="Ask for a number of shots inside the device's range.",
@@ -72,7 +72,7 @@ RULE_SERVER = register(
 )
 RULE_DEVICE_UNAVAILABLE = register(
     "braket.device.unavailable",
-    "The device is not ONLINE, so Braket would refuse the task.",
+    "The device is not ONLINE, so Braket would refuse it (when estimate() is given the Device).",
     source=Source.LIVE,
     reference="GetDevice deviceStatus (ONLINE | OFFLINE | RETIRED)",
     action="Wait for the device to come back online or pick another device.",

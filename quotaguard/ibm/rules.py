@@ -75,7 +75,8 @@ _API = "seeds/ibm-runtime-instances-api.txt"
 
 RULE_UNSET = register(
     "ibm.max_execution_time.unset",
-    "A job without max_execution_time reserves IBM's full system cap, and that does not fit.",
+    "A job without max_execution_time reserves IBM's full system cap, and that does not fit "
+    "(reported instead of budget.remaining, since the fix is to set it).",
     source=Source.SEED,
     reference=f"{_FAQ}: the system timeout is capped at 3 hours",
     action="Set max_execution_time on the job (the message says the most that fits).",

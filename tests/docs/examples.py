@@ -24,7 +24,15 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["Block", "MarkupError", "blocks_in", "collect", "compile_block", "matches_output"]
+__all__ = [
+    "Block",
+    "MarkupError",
+    "blocks_in",
+    "collect",
+    "compile_block",
+    "matches_output",
+    "user_pytest_config",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)[^`]*$")
@@ -80,6 +88,16 @@ def blocks_in(path: Path) -> list[Block]:
             found[-1] = attrs.evolve(found[-1], output=body)
         i = end + 1
     return found
+
+
+def user_pytest_config(page: Path = ROOT / "docs" / "testing.md") -> str:
+    """The ``[tool.pytest.ini_options]`` that the Testing page tells users to write first: the
+    ``<!-- pytest -->`` blocks run under exactly that."""
+    text = page.read_text(encoding="utf-8")
+    found = re.search(r"```toml\n(\[tool\.pytest\.ini_options\]\n.*?)```", text, re.DOTALL)
+    if found is None:
+        raise MarkupError(f"{page}: no toml block with [tool.pytest.ini_options]")
+    return found[1]
 
 
 def matches_output(expected: str, printed: str) -> bool:

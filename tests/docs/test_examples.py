@@ -19,12 +19,10 @@ from tests.docs.examples import (
     collect,
     compile_block,
     matches_output,
+    user_pytest_config,
 )
 
 BLOCKS = collect()
-
-#: What the Testing page tells users to put in their pyproject.toml before writing tests.
-USER_PYPROJECT = '[tool.pytest.ini_options]\nasyncio_mode = "auto"\n'
 
 
 @pytest.fixture
@@ -44,7 +42,7 @@ def run_block(block: Block, cwd: Path) -> str:
     if block.kind == "excerpt":
         pytest.skip(f"excerpt: {block.reason}")
     if block.kind == "pytest":
-        (cwd / "pyproject.toml").write_text(USER_PYPROJECT)
+        (cwd / "pyproject.toml").write_text(user_pytest_config())
         (cwd / "test_example.py").write_text(block.source)
         result = run_pytest("test_example.py", cwd=cwd)
         assert result.returncode == 0, f"{block.id}:\n{result.stdout}\n{result.stderr}"
