@@ -1,7 +1,7 @@
 """mkdocs hook: the rules reference (docs/rules.md) is written from the rule registry.
 
 ``<!-- rules-table -->`` in a page becomes a table of every registered code: code, what it
-checks, its numbers, its source and what the user does about it. Every module of quotaguard
+checks (with its numbers), what the user does about it, and its source. Every module of quotaguard
 is imported first, so every provider module has registered its codes; a module whose optional
 dependency is not installed (redis, the provider SDKs) is skipped: rule codes live in the
 provider rule modules, which need none (tests/docs/test_site.py holds the hook to that).
@@ -32,18 +32,16 @@ def registered_rules() -> tuple[Any, ...]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ") or "–"
+    # The registry holds plain text: nothing in it may turn into Markdown emphasis or a column.
+    return text.replace("*", "\\*").replace("|", "\\|").replace("\n", " ")
 
 
 def rules_table() -> str:
-    rows = [
-        "| code | what it checks | numbers | source | what you do |",
-        "|---|---|---|---|---|",
-    ]
+    rows = ["| code | what it checks | what you do | source |", "|---|---|---|---|"]
     for rule in registered_rules():
+        checks = _cell(rule.summary) + (f"<br>*{_cell(rule.numbers)}*" if rule.numbers else "")
         source = ", ".join(s.value for s in rule.sources) + f": {rule.reference}"
-        cells = (f"`{rule.code}`", rule.summary, rule.numbers, source, rule.action)
-        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        rows.append(f"| `{rule.code}` | {checks} | {_cell(rule.action)} | {_cell(source)} |")
     return "\n".join(rows)
 
 

@@ -14,8 +14,17 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
-__all__ = ["API_ENTRIES", "Page", "check_api", "check_rules", "dump_dom", "registered_codes"]
+__all__ = [
+    "API_ENTRIES",
+    "Page",
+    "check_api",
+    "check_rules",
+    "dump_dom",
+    "load_hooks",
+    "registered_codes",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Anchors mkdocstrings writes for these objects; each must be in the API page.
@@ -66,13 +75,18 @@ class Page(HTMLParser):
             self._cell.append(data)
 
 
-def registered_codes() -> list[str]:
-    """Every code the rules page must show, read the way docs/hooks.py reads them."""
+def load_hooks() -> Any:
+    """docs/hooks.py, the mkdocs hook that writes the rules reference."""
     spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
     assert spec is not None and spec.loader is not None
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
-    return [rule.code for rule in hooks.registered_rules()]
+    return hooks
+
+
+def registered_codes() -> list[str]:
+    """Every code the rules page must show, read the way docs/hooks.py reads them."""
+    return [rule.code for rule in load_hooks().registered_rules()]
 
 
 def check_rules(html: str, codes: list[str]) -> list[str]:

@@ -11,7 +11,15 @@ import pytest
 
 import quotaguard
 from quotaguard.engine import registry
-from tests.docs.site_check import API_ENTRIES, check_api, check_rules, main, registered_codes
+from quotaguard.engine.registry import Source, register
+from tests.docs.site_check import (
+    API_ENTRIES,
+    check_api,
+    check_rules,
+    load_hooks,
+    main,
+    registered_codes,
+)
 
 HEADER = "<tr><th>code</th><th>what it checks</th><th>numbers</th></tr>"
 
@@ -32,6 +40,25 @@ def test_the_hook_sees_every_registered_code() -> None:
     assert {"budget.remaining", "ibm.max_execution_time.unset", "braket.price.unknown"} <= set(
         hooked
     )
+
+
+def test_the_table_has_one_row_per_code_and_escapes_markdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    register(
+        "zz.test.markdown",
+        "a | b and 2**63",
+        source=Source.LIVE,
+        reference="r",
+        action="a",
+        numbers="*n*",
+    )
+    lines = load_hooks().rules_table().splitlines()
+    assert lines[0] == "| code | what it checks | what you do | source |"
+    assert len(lines) == 2 + len(registry.rules())
+    (row,) = [line for line in lines if "zz.test.markdown" in line]
+    assert row == "| `zz.test.markdown` | a \\| b and 2\\*\\*63<br>*\\*n\\** | a | live API: r |"
 
 
 def test_a_complete_rules_table_passes() -> None:
