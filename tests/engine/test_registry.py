@@ -7,6 +7,7 @@ import importlib
 import pkgutil
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,7 +15,7 @@ import quotaguard
 from quotaguard.engine import registry
 from quotaguard.engine.registry import Source, register
 from quotaguard.errors import InvalidInput
-from tests._support.rule_codes import ROOT, fix_hint, plugin_of
+from tests._support.rule_codes import ROOT, RuleCodes, fix_hint, plugin_of
 from tests._support.subpytest import run_pytest
 
 ENTRY = {"source": Source.LIVE, "reference": "a page", "action": "do a thing"}
@@ -143,6 +144,33 @@ def test_missing_lists_registered_codes_no_test_emitted(
 
 
 COMPLETENESS = "test_every_registered_code_is_emitted"
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "partial"),
+    [
+        (["tests"], {}, None),  # nox -s tests: testpaths, --ignore=tests/aioresponses
+        (["."], {}, None),
+        (["tests/engine"], {}, "path tests/engine"),
+        (["tests/engine/test_registry.py::x"], {}, "path tests/engine/test_registry.py::x"),
+        (["tests"], {"keyword": "redis"}, "-k 'redis'"),
+        (["tests"], {"markexpr": "not slow"}, "-m 'not slow'"),
+        (["tests"], {"ignore": ["tests/aioresponses", "tests/cli"]}, "--ignore"),
+    ],
+)
+def test_which_runs_count_as_the_whole_suite(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], options: dict[str, object], partial: str
+) -> None:
+    monkeypatch.chdir(ROOT)
+    option = SimpleNamespace(
+        **{"keyword": "", "markexpr": "", "deselect": None, "ignore_glob": None}
+        | {"ignore": ["tests/aioresponses"]}
+        | options
+    )
+    session = SimpleNamespace(config=SimpleNamespace(option=option, args=args))
+    codes = RuleCodes()
+    codes.judge_completeness(session)  # type: ignore[arg-type]
+    assert codes.partial == partial
 
 
 def test_every_registered_code_is_emitted(request: pytest.FixtureRequest) -> None:
