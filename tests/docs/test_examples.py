@@ -73,8 +73,12 @@ def test_readme_use_it_is_a_runnable_program() -> None:
     readme = [b for b in BLOCKS if b.path.name == "README.md"]
     assert [b.kind for b in readme] == ["run"], "README's python blocks must all run"
     source = readme[0].source
-    assert "asyncio.run(main())" in source
-    assert "from quotaguard.testing import Emulator" in source
+    assert "asyncio.run(main())" in source  # no top-level await
+    assert "from quotaguard.testing import Emulator" in source  # runs offline
+    assert "TemporaryDirectory" in source  # not the user's shared ledger
+    # The watcher settles the jobs (the checked output shows 42 s settled), not watch_once.
+    assert "guard.watch(" in source and "watch_once" not in source
+    assert readme[0].output is not None and "used 42 left 558" in readme[0].output
 
 
 def test_a_broken_block_fails(tmp_path: Path, user_home: Path) -> None:
