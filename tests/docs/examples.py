@@ -9,10 +9,11 @@ its fence, with a reason, in an HTML comment that the rendered page does not sho
     BudgetGuard(ledger=None, *, ibm=None, ...)
     ```
 
-and is reported skipped by name with that reason. A ``text`` block marked ``<!-- output -->``
-is what the python block before it prints: the run must print exactly that, where ``…`` in
-a line stands for any text (an id, a timestamp). A block marked ``<!-- pytest -->`` is a test
-module: it is written to a file and run by pytest (it must pass, and collect at least one test).
+and is reported skipped, naming the block (``docs/guard.md:24``) and that reason. A ``text``
+block marked ``<!-- output -->`` is what the python block before it prints: the run must print
+exactly that, where ``…`` in a line stands for any text (an id, a timestamp). A block marked
+``<!-- pytest -->`` is a test module: it is written to a file and run by pytest, under the
+configuration the Testing page gives (it must pass, and collect at least one test).
 Any other comment right above a python fence is an error, as is an excerpt without a reason, so
 a typo cannot turn a block off silently.
 """

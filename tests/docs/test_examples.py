@@ -40,7 +40,7 @@ def user_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run_block(block: Block, cwd: Path) -> str:
     """Run one block as a user would run it; its standard output."""
     if block.kind == "excerpt":
-        pytest.skip(f"excerpt: {block.reason}")
+        pytest.skip(f"{block.id} is an excerpt: {block.reason}")
     if block.kind == "pytest":
         (cwd / "pyproject.toml").write_text(user_pytest_config())
         (cwd / "test_example.py").write_text(block.source)
@@ -118,7 +118,7 @@ def test_an_excerpt_is_skipped_by_name_with_its_reason(tmp_path: Path, user_home
     page.write_text("<!-- excerpt: a signature -->\n```python\nf(x=1, *, y)\n```\n")
     (block,) = blocks_in(page)
     assert (block.kind, block.reason) == ("excerpt", "a signature")
-    with pytest.raises(pytest.skip.Exception, match="excerpt: a signature"):
+    with pytest.raises(pytest.skip.Exception, match=r"page\.md:2 is an excerpt: a signature"):
         run_block(block, user_home)
 
 
