@@ -1,4 +1,5 @@
-"""nox sessions: lint, typecheck, tests (two aiohttp versions), docs, bench, mutate (by hand);
+"""nox sessions: lint, typecheck, tests (two aiohttp versions), docs, docs_browser (needs
+Chromium; .ci/run installs it), bench, mutate (by hand);
 and the matrix CI runs: tests_python (the suite per Python), integrations (per SDK release),
 lowest (every floor).
 
@@ -103,10 +104,26 @@ def lowest(session: nox.Session) -> None:
     session.run("pytest", "-q", "--ignore=tests/aioresponses", *session.posargs)
 
 
+def build_site(session: nox.Session) -> None:
+    # The package too: docs/hooks.py imports it to write the rules reference.
+    session.install(".", *group("docs"))
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+
+
 @nox.session
 def docs(session: nox.Session) -> None:
-    session.install(*group("docs"))
-    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+    """The site, strict; then its HTML is read back: the rules table and the API entries."""
+    build_site(session)
+    session.run("python", "-m", "tests.docs.site_check", "site")
+
+
+@nox.session
+def docs_browser(session: nox.Session) -> None:
+    """One page of the built site rendered by headless Chromium (.ci/run installs Debian's
+    chromium where missing); not in the default sessions, so a developer without Chromium can
+    still run the rest."""
+    build_site(session)
+    session.run("python", "-m", "tests.docs.site_check", "site", "--browser")
 
 
 @nox.session

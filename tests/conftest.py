@@ -16,9 +16,9 @@ from tests._support.redis_ledger import Proxy
 from tests._support.redis_server import MISSING as REDIS_MISSING
 from tests._support.redis_server import RedisServer
 
-# Session-wide scan: no secret from tests/_support/secrets.py in any log record or escaped
-# exception.
-pytest_plugins = ["tests._support.secrets_plugin"]
+# Session-wide scans: no secret from tests/_support/secrets.py in any log record or escaped
+# exception; every rule code the library emits is registered (tests/_support/rule_codes.py).
+pytest_plugins = ["tests._support.secrets_plugin", "tests._support.rule_codes"]
 
 #: The developer's AWS settings no test may see: profile, endpoints, token, region, price list
 #: and retry settings (botocore would read every one of them).

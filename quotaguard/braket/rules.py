@@ -18,6 +18,7 @@ from quotaguard.braket.pricing import Price, PriceTable, unknown_price_reason
 from quotaguard.braket.work import BraketTask
 from quotaguard.engine import Budget, Charge, Estimate, FixedWindow, NoWindow, Unit, Violation
 from quotaguard.engine.amounts import MAX_AMOUNT
+from quotaguard.engine.registry import Source, register
 from quotaguard.engine.windows import check_aware
 from quotaguard.errors import InvalidInput
 
@@ -37,11 +38,47 @@ __all__ = [
     "reported_used",
 ]
 
-RULE_PRICE_UNKNOWN = "braket.price.unknown"
-RULE_SHOTS_INVALID = "braket.shots.invalid"
-RULE_WINDOW = "braket.spending_limit.window"
-RULE_SERVER = "braket.spending_limit.server"
-RULE_DEVICE_UNAVAILABLE = "braket.device.unavailable"
+_SEED = "seeds/braket-spending-limits-api.txt"
+
+RULE_PRICE_UNKNOWN = register(
+    "braket.price.unknown",
+    "No price is known for the device, so the task's cost cannot be estimated.",
+    source=Source.LIVE,
+    reference="AWS Price List for Braket (BRAKET_PRICE_OFFERS_URL), the shipped PriceTable",
+    action="Give a price: PriceTable.with_price(...) or BraketTask(price_override=Price(...)).",
+)
+RULE_SHOTS_INVALID = register(
+    "braket.shots.invalid",
+    "Shots outside what the device accepts (checked when estimate() is given the Device).",
+    source=Source.SDK,
+    reference="GetDevice deviceCapabilities service.shotsRange (amazon-braket-schemas)",
+    action="Ask for a number of shots inside the device's range.",
+    numbers=">= 1 on a QPU, >= 0 on a simulator, < 2**63, within shotsRange",
+)
+RULE_WINDOW = register(
+    "braket.spending_limit.window",
+    "The device's spending limit has a time period and it is now outside [startAt, endAt).",
+    source=(Source.SEED, Source.LIVE),
+    reference=f"{_SEED}: timePeriod (live: startAt/endAt epoch seconds)",
+    action="Submit inside the period, or change the limit (quotaguard limits set).",
+)
+RULE_SERVER = register(
+    "braket.spending_limit.server",
+    "Braket itself refused the task: 'Attempted to spend over the spending limit'.",
+    source=Source.LIVE,
+    reference="CreateQuantumTask HTTP 400 ValidationException (botocore braket model)",
+    action="The server's view of spend is ahead of the guard's: refresh, lower the task's "
+    "cost or raise the spending limit.",
+)
+RULE_DEVICE_UNAVAILABLE = register(
+    "braket.device.unavailable",
+    "The device is retired (the Braket SDK's device list, braket.devices.Devices, names it "
+    "with a leading _), or not ONLINE when estimate() is given the Device: Braket refuses it.",
+    source=(Source.SDK, Source.LIVE),
+    reference="braket/devices/devices.py (retired entries); GetDevice deviceStatus "
+    "(ONLINE | OFFLINE | RETIRED)",
+    action="Pick a current device (or wait for an offline one to come back online).",
+)
 
 
 def budget_key(device_arn: str) -> str:

@@ -26,6 +26,7 @@ import attrs
 
 from quotaguard.engine.amounts import from_micro, to_micro
 from quotaguard.engine.model import Budget, BudgetState, Charge, Violation
+from quotaguard.engine.registry import Source, register
 from quotaguard.errors import InvalidInput, UnknownBudget
 
 __all__ = [
@@ -41,8 +42,24 @@ __all__ = [
     "used_micro",
 ]
 
-RULE_REMAINING = "budget.remaining"
-RULE_WINDOW_CLOSED = "budget.window.closed"
+RULE_REMAINING = register(
+    "budget.remaining",
+    "The work's charge does not fit what a budget has left: limit minus committed and reserved, "
+    "never less than the provider's last report plus what was held since.",
+    source=Source.QUOTAGUARD,
+    reference="DESIGN.md, Provider-neutral engine; the provider floor from Braket "
+    "totalSpend + queuedSpend and IBM usage_consumed_seconds",
+    action="Ask for less (fewer shots, a lower max_execution_time), wait for holds to settle, "
+    "or raise the budget's limit.",
+    numbers="amounts in micro-units, rounded up",
+)
+RULE_WINDOW_CLOSED = register(
+    "budget.window.closed",
+    "The budget has a fixed window [start, end) and it is now outside it.",
+    source=Source.QUOTAGUARD,
+    reference="DESIGN.md, windows: none, fixed, calendar month (UTC), rolling N days",
+    action="Submit inside the window, or give the budget a window that contains now.",
+)
 
 
 @attrs.frozen

@@ -25,6 +25,7 @@ from typing import Final, Literal, get_args
 
 import attrs
 
+from quotaguard.engine.registry import Source, register
 from quotaguard.errors import InvalidInput
 from quotaguard.ibm.models import CatalogEntry, GetUsageResponse, Instance, PlanConfiguration
 
@@ -44,7 +45,16 @@ __all__ = [
 
 Plan = Literal["open", "pay-as-you-go", "flex", "premium"]
 PLANS: Final[tuple[Plan, ...]] = get_args(Plan)
-RULE_PLAN_UNKNOWN: Final = "ibm.plan.unknown"
+RULE_PLAN_UNKNOWN: Final = register(
+    "ibm.plan.unknown",
+    "IBM reports no limit (nor allocation) and the plan cannot be told from the service "
+    "(plan id, account plans, Global Catalog): refused rather than treated as unlimited.",
+    source=(Source.LIVE, Source.SDK),
+    reference="seeds/ibm-runtime-instances-api.txt: plan_id is a catalog identifier "
+    "(flex-plan-id-1); qiskit-ibm-runtime Account.list_instances reads the catalog",
+    action='Declare the plan: IBMPolicy(plan=...) or [ibm] plan = "open" | "pay-as-you-go" | '
+    '"flex" | "premium" in quotaguard.toml.',
+)
 #: Where a user declares the plan; every message that asks for it names both.
 PLAN_SETTING: Final = (
     'IBMPolicy(plan=...) or, for the command, [ibm] plan = "open" | "pay-as-you-go" | '

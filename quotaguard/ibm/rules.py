@@ -59,6 +59,7 @@ from quotaguard.engine import (
     Window,
 )
 from quotaguard.engine.amounts import MAX_AMOUNT
+from quotaguard.engine.registry import Source, register
 from quotaguard.errors import InvalidInput
 from quotaguard.ibm.models import GetUsageResponse, Instance
 from quotaguard.ibm.plans import (
@@ -93,15 +94,80 @@ __all__ = [
     "unreadable",
 ]
 
-RULE_UNSET = "ibm.max_execution_time.unset"
-RULE_INVALID = "ibm.max_execution_time.invalid"
-RULE_LIMIT_REACHED = "ibm.instance.limit_reached"
-RULE_INSTANCE_UNREADABLE = "ibm.instance.unreadable"
-RULE_OPEN_NO_SESSIONS = "ibm.open_plan.no_sessions"
-RULE_TTL_ORDER = "ibm.session.ttl_order"
-RULE_SESSION_REMAINING = "ibm.session.remaining"
-RULE_PROGRAM_TOO_LARGE = "ibm.payload.program_too_large"
-RULE_INPUT_TOO_LARGE = "ibm.payload.input_too_large"
+_FAQ = "seeds/ibm-max-execution-time-faq.txt, ibm-max-execution-time.txt"
+_API = "seeds/ibm-runtime-instances-api.txt"
+
+RULE_UNSET = register(
+    "ibm.max_execution_time.unset",
+    "A job without max_execution_time reserves IBM's full system cap, and that does not fit "
+    "(reported instead of budget.remaining, since the fix is to set it).",
+    source=Source.SEED,
+    reference=f"{_FAQ}: the system timeout is capped at 3 hours",
+    action="Set max_execution_time on the job (the message says the most that fits).",
+    numbers="cap 10,800 s (IBMPolicy.job_cap_seconds)",
+)
+RULE_INVALID = register(
+    "ibm.max_execution_time.invalid",
+    "max_execution_time is not whole seconds in range.",
+    source=Source.LIVE,
+    reference="IBM runtime API: max_execution_time is a positive int32",
+    action="Pass whole seconds between 1 and 2**31-1.",
+    numbers="1 .. 2,147,483,647 s",
+)
+RULE_LIMIT_REACHED = register(
+    "ibm.instance.limit_reached",
+    "The instance's usage endpoint says usage_limit_reached: IBM runs nothing more this period.",
+    source=(Source.SEED, Source.LIVE),
+    reference=f"{_API}: GET /v1/instances/usage usage_limit_reached",
+    action="Wait for the period to reset or raise the instance's limit (quotaguard ibm-limit).",
+)
+RULE_INSTANCE_UNREADABLE = register(
+    "ibm.instance.unreadable",
+    "The work names another instance (IBMJob(instance=...)) whose usage this API key cannot "
+    "read (403/404), so its limit cannot be checked; refused whatever the fail mode.",
+    source=Source.LIVE,
+    reference=f"{_API}: GET /v1/instances/usage with that instance's Service-CRN",
+    action="Use an API key with access to that instance, or send the work to the client's own.",
+)
+RULE_OPEN_NO_SESSIONS = register(
+    "ibm.open_plan.no_sessions",
+    "Open-plan instances run jobs and batches only; a dedicated session is refused.",
+    source=Source.LIVE,
+    reference="IBM Quantum execution modes: the open plan has no session mode",
+    action="Run the jobs directly or open the session with mode='batch'.",
+    numbers="open plan: 600 s per period",
+)
+RULE_TTL_ORDER = register(
+    "ibm.session.ttl_order",
+    "Session times out of order: interactive_ttl <= active_ttl <= max_time <= the plan's max_ttl.",
+    source=Source.SEED,
+    reference=f"{_API}: SessionCreate max_ttl, active_ttl, interactive_ttl",
+    action="Lower the larger time or raise the smaller one.",
+    numbers="plan max_ttl 8 h (paid), 10 min (open batch); interactive 60 s",
+)
+RULE_SESSION_REMAINING = register(
+    "ibm.session.remaining",
+    "A job sent into a session may run longer than the session has left; queued jobs then fail.",
+    source=Source.SEED,
+    reference=f"{_FAQ}: queued jobs are failed when the session times out",
+    action="Lower the job's max_execution_time or open a new session.",
+)
+RULE_PROGRAM_TOO_LARGE = register(
+    "ibm.payload.program_too_large",
+    "The program is larger than IBM accepts.",
+    source=Source.SEED,
+    reference=f"{_FAQ}: programs cannot exceed 750KB",
+    action="Make the program smaller (or set IBMPolicy.max_program_bytes if IBM's limit moved).",
+    numbers="750,000 bytes (IBMPolicy.max_program_bytes)",
+)
+RULE_INPUT_TOO_LARGE = register(
+    "ibm.payload.input_too_large",
+    "The job's inputs are larger than IBM accepts.",
+    source=Source.SEED,
+    reference=f"{_FAQ}: inputs cannot exceed 64MB (IBM pages now also cite 50 MB)",
+    action="Split the job into smaller ones (or set IBMPolicy.max_input_bytes).",
+    numbers="64,000,000 bytes (IBMPolicy.max_input_bytes)",
+)
 
 S = Unit.SECONDS
 

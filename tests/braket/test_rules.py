@@ -10,6 +10,7 @@ import pytest
 from quotaguard.braket import BraketTask, Price, PriceTable, SpendingLimit, TimePeriod
 from quotaguard.braket.models import Device
 from quotaguard.braket.rules import (
+    RULE_DEVICE_UNAVAILABLE,
     RULE_PRICE_UNKNOWN,
     RULE_SHOTS_INVALID,
     RULE_WINDOW,
@@ -108,6 +109,15 @@ def test_shots_outside_the_device_range() -> None:
     )
     est = estimate(BraketTask(FORTE, 6000), prices=PRICES, limit=None, device=device, now=NOW)
     assert [v.rule for v in est.violations] == [RULE_SHOTS_INVALID]
+
+
+@pytest.mark.parametrize("status", ["OFFLINE", "RETIRED"])
+def test_a_device_that_is_not_online(status: str) -> None:
+    device = Device(FORTE, "Forte-1", "IonQ", "QPU", status)
+    est = estimate(BraketTask(FORTE, 100), prices=PRICES, limit=None, device=device, now=NOW)
+    (violation,) = est.violations
+    assert (violation.rule, violation.budget) == (RULE_DEVICE_UNAVAILABLE, budget_key(FORTE))
+    assert status in violation.message
 
 
 @pytest.mark.parametrize(
