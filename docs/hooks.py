@@ -19,12 +19,15 @@ MARKER = "<!-- rules-table -->"
 def registered_rules() -> tuple[Any, ...]:
     import quotaguard
     from quotaguard.engine import registry
+    from quotaguard.errors import MissingDependency
 
     for info in pkgutil.walk_packages(quotaguard.__path__, "quotaguard.", onerror=lambda _: None):
         if info.name.endswith("__main__"):
             continue
         try:
             importlib.import_module(info.name)
+        except MissingDependency:
+            continue  # an optional extra this environment has not installed (redis, postgres)
         except ModuleNotFoundError as exc:
             if (exc.name or "").startswith("quotaguard"):
                 raise
