@@ -26,7 +26,6 @@ from quotaguard.ledger.base import Ledger
 if TYPE_CHECKING:
     from quotaguard.ibm.client import IBMRuntimeClient
     from quotaguard.ibm.models import GetUsageResponse
-    from quotaguard.ibm.plans import InstanceLimit
 
 __all__ = ["SESSION_PREFIX", "IBMAdapter"]
 
@@ -160,18 +159,18 @@ class IBMAdapter:
                 if not self._warned:
                     self._warned = True
                     log.warning("%s: usage unavailable; admitting (fail_mode=open)", key)
+        reading = self._reading_of(crn, usage)
         terms: dict[str, Any]
         if isinstance(work, IBMJob):
             terms = await self.sessions.job_terms(work, where=self._where(crn))
-        else:
-            plan = None if usage is None else usage.plan_id
-            terms = {"plan_max_ttl": await self.sessions.plan_max_ttl(plan)}
+        else:  # the plan's session maximum, from the same reading as the plan
+            terms = {"plan_max_ttl": None if reading is None else reading.plan_max_ttl}
         estimate = rules.estimate(
             work,
             usage=usage,
             policy=self.policy,
             budget_key=key,
-            limit=self._limit_of(crn, usage),
+            limit=None if reading is None else reading.limit,
             **terms,
         )
         if usage is None and estimate.charges and not await self._known(key):
@@ -181,9 +180,10 @@ class IBMAdapter:
             estimate = attrs.evolve(estimate, charges=charges)
         return estimate
 
-    def _limit_of(self, crn: str, usage: GetUsageResponse | None) -> InstanceLimit | None:
+    def _reading_of(self, crn: str, usage: GetUsageResponse | None) -> InstanceReading | None:
+        """The reading ``usage`` came from (none when failing open with nothing read)."""
         reading = self.readings.get(crn)
-        return reading.limit if reading is not None and reading.usage is usage else None
+        return reading if reading is not None and reading.usage is usage else None
 
     async def _known(self, key: str) -> bool:
         try:

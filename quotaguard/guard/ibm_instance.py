@@ -6,9 +6,10 @@ asked, in order, and only as far as needed:
 
 1. ``GET /v1/instances/usage`` (always);
 2. ``GET /v1/instance`` when the usage reply has neither a limit nor an allocation;
-3. ``GET /v1/accounts/{account}?plan_id=…`` when the plan id does not name the plan, then the
-   plan's Global Catalog entry when the account route does not tell it either, once per plan
-   id (a plan id names one plan for good).
+3. ``GET /v1/accounts/{account}?plan_id=…`` (once a read): the plan's configuration, which
+   gives the plan's session ``max_ttl`` and, when the plan id does not name the plan, the
+   plan; then the plan's Global Catalog entry when neither tells it, once per plan id (a plan
+   id names one plan for good).
 
 The decision itself is :func:`quotaguard.ibm.plans.resolve_limit`.
 """
@@ -24,16 +25,16 @@ from quotaguard.errors import BadRequest, InvalidInput, NotFound, PermissionDeni
 from quotaguard.ibm.plans import (
     InstanceLimit,
     Plan,
-    account_id,
     plan_from_account,
     plan_from_catalog,
     plan_from_name,
     resolve_limit,
 )
+from quotaguard.ibm.sansio import account_from_crn
 
 if TYPE_CHECKING:
     from quotaguard.ibm.client import IBMRuntimeClient
-    from quotaguard.ibm.models import GetUsageResponse
+    from quotaguard.ibm.models import GetUsageResponse, PlanConfiguration
     from quotaguard.ibm.rules import IBMPolicy
 
 __all__ = ["InstanceReader", "InstanceReading"]
@@ -49,6 +50,13 @@ class InstanceReading:
     crn: str
     usage: GetUsageResponse
     limit: InstanceLimit
+    #: The account's configuration of the instance's plan (``GET /v1/accounts/{id}``), if any.
+    plan_config: PlanConfiguration | None = None
+
+    @property
+    def plan_max_ttl(self) -> int | None:
+        """The plan's session maximum; ``None``: not configured, the policy's applies."""
+        return self.plan_config.max_ttl or None if self.plan_config is not None else None
 
     def row(self) -> dict[str, Any]:
         """What ``quotaguard status`` / ``ibm-limit show`` print for the instance."""
@@ -68,12 +76,14 @@ class InstanceReading:
 
 
 class InstanceReader:
-    """Reads instances through one client; remembers the plan of each plan id it told."""
+    """Reads instances through one client; remembers the plan of each plan id it told, and the
+    last plan configuration the account route gave (kept through an outage of that route)."""
 
     def __init__(self, client: IBMRuntimeClient, policy: IBMPolicy) -> None:
         self.client = client
         self.policy = policy
         self._plans: dict[str, tuple[Plan | None, str | None]] = {}
+        self._configs: dict[tuple[str, str], PlanConfiguration | None] = {}
 
     def __repr__(self) -> str:
         return f"InstanceReader({self.client.service_crn!r})"
@@ -90,51 +100,59 @@ class InstanceReader:
             # only for them, rather than treat a limited instance as unlimited.
             instance = await self.client.get_instance(**where)
         seconds = self.policy.open_plan_seconds
+        plan_id = usage.plan_id
         # The plan is always told (sessions depend on it); IBM's figures alone decide whether
         # the limit hangs on it, and so whether an unavailable account route may fail the read.
         needed = not resolve_limit(usage, instance, None, None, open_plan_seconds=seconds).known
-        plan, source = await self._plan(usage, target, where, needed)
+        told = plan_from_name(plan_id) is not None or plan_id in self._plans
+        config, final = await self._configuration(plan_id, target, where, needed and not told)
+        plan, source = await self._plan(plan_id, config, final)
         limit = resolve_limit(usage, instance, plan, source, open_plan_seconds=seconds)
-        return InstanceReading(target, usage, limit)
+        return InstanceReading(target, usage, limit, config)
+
+    async def _configuration(
+        self, plan_id: str, crn: str, where: dict[str, Any], needed: bool
+    ) -> tuple[PlanConfiguration | None, bool]:
+        """(the account's configuration of ``plan_id`` or ``None``, whether it is this read's:
+        not when IBM was unavailable while the limit did not hang on it; the last one read
+        stands in)."""
+        account = account_from_crn(crn)
+        if account is None:
+            return None, True
+        try:
+            reply = await self.client.get_account(account, plan_id, **where)
+        except (InvalidInput, *_NO_ANSWER):  # an id the route refuses, or no such plan
+            config = None
+        except (ProviderError, TimeoutError):
+            if needed:
+                raise  # the limit hangs on it: the fail mode decides, as for the usage read
+            log.debug("%s: account route unavailable; its last plan configuration stands", crn)
+            return self._configs.get((account, plan_id)), False
+        else:
+            config = reply.plan(plan_id)
+        self._configs[account, plan_id] = config
+        return config, True
 
     async def _plan(
-        self, usage: GetUsageResponse, crn: str, where: dict[str, Any], needed: bool
+        self, plan_id: str, config: PlanConfiguration | None, final: bool
     ) -> tuple[Plan | None, str | None]:
-        plan_id = usage.plan_id
         if (named := plan_from_name(plan_id)) is not None:
             return named, "plan_id"
         if plan_id not in self._plans:
-            told, final = await self._from_account(plan_id, crn, where, needed)
+            told = plan_from_account(config)
             source: str | None = "account"
             if told is None and final:
                 told, final, source = *await self._from_catalog(plan_id), "catalog"
             if final:  # not when IBM was unavailable: asked again next read
                 self._plans[plan_id] = (told, source)
+            elif told is not None:  # the last configuration told it
+                return told, source
         told, source = self._plans.get(plan_id, (None, None))
         if told is not None:
             return told, source
         if self.policy.plan is not None:
             return self.policy.plan, "policy"
         return None, None
-
-    async def _from_account(
-        self, plan_id: str, crn: str, where: dict[str, Any], needed: bool
-    ) -> tuple[Plan | None, bool]:
-        """(the plan the account route tells or ``None``, whether that answer is final: not
-        when IBM was unavailable while the limit did not hang on the plan)."""
-        account = account_id(crn)
-        if account is None:
-            return None, True
-        try:
-            config = await self.client.get_account(account, plan_id, **where)
-        except (InvalidInput, *_NO_ANSWER):  # an id the route refuses, or no such plan
-            return None, True
-        except (ProviderError, TimeoutError):
-            if needed:
-                raise  # the limit hangs on it: the fail mode decides, as for the usage read
-            log.debug("%s: account route unavailable; plan not told this time", crn)
-            return None, False
-        return plan_from_account(config.plans, plan_id), True
 
     async def _from_catalog(self, plan_id: str) -> tuple[Plan | None, bool]:
         """The plan the Global Catalog names, where the client has one. Never fails the read:

@@ -23,15 +23,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from quotaguard.engine.model import ReservationState
-from quotaguard.errors import BudgetUnavailable, NotFound, PermissionDenied
 from quotaguard.guard.cache import CachedState, check_not_future
-from quotaguard.ibm import rules, sansio
+from quotaguard.ibm import rules
 from quotaguard.ibm.work import IBMJob
 from quotaguard.ledger.base import Ledger
 
 if TYPE_CHECKING:
     from quotaguard.ibm.client import IBMRuntimeClient
-    from quotaguard.ibm.models import ExpandedAccountConfiguration, Job, Session
+    from quotaguard.ibm.models import Job, Session
 
 __all__ = ["SESSION_PREFIX", "IBMSessions"]
 
@@ -68,14 +67,6 @@ class IBMSessions:
         self._sessions: dict[str, CachedState[Session]] = {}
         #: Session id -> the largest ceiling of a job admitted into it by this guard.
         self._covered: dict[str, Decimal] = {}
-        self._plan: CachedState[ExpandedAccountConfiguration | None] = CachedState(
-            f"ibm-account:{sansio.account_from_crn(client.service_crn)}",
-            self._fetch_account,
-            ttl=ttl,
-            max_staleness=max_staleness,
-            clock=clock,
-        )
-        self._warned = False
 
     # -- estimates ----------------------------------------------------------------------------
 
@@ -100,28 +91,6 @@ class IBMSessions:
             self._covered[work.session_id] = max(
                 self._covered.get(work.session_id, Decimal(0)), ceiling
             )
-
-    async def plan_max_ttl(self, plan_id: str | None) -> int | None:
-        """The plan's session maximum from ``GET /v1/accounts/{id}``; None: use the policy's."""
-        if plan_id is None:
-            return None
-        try:
-            account = await self._plan.get()
-        except BudgetUnavailable as exc:
-            if not self._warned:
-                self._warned = True
-                log.warning("%s; using the policy's session maximum", exc)
-            return None
-        return None if account is None else account.max_ttl(plan_id)
-
-    async def _fetch_account(self) -> ExpandedAccountConfiguration | None:
-        account = sansio.account_from_crn(self.client.service_crn)
-        if account is None:
-            return None
-        try:
-            return await self.client.get_account(account)
-        except (NotFound, PermissionDenied):
-            return None  # not readable with this key: the policy's figure, until the next TTL
 
     async def _session(self, session_id: str, where: Where) -> Session:
         cache = self._sessions.get(session_id)

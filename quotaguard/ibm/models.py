@@ -27,8 +27,23 @@ from cattrs.gen import make_dict_structure_fn
 from quotaguard._wire import negative_figure
 from quotaguard.errors import MalformedPayload
 
+# The account route's and the Global Catalog's payloads, structured by the same converter.
+from quotaguard.ibm.accounts import (
+    CatalogEntry,
+    CatalogMetadata,
+    CatalogOverview,
+    CatalogPricing,
+    ExpandedAccountConfiguration,
+    ExpandedPlanConfiguration,
+    FunctionConfig,
+    PlanConfiguration,
+)
+
 __all__ = [
     "CatalogEntry",
+    "CatalogMetadata",
+    "CatalogOverview",
+    "CatalogPricing",
     "ExpandedAccountConfiguration",
     "ExpandedPlanConfiguration",
     "FunctionConfig",
@@ -86,79 +101,6 @@ class Instance:
 @attrs.frozen
 class InstanceConfiguration:
     instance_limit: Decimal | None = None
-
-
-@attrs.frozen
-class FunctionConfig:
-    provider: str
-    name: str
-    business_model: str
-    permissions: tuple[str, ...]
-
-
-@attrs.frozen
-class PlanConfiguration:
-    plan_id: str
-    subscription_id: str
-    subscription_name: str
-    backends: tuple[str, ...]
-    usage_allocation_seconds: int | None = None
-    usage_limit_seconds: int | None = None
-    max_ttl: int | None = None
-    active_ttl: int | None = None
-    interactive_ttl: int | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    functions: tuple[FunctionConfig, ...] = ()
-
-
-@attrs.frozen
-class ExpandedPlanConfiguration(PlanConfiguration):
-    unallocated_usage_seconds: int | None = None
-
-
-@attrs.frozen
-class ExpandedAccountConfiguration:
-    plans: tuple[ExpandedPlanConfiguration, ...]
-
-    def max_ttl(self, plan_id: str) -> int | None:
-        """The longest session the plan allows (its ``max_ttl``), None if not configured."""
-        for plan in self.plans:
-            if plan.plan_id == plan_id and plan.max_ttl:
-                return plan.max_ttl
-        return None
-
-
-@attrs.frozen
-class CatalogOverview:
-    display_name: str | None = None
-
-
-@attrs.frozen
-class CatalogPricing:
-    type: str | None = None
-
-
-@attrs.frozen
-class CatalogMetadata:
-    pricing: CatalogPricing | None = None
-
-
-@attrs.frozen
-class CatalogEntry:
-    """A Global Catalog entry (``GET {catalog}/{id}``), as qiskit-ibm-runtime 0.51 reads a plan's
-    (``accounts/account.py`` ``list_instances``: ``overview_ui.en.display_name``, the plan's
-    name, and ``metadata.pricing.type``)."""
-
-    id: str | None = None
-    name: str | None = None
-    overview_ui: dict[str, CatalogOverview] = attrs.Factory(dict)
-    metadata: CatalogMetadata | None = None
-
-    @property
-    def display_name(self) -> str | None:
-        english = self.overview_ui.get("en")
-        return english.display_name if english is not None else None
 
 
 @attrs.frozen

@@ -19,7 +19,6 @@ plan's allowance; none on a known paid plan. With no figure and no known plan th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Final, Literal, get_args
 
@@ -35,7 +34,6 @@ __all__ = [
     "RULE_PLAN_UNKNOWN",
     "InstanceLimit",
     "Plan",
-    "account_id",
     "check_plan",
     "plan_from_account",
     "plan_from_catalog",
@@ -97,13 +95,11 @@ def plan_from_name(text: str | None) -> Plan | None:
     return found.pop() if len(found) == 1 else None
 
 
-def plan_from_account(plans: Iterable[PlanConfiguration], plan_id: str) -> Plan | None:
-    """The plan of ``plan_id`` in an account's configuration: only an entry for that very
-    plan id counts (the endpoint answers a default configuration for unknown accounts)."""
-    for config in plans:
-        if config.plan_id == plan_id:
-            return plan_from_name(config.plan_id) or plan_from_name(config.subscription_name)
-    return None
+def plan_from_account(config: PlanConfiguration | None) -> Plan | None:
+    """The plan a plan's account configuration (``ExpandedAccountConfiguration.plan``) names."""
+    if config is None:
+        return None
+    return plan_from_name(config.plan_id) or plan_from_name(config.subscription_name)
 
 
 #: Global Catalog pricing types that name one plan (qiskit-ibm-runtime 0.51 orders "free",
@@ -116,13 +112,6 @@ def plan_from_catalog(entry: CatalogEntry) -> Plan | None:
     pricing = entry.metadata.pricing if entry.metadata is not None else None
     kind = (pricing.type or "").lower() if pricing is not None else ""
     return plan_from_name(entry.display_name) or plan_from_name(entry.name) or _PRICING.get(kind)
-
-
-def account_id(crn: str) -> str | None:
-    """The account of a CRN (``…:a/<account>:<instance>::``), as the account route wants it."""
-    parts = crn.split(":")
-    scope = parts[6] if len(parts) > 6 else ""
-    return scope.removeprefix("a/") or None if scope.startswith("a/") else None
 
 
 @attrs.frozen

@@ -36,39 +36,39 @@ session's hold to ``max_time`` + the largest ceiling admitted into it (a job sti
 when ``max_time`` ends goes on, and the session bills wall-clock until it ends). A batch
 reserves nothing itself and each of its jobs its own ceiling (a batch bills its jobs' QPU
 time, and they may run in parallel). Simulator jobs charge nothing to QPU budgets.
+
+The policy and the instance's budget are in :mod:`quotaguard.ibm.policy`, the session rules in
+:mod:`quotaguard.ibm.sessions`; this module re-exports both and holds the one :func:`estimate`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
-from typing import Literal
 
 import attrs
 
-from quotaguard.engine import (
-    RULE_REMAINING,
-    Budget,
-    CalendarMonth,
-    Charge,
-    Estimate,
-    FixedWindow,
-    RollingDays,
-    Unit,
-    Violation,
-    Window,
-)
-from quotaguard.engine.amounts import MAX_AMOUNT
+from quotaguard.engine import RULE_REMAINING, Charge, Estimate, Violation
 from quotaguard.engine.registry import Source, register
-from quotaguard.errors import InvalidInput
-from quotaguard.ibm.models import GetUsageResponse, Instance
-from quotaguard.ibm.plans import (
-    RULE_PLAN_UNKNOWN,
-    InstanceLimit,
-    Plan,
-    check_plan,
-    plan_from_name,
-    resolve_limit,
+from quotaguard.ibm.models import GetUsageResponse
+from quotaguard.ibm.plans import RULE_PLAN_UNKNOWN, InstanceLimit
+
+# The policy and the session rules are re-exported: this stays the one import of IBM's rules.
+from quotaguard.ibm.policy import (
+    RULE_LIMIT_REACHED,
+    IBMPolicy,
+    S,
+    budget_key,
+    instance_budget,
+    reported_used,
+    seconds_violation,
+)
+from quotaguard.ibm.sessions import (
+    RULE_OPEN_NO_SESSIONS,
+    RULE_SESSION_REMAINING,
+    RULE_TTL_ORDER,
+    job_in_session,
+    session_estimate,
+    session_raise,
 )
 from quotaguard.ibm.work import MAX_EXECUTION_TIME_MAX, IBMJob, IBMSession
 
@@ -114,13 +114,6 @@ RULE_INVALID = register(
     action="Pass whole seconds between 1 and 2**31-1.",
     numbers="1 .. 2,147,483,647 s",
 )
-RULE_LIMIT_REACHED = register(
-    "ibm.instance.limit_reached",
-    "The instance's usage endpoint says usage_limit_reached: IBM runs nothing more this period.",
-    source=(Source.SEED, Source.LIVE),
-    reference=f"{_API}: GET /v1/instances/usage usage_limit_reached",
-    action="Wait for the period to reset or raise the instance's limit (quotaguard ibm-limit).",
-)
 RULE_INSTANCE_UNREADABLE = register(
     "ibm.instance.unreadable",
     "The work names another instance (IBMJob(instance=...)) whose usage this API key cannot "
@@ -128,29 +121,6 @@ RULE_INSTANCE_UNREADABLE = register(
     source=Source.LIVE,
     reference=f"{_API}: GET /v1/instances/usage with that instance's Service-CRN",
     action="Use an API key with access to that instance, or send the work to the client's own.",
-)
-RULE_OPEN_NO_SESSIONS = register(
-    "ibm.open_plan.no_sessions",
-    "Open-plan instances run jobs and batches only; a dedicated session is refused.",
-    source=Source.LIVE,
-    reference="IBM Quantum execution modes: the open plan has no session mode",
-    action="Run the jobs directly or open the session with mode='batch'.",
-    numbers="open plan: 600 s per period",
-)
-RULE_TTL_ORDER = register(
-    "ibm.session.ttl_order",
-    "Session times out of order: interactive_ttl <= active_ttl <= max_time <= the plan's max_ttl.",
-    source=Source.SEED,
-    reference=f"{_API}: SessionCreate max_ttl, active_ttl, interactive_ttl",
-    action="Lower the larger time or raise the smaller one.",
-    numbers="plan max_ttl 8 h (paid), 10 min (open batch); interactive 60 s",
-)
-RULE_SESSION_REMAINING = register(
-    "ibm.session.remaining",
-    "A job sent into a session may run longer than the session has left; queued jobs then fail.",
-    source=Source.SEED,
-    reference=f"{_FAQ}: queued jobs are failed when the session times out",
-    action="Lower the job's max_execution_time or open a new session.",
 )
 RULE_PROGRAM_TOO_LARGE = register(
     "ibm.payload.program_too_large",
@@ -169,124 +139,6 @@ RULE_INPUT_TOO_LARGE = register(
     numbers="64,000,000 bytes (IBMPolicy.max_input_bytes)",
 )
 
-S = Unit.SECONDS
-
-
-def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(attribute.name, f"expected a positive int, got {value!r}")
-
-
-def _plan(_: object, attribute: attrs.Attribute[Plan | None], value: object) -> None:
-    check_plan(value, attribute.name)
-
-
-def _window_name(_: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if value not in ("calendar_month", "rolling_28_days"):
-        raise InvalidInput(attribute.name, "expected 'calendar_month' or 'rolling_28_days'")
-
-
-@attrs.frozen
-class IBMPolicy:
-    """The figures the rules use; defaults are the seeds' (see DESIGN.md for the live ones)."""
-
-    job_cap_seconds: int = attrs.field(default=10_800, validator=_positive)
-    open_plan_seconds: int = attrs.field(default=600, validator=_positive)
-    #: Used when the usage endpoint gives no ``usage_period``.
-    open_plan_window: Literal["calendar_month", "rolling_28_days"] = attrs.field(
-        default="calendar_month", validator=_window_name
-    )
-    max_program_bytes: int = attrs.field(default=750_000, validator=_positive)
-    max_input_bytes: int = attrs.field(default=64_000_000, validator=_positive)
-    #: The instance's plan when IBM's answers cannot tell it (see :mod:`quotaguard.ibm.plans`);
-    #: what IBM says wins. Unknown and no limit reported: work is refused (ibm.plan.unknown).
-    plan: Plan | None = attrs.field(default=None, validator=_plan)
-    #: Session defaults by plan: paid plans 8 h max and 60 s interactive; open batches 10 min.
-    session_max_ttl_seconds: int = attrs.field(default=28_800, validator=_positive)
-    session_interactive_ttl_seconds: int = attrs.field(default=60, validator=_positive)
-    open_batch_max_ttl_seconds: int = attrs.field(default=600, validator=_positive)
-    #: How far IBM's reported usage may lag behind jobs that finished. A report is dated this
-    #: much earlier than it was fetched, so spend committed locally in that time still counts
-    #: on top of it (counted twice for a while rather than lost).
-    usage_report_lag_seconds: int = attrs.field(default=900, validator=_positive)
-    #: How long after a job ended its usage may stay pending (not final) before the guard
-    #: commits the job's ceiling, with a warning, instead of holding on.
-    usage_pending_max_seconds: int = attrs.field(default=86_400, validator=_positive)
-
-    def plan_of(self, plan_id: str | None) -> Plan | None:
-        """The plan a plan id names, else the declared one (no account lookup: see
-        :class:`quotaguard.guard.ibm_instance.InstanceReader` for the whole detection)."""
-        return plan_from_name(plan_id) or self.plan
-
-    def window(self) -> Window:
-        return RollingDays(28) if self.open_plan_window == "rolling_28_days" else CalendarMonth()
-
-    def plan_max_ttl(self, open_plan: bool) -> int:
-        return self.open_batch_max_ttl_seconds if open_plan else self.session_max_ttl_seconds
-
-
-def budget_key(crn: str) -> str:
-    return f"ibm:{crn}"
-
-
-def _resolved(
-    usage: GetUsageResponse, policy: IBMPolicy, instance_limit: Decimal | None
-) -> InstanceLimit:
-    plan = policy.plan_of(usage.plan_id)
-    source = None if plan is None else ("plan_id" if plan_from_name(usage.plan_id) else "policy")
-    instance = None if instance_limit is None else Instance(instance_limit_seconds=instance_limit)
-    return resolve_limit(usage, instance, plan, source, open_plan_seconds=policy.open_plan_seconds)
-
-
-def instance_budget(
-    usage: GetUsageResponse,
-    policy: IBMPolicy,
-    now: datetime,
-    *,
-    crn: str | None = None,
-    instance_limit: Decimal | None = None,
-    limit: InstanceLimit | None = None,
-) -> Budget:
-    """The instance's budget in seconds. Limit: ``limit`` (see :func:`plans.resolve_limit`;
-    computed here from the usage reply, ``instance_limit`` and the policy when not given);
-    no limit on a known paid plan tracks without refusing; an unknown one holds nothing (0).
-    Window: the server's ``usage_period`` while it contains ``now``, else the policy's (a
-    period that has ended is stale)."""
-    window: Window = policy.window()
-    period = usage.usage_period
-    start = period.start_time if period is not None else None
-    end = period.end_time if period is not None else None
-    if start is not None and end is not None and start <= now < end:
-        window = FixedWindow(start, end)
-    found = limit or _resolved(usage, policy, instance_limit)
-    if found.seconds is not None:
-        seconds = min(found.seconds, MAX_AMOUNT)
-    else:  # no limit applies: the budget still tracks, never refuses; unknown: fail closed
-        seconds = MAX_AMOUNT if found.known else Decimal(0)
-    return Budget(budget_key(crn or usage.instance_id), S, max(seconds, Decimal(0)), window)
-
-
-def reported_used(usage: GetUsageResponse) -> Decimal:
-    """What IBM says the instance used this period: feed it to ``ledger.record_report``."""
-    return usage.usage_consumed_seconds
-
-
-def _violation(
-    rule: str,
-    message: str,
-    key: str | None,
-    requested: Decimal | int | None = None,
-    remaining: Decimal | int | None = None,
-) -> Violation:
-    return Violation(
-        rule,
-        message,
-        key,
-        None if requested is None else Decimal(requested),
-        None if remaining is None else Decimal(remaining),
-        S,
-    )
-
 
 def _unset_message(key: str, cap: int, remaining: Decimal) -> str:
     return (
@@ -302,12 +154,6 @@ def job_ceiling(work: IBMJob, policy: IBMPolicy) -> Decimal:
     if isinstance(met, bool) or not isinstance(met, int) or not 1 <= met <= MAX_EXECUTION_TIME_MAX:
         return Decimal(cap)  # unset, or invalid (refused as ibm.max_execution_time.invalid)
     return Decimal(min(met, cap))
-
-
-def session_raise(ceiling: Decimal, covered: Decimal) -> Decimal:
-    """What a job adds to a dedicated session's hold, which covers ``max_time`` + ``covered``
-    (the largest ceiling admitted so far): max(0, ceiling − covered)."""
-    return max(ceiling - covered, Decimal(0))
 
 
 def _job(
@@ -326,7 +172,7 @@ def _job(
         isinstance(met, bool) or not isinstance(met, int) or not 1 <= met <= MAX_EXECUTION_TIME_MAX
     ):
         violations.append(
-            _violation(
+            seconds_violation(
                 RULE_INVALID,
                 f"max_execution_time must be whole seconds in 1..{MAX_EXECUTION_TIME_MAX}, "
                 f"got {met!r}",
@@ -354,7 +200,7 @@ def _job(
         return Estimate((), tuple(violations), Decimal(0), S, metered=False)
     if usage is not None and usage.usage_limit_reached:
         violations.append(
-            _violation(
+            seconds_violation(
                 RULE_LIMIT_REACHED,
                 f"instance {key!r} has reached its usage limit for this period; IBM runs no "
                 "more work until it resets or the limit is raised",
@@ -364,74 +210,16 @@ def _job(
             )
         )
     if work.session_id is not None:
-        if session_remaining is not None and ceiling > session_remaining:
-            violations.append(
-                _violation(
-                    RULE_SESSION_REMAINING,
-                    f"session {work.session_id!r} has {session_remaining} s left but this job "
-                    f"may run {ceiling} s; queued jobs fail when the session ends. Lower "
-                    "max_execution_time or open a new session",
-                    key,
-                    ceiling,
-                    session_remaining,
-                )
-            )
-        if session_held and session_mode != "batch":
-            # The session's hold covers max_time + the largest ceiling admitted so far; this
-            # job raises it by what its own ceiling adds. A batch bills its jobs' QPU time,
-            # and a session nobody reserved covers nothing: such jobs are charged in full.
-            extra = session_raise(ceiling, session_covered)
-            return Estimate((Charge(key, extra, S),), tuple(violations), extra, S)
+        found = job_in_session(
+            work, key, ceiling, violations, remaining=session_remaining, held=session_held,
+            mode=session_mode, covered=session_covered,
+        )  # fmt: skip
+        if found is not None:
+            return found
     # No max_execution_time and the cap does not fit: the ledger refuses (budget.remaining,
     # with what is really left after local holds and commits) and explain_rejection turns
     # that into RULE_UNSET. Judged here from IBM's figure alone, the advice would be wrong.
     return Estimate((Charge(key, ceiling, S),), tuple(violations), ceiling, S)
-
-
-def _session(
-    work: IBMSession,
-    usage: GetUsageResponse | None,
-    policy: IBMPolicy,
-    key: str,
-    open_plan: bool,
-    plan_max_ttl: int | None = None,
-) -> Estimate:
-    violations: list[Violation] = []
-    if open_plan and work.mode == "dedicated":
-        violations.append(
-            _violation(
-                RULE_OPEN_NO_SESSIONS,
-                "open-plan instances cannot open sessions; run jobs directly or use mode='batch'",
-                key,
-            )
-        )
-    plan_max = plan_max_ttl or policy.plan_max_ttl(open_plan)
-    max_time = work.max_time if work.max_time is not None else plan_max
-    interactive = work.interactive_ttl or min(policy.session_interactive_ttl_seconds, max_time)
-    active = work.active_ttl if work.active_ttl is not None else max_time
-    if not interactive <= active <= max_time <= plan_max:
-        violations.append(
-            _violation(
-                RULE_TTL_ORDER,
-                f"session times must satisfy interactive_ttl ({interactive} s) <= active_ttl "
-                f"({active} s) <= max_time ({max_time} s) <= the plan's max_ttl ({plan_max} s)",
-                key,
-                max_time,
-            )
-        )
-    if usage is not None and usage.usage_limit_reached:
-        violations.append(
-            _violation(
-                RULE_LIMIT_REACHED,
-                f"instance {key!r} has reached its usage limit for this period",
-                key,
-                max_time,
-                0,
-            )
-        )
-    # A batch bills only its jobs' QPU time, which each job holds for itself.
-    amount = Decimal(0 if work.mode == "batch" else max_time)
-    return Estimate((Charge(key, amount, S),), tuple(violations), amount, S)
 
 
 def estimate(
@@ -460,7 +248,7 @@ def estimate(
     if isinstance(work, IBMSession):
         plan_id = usage.plan_id if usage is not None else None
         plan = limit.plan if limit is not None else policy.plan_of(plan_id)
-        found = _session(work, usage, policy, budget_key, plan == "open", plan_max_ttl)
+        found = session_estimate(work, usage, policy, budget_key, plan == "open", plan_max_ttl)
     else:
         found = _job(
             work, usage, policy, budget_key, session_remaining, session_held, session_mode,
@@ -469,7 +257,9 @@ def estimate(
         if work.simulator:
             return found
     if limit is not None and not limit.known:
-        unknown = _violation(RULE_PLAN_UNKNOWN, limit.unknown_message(budget_key), budget_key)
+        unknown = seconds_violation(
+            RULE_PLAN_UNKNOWN, limit.unknown_message(budget_key), budget_key
+        )
         found = attrs.evolve(found, violations=(*found.violations, unknown))
     return found
 
@@ -481,7 +271,7 @@ def unreadable(work: IBMJob | IBMSession, budget_key: str, crn: str, error: Exce
         f"({error}); its limit cannot be checked. Use a key with access to that instance, or "
         "send the work to the client's own instance"
     )
-    violation = _violation(RULE_INSTANCE_UNREADABLE, message, budget_key)
+    violation = seconds_violation(RULE_INSTANCE_UNREADABLE, message, budget_key)
     return Estimate((), (violation,), Decimal(0), S)
 
 

@@ -249,6 +249,21 @@ async def test_the_plan_max_ttl_falls_back_to_the_policy(
         assert emulator.calls("ibm.get_account") == 1
 
 
+async def test_the_plans_max_ttl_stands_through_an_account_route_outage(
+    emulator: Emulator, clock: FakeClock
+) -> None:
+    # One read a refresh serves both the plan and its max_ttl; when the route is down on a
+    # later refresh (and the limit does not hang on it), the last configuration read stands.
+    seed_plan(emulator, 3600)
+    async with guarded(emulator, clock, limit=100_000) as (guard, ibm, _):
+        await guard.sync()
+        emulator.faults.add("ibm.get_account", status=503, times=100)
+        await guard.sync()
+        sub = await guard.submit(IBMSession(BACKEND), open_session(ibm, IBMSession(BACKEND)))
+        assert sub.reservation.amount_for(KEY) == 3600
+    assert emulator.calls("ibm.get_usage") == emulator.calls("ibm.get_account") == 2
+
+
 async def test_an_unreadable_account_endpoint_falls_back_to_the_policy(
     emulator: Emulator, clock: FakeClock
 ) -> None:

@@ -88,7 +88,7 @@ async def test_get_account_default_and_seeded(client: IBMRuntimeClient, emu: Emu
             "unallocated_usage_seconds": 3600,
         },
     )
-    account = await client.get_account(ACCOUNT, plan_id="flex")
+    account = await client.get_account(ACCOUNT, plan_id=CATALOG_PLAN_IDS["flex"])
     (plan,) = account.plans
     assert plan.usage_allocation_seconds == 7200
     assert plan.unallocated_usage_seconds == 3600

@@ -11,6 +11,7 @@ import pytest
 from quotaguard.errors import BadRequest
 from quotaguard.ibm import IBMRuntimeClient
 from quotaguard.testing import Emulator, FakeClock
+from quotaguard.testing.ibm.state import CATALOG_PLAN_IDS
 from tests._support.ibm import ACCOUNT, CRN, ClientFactory
 
 
@@ -95,8 +96,11 @@ async def test_a_session_opens_with_the_plans_max_ttl(
         {"plan_id": "premium", "subscription_id": "s", "subscription_name": "S",
          "backends": [], "max_ttl": 7200},
     )  # fmt: skip
-    account = await client.get_account(ACCOUNT)
-    assert account.max_ttl("premium") == 7200
+    # "premium" names the plan the instance serves under its catalog id; the configuration
+    # added replaces the one add_instance registered for it.
+    plan_id = emu.ibm.instances[CRN].plan_id
+    assert plan_id == CATALOG_PLAN_IDS["premium"]
+    (config,) = (await client.get_account(ACCOUNT, plan_id)).plans
+    assert config.max_ttl == 7200
     sid = await client.create_session("ibm_emulated")
     assert (await client.get_session(sid)).max_ttl == 7200
-    assert emu.ibm.instances[CRN].plan_id == "premium"

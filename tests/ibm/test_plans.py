@@ -12,12 +12,12 @@ from quotaguard.ibm.models import (
     CatalogMetadata,
     CatalogOverview,
     CatalogPricing,
-    PlanConfiguration,
+    ExpandedAccountConfiguration,
+    ExpandedPlanConfiguration,
     structure,
 )
 from quotaguard.ibm.plans import (
     PLAN_SETTING,
-    account_id,
     plan_from_account,
     plan_from_catalog,
     plan_from_name,
@@ -52,24 +52,15 @@ def test_plan_from_name(text: str | None, plan: str | None) -> None:
 
 
 def test_only_the_account_entry_for_that_plan_id_counts() -> None:
-    def config(plan_id: str, name: str) -> PlanConfiguration:
-        return PlanConfiguration(plan_id, "sub", name, ())
+    def config(plan_id: str, name: str) -> ExpandedPlanConfiguration:
+        return ExpandedPlanConfiguration(plan_id, "sub", name, ())
 
-    plans = [config("default-id", "Open Plan"), config("abc-123", "Flex Plan")]
-    assert plan_from_account(plans, "abc-123") == "flex"
-    assert plan_from_account(plans, "zzz") is None
-
-
-@pytest.mark.parametrize(
-    ("crn", "account"),
-    [
-        (CRN, "acct-1"),
-        ("crn:v1:bluemix:public:quantum-computing:us-east:s/space:inst::", None),
-        ("crn:v1:short", None),
-    ],
-)
-def test_account_id(crn: str, account: str | None) -> None:
-    assert account_id(crn) == account
+    account = ExpandedAccountConfiguration(
+        (config("default-id", "Open Plan"), config("abc-123", "Flex Plan"))
+    )
+    assert plan_from_account(account.plan("abc-123")) == "flex"
+    assert account.plan("zzz") is None
+    assert plan_from_account(None) is None
 
 
 def usage(limit: int | None = None, allocation: int | None = None) -> GetUsageResponse:

@@ -228,8 +228,16 @@ class IBMState:
         self.catalog_entries[entry_id] = _catalog_entry(entry_id, display_name, pricing_type)
 
     def add_account_plan(self, account_id: str, plan: dict[str, Any]) -> None:
-        """A plan configuration as ``GET /v1/accounts/{id}`` returns it."""
-        self.account_plans.setdefault(account_id, []).append(plan)
+        """A plan configuration as ``GET /v1/accounts/{id}`` returns it. A ``plan_id`` that is
+        a plan name (``premium``) is served as that plan's catalog id, as ``add_instance``
+        serves it; it replaces the account's configuration of the same plan id (the one
+        ``add_instance`` registered, say), so its ``max_ttl`` is what that plan's sessions get."""
+        plan_id = plan.get("plan_id")
+        if isinstance(plan_id, str) and plan_id in CATALOG_PLAN_IDS:
+            plan_id = CATALOG_PLAN_IDS[plan_id]
+            plan = {**plan, "plan_id": plan_id}
+        plans = self.account_plans.setdefault(account_id, [])
+        plans[:] = [p for p in plans if p.get("plan_id") != plan_id] + [plan]
 
     def plan_max_ttl(self, instance: IBMInstanceState) -> int:
         """A new session's default max_ttl: the account's configuration for the instance's
