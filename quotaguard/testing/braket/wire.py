@@ -143,4 +143,6 @@ def task_json(task: EmuTask) -> dict[str, Any]:
         out["failureReason"] = task.failure_reason
     if task.tags:
         out["tags"] = task.tags
+    if task.associations:
+        out["associations"] = task.associations
     return out
