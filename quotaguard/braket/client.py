@@ -212,9 +212,11 @@ class BraketClient(AsyncClosing):
         job_token: str | None = None,
         *,
         estimate: Decimal | None = None,
+        reservation_arn: str | None = None,
     ) -> str:
         """Send a task; returns its ARN. Braket's own over-limit 400 raises
-        ``BudgetExceeded(source="server")`` (``estimate`` fills in the requested amount)."""
+        ``BudgetExceeded(source="server")`` (``estimate`` fills in the requested amount).
+        ``reservation_arn``: run it under that Braket Direct reservation."""
         request = sansio.build_create_quantum_task(
             device_arn,
             action,
@@ -226,6 +228,7 @@ class BraketClient(AsyncClosing):
             tags,
             job_token,
             estimate=estimate,
+            reservation_arn=reservation_arn,
         )
         return sansio.decipher_field(request, await self._send(request), "quantumTaskArn")
 

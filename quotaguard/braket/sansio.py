@@ -20,12 +20,13 @@ import attrs
 from quotaguard._wire import Response
 from quotaguard.braket.checks import (
     check_amount,
+    check_reservation_arn,
     check_shots,
     check_spending_limit_arn,
     check_task_arn,
     parse_device_arn,
 )
-from quotaguard.braket.models import SpendingLimit, TimePeriod, structure
+from quotaguard.braket.models import RESERVATION_ASSOCIATION, SpendingLimit, TimePeriod, structure
 from quotaguard.braket.rules import (
     RULE_SERVER,
     budget_key,
@@ -238,8 +239,10 @@ def build_create_quantum_task(
     job_token: object = None,
     *,
     estimate: Decimal | None = None,
+    reservation_arn: object = None,
 ) -> Request:
-    """``estimate`` becomes the requested amount if Braket refuses the task as over its limit."""
+    """``estimate`` becomes the requested amount if Braket refuses the task as over its limit;
+    ``reservation_arn`` runs it under a Braket Direct reservation (its association)."""
     ref = parse_device_arn(device_arn)
     params: dict[str, Any] = {
         "clientToken": _token(client_token),
@@ -255,6 +258,9 @@ def build_create_quantum_task(
         params["tags"] = tag_map
     if job_token is not None:
         params["jobToken"] = _str_len(job_token, "job_token", 1, 128)
+    if reservation_arn is not None:
+        arn = check_reservation_arn(reservation_arn)
+        params["associations"] = [{"arn": arn, "type": RESERVATION_ASSOCIATION}]
     return Request("CreateQuantumTask", params, device_arn=ref.arn, requested=estimate)
 
 

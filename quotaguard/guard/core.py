@@ -18,7 +18,15 @@ import attrs
 
 from quotaguard._aio import AsyncClosing
 from quotaguard.engine.amounts import Unit, money_context, to_micro
-from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Estimate, Reservation
+from quotaguard.engine.model import (
+    Budget,
+    BudgetState,
+    Charge,
+    Decision,
+    Estimate,
+    Reservation,
+    Violation,
+)
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.errors import BudgetExceeded, InvalidInput
 from quotaguard.guard.checks import (
@@ -51,6 +59,11 @@ __all__ = ["Adapter", "BudgetGuard", "Submission"]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _static_violations(estimate: Estimate, charges: tuple[Charge, ...]) -> tuple[Violation, ...]:
+    """The estimate's own violations, and those that apply once the work draws on a budget."""
+    return estimate.violations + estimate.if_charged if charges else estimate.violations
 
 
 class BudgetGuard(AsyncClosing):
@@ -285,8 +298,8 @@ class BudgetGuard(AsyncClosing):
         named = check_budget_keys(budgets)
         adapter, estimate = await self._estimate(work)
         charges = await self._charges(estimate, named, adapter)
-        if estimate.violations:
-            return Decision.reject(adapter.explain(work, estimate.violations), charges)
+        if static := _static_violations(estimate, charges):
+            return Decision.reject(adapter.explain(work, static), charges)
         now = self._clock()
         keys = {c.budget for c in charges}
         states = {k: await self._ledger.state(k, now=now) for k in keys}
@@ -355,10 +368,8 @@ class BudgetGuard(AsyncClosing):
     ) -> Submission:
         adapter, estimate = await self._estimate(work)
         charges = await self._charges(estimate, budgets, adapter)
-        if estimate.violations:
-            raise BudgetExceeded(
-                Decision.reject(adapter.explain(work, estimate.violations), charges)
-            )
+        if static := _static_violations(estimate, charges):
+            raise BudgetExceeded(Decision.reject(adapter.explain(work, static), charges))
         if not charges:
             # Nothing metered and no user budget named: nothing to hold, nothing to check.
             result = await self._sender.send_unheld(submit)

@@ -76,7 +76,10 @@ def test_no_limit_means_no_charge_but_an_amount_for_user_budgets() -> None:
 def test_simulators_never_draw_on_spending_limits() -> None:
     sim_limit = limit()
     est = estimate(
-        BraketTask(SV1, 0, duration=timedelta(minutes=1)), prices=PRICES, limit=sim_limit, now=NOW
+        BraketTask(SV1, 0, max_duration=timedelta(minutes=1)),
+        prices=PRICES,
+        limit=sim_limit,
+        now=NOW,
     )
     assert est.charges == () and not est.metered and est.amount == Decimal("0.075")
 
@@ -121,7 +124,7 @@ def test_shots_outside_the_device_range() -> None:
         ({"device_arn": SV1, "shots": -1}, "shots"),
         ({"device_arn": FORTE, "shots": 1.0}, "shots"),
         ({"device_arn": FORTE, "shots": 1, "price_override": "cheap"}, "price_override"),
-        ({"device_arn": SV1, "duration": timedelta(seconds=-1)}, "duration"),
+        ({"device_arn": SV1, "max_duration": timedelta(seconds=-1)}, "max_duration"),
     ],
 )
 def test_bad_tasks(kwargs: dict[str, object], field: str) -> None:
