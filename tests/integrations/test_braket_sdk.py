@@ -181,6 +181,20 @@ async def test_one_block_at_a_time(braket_guard: BudgetGuard) -> None:
 def test_task_from_request_and_bad_input() -> None:
     task = task_from_request({"deviceArn": FORTE, "shots": 1000, "action": "{}"})
     assert (task.device_arn, task.effective_shots) == (FORTE, 1000)
+    assert (task.reservation_arn, task.max_duration) == (None, None)
+    reservation = "arn:aws:braket:us-east-1:123456789012:reservation/r-1"
+    under = task_from_request(
+        {
+            "deviceArn": FORTE,
+            "shots": 10,
+            "associations": [{"arn": reservation, "type": "RESERVATION_TIME_WINDOW_ARN"}],
+        },
+        max_duration=timedelta(minutes=1),
+    )
+    assert (under.reservation_arn, under.max_duration) == (reservation, timedelta(minutes=1))
+    with pytest.raises(InvalidInput) as info:
+        task_from_request({"deviceArn": SV1, "shots": 0}, max_duration=60)  # type: ignore[arg-type]
+    assert info.value.field == "max_duration"
     with pytest.raises(InvalidInput) as info:
         task_from_request({"deviceArn": FORTE, "shots": 0})
     assert info.value.field == "shots"
