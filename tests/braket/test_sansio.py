@@ -45,6 +45,22 @@ def test_a_built_request_carries_the_checked_params() -> None:
     assert info.value.field == "amount"
 
 
+def test_a_reservation_becomes_the_tasks_association() -> None:
+    reservation = "arn:aws:braket:us-east-1:123456789012:reservation/r-1"
+    request = sansio.build_create_quantum_task(
+        FORTE, ACTION, 100, "amazon-braket-x", "p", reservation_arn=reservation
+    )
+    assert request.params["associations"] == [
+        {"arn": reservation, "type": "RESERVATION_TIME_WINDOW_ARN"}
+    ]
+    assert "associations" not in task_request().params
+    with pytest.raises(InvalidInput) as info:
+        sansio.build_create_quantum_task(
+            FORTE, ACTION, 100, "amazon-braket-x", "p", reservation_arn="reservation/r-1"
+        )
+    assert info.value.field == "reservation_arn"
+
+
 def test_search_groups_split_device_filters_by_ten() -> None:
     arns = [f"arn:aws:braket:us-east-1::device/qpu/ionq/D{i}" for i in range(23)]
     assert [len(g or ()) for g in sansio.search_groups(arns, 50)] == [10, 10, 3]
