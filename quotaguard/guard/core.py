@@ -18,15 +18,7 @@ import attrs
 
 from quotaguard._aio import AsyncClosing
 from quotaguard.engine.amounts import Unit, money_context, to_micro
-from quotaguard.engine.model import (
-    Budget,
-    BudgetState,
-    Charge,
-    Decision,
-    Estimate,
-    Reservation,
-    Violation,
-)
+from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Estimate, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.errors import BudgetExceeded, InvalidInput
 from quotaguard.guard.checks import (
@@ -51,6 +43,7 @@ from quotaguard.ledger.sqlite import SQLiteLedger
 if TYPE_CHECKING:
     from quotaguard.braket.client import BraketClient
     from quotaguard.braket.pricing import PriceTable
+    from quotaguard.engine.model import Violation
     from quotaguard.ibm.client import IBMRuntimeClient
     from quotaguard.ibm.rules import IBMPolicy
 
