@@ -17,6 +17,7 @@ __all__ = [
     "DeviceRef",
     "check_amount",
     "check_region",
+    "check_reservation_arn",
     "check_shots",
     "check_spending_limit_arn",
     "check_task_arn",
@@ -35,6 +36,10 @@ _DEVICE_ARN = re.compile(
 # The model's SpendingLimitArn pattern, anchored at both ends.
 _LIMIT_ARN = re.compile(r"arn:aws[a-z\-]*:braket:[a-z0-9\-]+:[0-9]{12}:spending-limit/[\x21-\x7e]+")
 _TASK_ARN = re.compile(r"arn:aws[a-z\-]*:braket:[a-z0-9\-]+:[0-9]{12}:quantum-task/[\x21-\x7e]+")
+# A Braket Direct reservation (the model's BraketResourceArn, narrowed to reservations).
+_RESERVATION_ARN = re.compile(
+    r"arn:aws[a-z\-]*:braket:[a-z0-9\-]*:[0-9]{12}:reservation/[\x21-\x7e]+"
+)
 _AMOUNT = re.compile(r"\d+(\.\d{1,2})?")
 # botocore's rule for a region name (a valid host label).
 _REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?")
@@ -81,24 +86,29 @@ def check_region(value: object, field: str = "region") -> str:
     return value
 
 
-def check_spending_limit_arn(value: object, field: str = "spending_limit_arn") -> str:
-    if not isinstance(value, str) or not _LIMIT_ARN.fullmatch(value) or len(value) > 256:
+def _account_arn(value: object, field: str, pattern: re.Pattern[str], kind: str, what: str) -> str:
+    """An ARN of an account's resource (``...:<12-digit account>:<kind>/<id>``)."""
+    if not isinstance(value, str) or not pattern.fullmatch(value) or len(value) > 256:
         raise InvalidInput(
             field,
-            f"{value!r} is not a spending-limit ARN; expected "
-            "'arn:aws:braket:<region>:<12-digit account>:spending-limit/<id>'",
+            f"{value!r} is not {what} ARN; expected "
+            f"'arn:aws:braket:<region>:<12-digit account>:{kind}/<id>'",
         )
     return value
+
+
+def check_spending_limit_arn(value: object, field: str = "spending_limit_arn") -> str:
+    return _account_arn(value, field, _LIMIT_ARN, "spending-limit", "a spending-limit")
 
 
 def check_task_arn(value: object, field: str = "quantum_task_arn") -> str:
-    if not isinstance(value, str) or not _TASK_ARN.fullmatch(value) or len(value) > 256:
-        raise InvalidInput(
-            field,
-            f"{value!r} is not a quantum-task ARN; expected "
-            "'arn:aws:braket:<region>:<12-digit account>:quantum-task/<id>'",
-        )
-    return value
+    return _account_arn(value, field, _TASK_ARN, "quantum-task", "a quantum-task")
+
+
+def check_reservation_arn(value: object, field: str = "reservation_arn") -> str:
+    return _account_arn(
+        value, field, _RESERVATION_ARN, "reservation", "a Braket Direct reservation"
+    )
 
 
 def check_amount(value: object, field: str = "amount") -> Decimal:

@@ -212,8 +212,9 @@ class BraketClient(AsyncClosing):
     ) -> str:
         """Send a task; returns its ARN. Braket's own over-limit 400 raises
         ``BudgetExceeded(source="server")`` (``estimate`` fills in the requested amount).
-        Unguarded: send it through ``guard.braket.create_quantum_task`` (same arguments),
-        which reserves what this sends."""
+        ``associations=[{"arn": <reservation ARN>, "type": "RESERVATION_TIME_WINDOW_ARN"}]`` runs
+        it under that Braket Direct reservation. Unguarded: send it through
+        ``guard.braket.create_quantum_task`` (same arguments), which reserves what this sends."""
         request = sansio.build_create_quantum_task(
             device_arn,
             action,

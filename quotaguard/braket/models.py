@@ -26,6 +26,8 @@ from quotaguard.errors import InvalidInput, MalformedPayload
 
 __all__ = [
     "CONVERTER",
+    "RESERVATION_ASSOCIATION",
+    "Association",
     "Device",
     "QuantumTask",
     "SpendingLimit",
@@ -128,6 +130,18 @@ class Device:
         return None
 
 
+#: The association type of a task run under a Braket Direct reservation.
+RESERVATION_ASSOCIATION = "RESERVATION_TIME_WINDOW_ARN"
+
+
+@attrs.frozen
+class Association:
+    """A Braket resource a task is associated with (today: its Braket Direct reservation)."""
+
+    arn: str
+    type: str
+
+
 @attrs.frozen
 class QuantumTask:
     """``GetQuantumTask`` output: what settlement needs (status, shots, device)."""
@@ -144,10 +158,16 @@ class QuantumTask:
     job_arn: str | None = None
     num_successful_shots: int | None = None
     device_parameters: str | None = None
+    associations: tuple[Association, ...] = ()
 
     @property
     def ended(self) -> bool:
         return self.status in ("COMPLETED", "FAILED", "CANCELLED")
+
+    @property
+    def reservation_arn(self) -> str | None:
+        """The Braket Direct reservation the task ran under, if any."""
+        return next((a.arn for a in self.associations if a.type == RESERVATION_ASSOCIATION), None)
 
 
 def _decimal(value: Any, _: type) -> Decimal:
@@ -193,7 +213,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(int, _strict_int)
     conv.register_unstructure_hook(Decimal, str)
     conv.register_unstructure_hook(datetime, lambda d: int(d.timestamp()))
-    for cls in (TimePeriod, SpendingLimit, Device, QuantumTask):
+    for cls in (TimePeriod, SpendingLimit, Device, Association, QuantumTask):
         renames: dict[str, Any] = {
             a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)
         }

@@ -9,7 +9,7 @@ reservations are counted on top of it.
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from quotaguard.braket.checks import check_amount, check_shots, parse_device_arn
@@ -17,17 +17,19 @@ from quotaguard.braket.models import Device, SpendingLimit, TimePeriod
 from quotaguard.braket.pricing import Price, PriceTable, unknown_price_reason
 from quotaguard.braket.work import BraketTask
 from quotaguard.engine import Budget, Charge, Estimate, FixedWindow, NoWindow, Unit, Violation
-from quotaguard.engine.amounts import MAX_AMOUNT
+from quotaguard.engine.amounts import MAX_AMOUNT, money_context
 from quotaguard.engine.registry import Source, register
 from quotaguard.engine.windows import check_aware
 from quotaguard.errors import InvalidInput
 
 __all__ = [
     "RULE_DEVICE_UNAVAILABLE",
+    "RULE_MAX_DURATION_UNSET",
     "RULE_PRICE_UNKNOWN",
     "RULE_SERVER",
     "RULE_SHOTS_INVALID",
     "RULE_WINDOW",
+    "allowed_run",
     "budget_key",
     "check_create",
     "check_time_period",
@@ -78,6 +80,17 @@ RULE_DEVICE_UNAVAILABLE = register(
     reference="braket/devices/devices.py (retired entries); GetDevice deviceStatus "
     "(ONLINE | OFFLINE | RETIRED)",
     action="Pick a current device (or wait for an offline one to come back online).",
+)
+RULE_MAX_DURATION_UNSET = register(
+    "braket.max_duration.unset",
+    "A simulator task (billed per minute) draws on a budget but declares no max_duration: "
+    "Braket does not bound a simulator's run, so its cost cannot be held.",
+    source=(Source.LIVE, Source.SDK),
+    reference="AWS Braket pricing (simulators per minute, 3 s minimum); braket/tracking/"
+    "tracker.py _get_simulator_task_cost",
+    action="Declare BraketTask(max_duration=timedelta(...)) or pass max_duration= to "
+    "AwsDevice.run / run_batch; the watcher cancels the task once it has run that long.",
+    numbers="held: max_duration x rate, at least 3 s",
 )
 
 
@@ -142,13 +155,25 @@ def check_update(amount: Decimal, current: SpendingLimit | None) -> None:
         )
 
 
+def allowed_run(price: Price, shots: int, held: Decimal) -> timedelta:
+    """The longest run of a per-minute task that ``held`` USD pays for (whole milliseconds,
+    rounded down): past it, the task costs more than was held."""
+    with money_context():
+        left = held - price.per_task - price.per_shot * shots
+        ms = int(left * 60_000 / price.per_minute) if price.per_minute else 0
+    return timedelta(milliseconds=max(ms, 0))
+
+
 def _too_costly(task: BraketTask, shots: int, price: Price, amount: Decimal) -> InvalidInput:
     """Work priced beyond what any budget can hold: the caller asked for too much of something
     (shots, run time), and the error names that, not the charge it would have made."""
     if price.per_shot * shots > MAX_AMOUNT / 2 or not price.per_minute:
         field, what = "shots", f"{shots} shots at {price.per_shot} USD a shot"
     else:
-        field, what = "duration", f"a run of {task.duration} at {price.per_minute} USD a minute"
+        field, what = (
+            "max_duration",
+            f"a run of {task.max_duration} at {price.per_minute} USD a minute",
+        )
     return InvalidInput(
         field,
         f"{what} would cost {amount} USD, more than any budget can hold ({MAX_AMOUNT} USD); "
@@ -202,9 +227,16 @@ def estimate(
             )
         )
         return Estimate((), tuple(violations), Decimal(0), Unit.USD, qpu)
-    amount = price.estimate(shots, task.duration)
+    if task.reservation_arn is not None:
+        # Braket Direct: the reservation is billed on its own; its tasks cost nothing more,
+        # and spending limits do not apply to them (seed; the SDK's Tracker counts them 0).
+        return Estimate((), tuple(violations), Decimal(0), Unit.USD, qpu)
+    amount = price.estimate(shots, task.max_duration)
     if amount > MAX_AMOUNT:
         raise _too_costly(task, shots, price, amount)
+    if_charged: tuple[Violation, ...] = ()
+    if price.per_minute and task.max_duration is None:
+        if_charged = (_undeclared_run(task),)
     charges: tuple[Charge, ...] = ()
     if qpu and limit is not None and limit.device_arn == task.device_arn:
         charges = (Charge(key, amount, Unit.USD),)
@@ -222,4 +254,13 @@ def estimate(
                     Unit.USD,
                 )
             )
-    return Estimate(charges, tuple(violations), amount, Unit.USD, qpu)
+    return Estimate(charges, tuple(violations), amount, Unit.USD, qpu, if_charged=if_charged)
+
+
+def _undeclared_run(task: BraketTask) -> Violation:
+    return Violation(
+        RULE_MAX_DURATION_UNSET,
+        f"{task.device_arn} bills per minute of run time and Braket does not stop it: declare "
+        "how long the task may run, BraketTask(max_duration=timedelta(...)) or max_duration= "
+        "to AwsDevice.run / run_batch; the guard holds that run and cancels the task past it",
+    )

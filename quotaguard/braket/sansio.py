@@ -21,12 +21,13 @@ import attrs
 from quotaguard._wire import Response
 from quotaguard.braket.checks import (
     check_amount,
+    check_reservation_arn,
     check_shots,
     check_spending_limit_arn,
     check_task_arn,
     parse_device_arn,
 )
-from quotaguard.braket.models import SpendingLimit, TimePeriod, structure
+from quotaguard.braket.models import RESERVATION_ASSOCIATION, SpendingLimit, TimePeriod, structure
 from quotaguard.braket.rules import (
     RULE_SERVER,
     budget_key,
@@ -84,8 +85,6 @@ PROVIDER = "braket"
 OVER_LIMIT_PREFIX = "Attempted to spend over the spending limit"
 PAGE_SIZE = 100  # the model's maximum maxResults
 _FILTER_VALUES = 10  # the model's maximum values in one search filter
-#: The one association type the model knows: a Braket Direct reservation's time window.
-RESERVATION_ASSOCIATION = "RESERVATION_TIME_WINDOW_ARN"
 
 
 @attrs.frozen
@@ -248,7 +247,8 @@ def build_create_quantum_task(
     estimate: Decimal | None = None,
 ) -> Request:
     """``estimate`` becomes the requested amount if Braket refuses the task as over its limit;
-    ``associations`` are ``[{"arn": ..., "type": "RESERVATION_TIME_WINDOW_ARN"}]``."""
+    ``associations`` are ``[{"arn": ..., "type": "RESERVATION_TIME_WINDOW_ARN"}]`` (a task run
+    under that Braket Direct reservation), as the live API takes them."""
     ref = parse_device_arn(device_arn)
     params: dict[str, Any] = {
         "clientToken": _token(client_token),
@@ -277,11 +277,10 @@ def check_associations(value: object) -> list[dict[str, str]]:
     for i, item in enumerate(value):
         arn = item.get("arn") if isinstance(item, Mapping) else None
         kind = item.get("type") if isinstance(item, Mapping) else None
-        if not isinstance(arn, str) or not arn.startswith("arn:") or len(arn) > 256:
-            raise InvalidInput(f"associations[{i}].arn", "must be a Braket resource ARN")
         if kind != RESERVATION_ASSOCIATION:
             raise InvalidInput(f"associations[{i}].type", f"must be {RESERVATION_ASSOCIATION!r}")
-        out.append({"arn": arn, "type": kind})
+        # The one association type is a reservation's time window: its ARN is a reservation's.
+        out.append({"arn": check_reservation_arn(arn, f"associations[{i}].arn"), "type": kind})
     return out
 
 

@@ -6,7 +6,12 @@ from datetime import timedelta
 
 import attrs
 
-from quotaguard.braket.checks import DeviceRef, check_shots, parse_device_arn
+from quotaguard.braket.checks import (
+    DeviceRef,
+    check_reservation_arn,
+    check_shots,
+    parse_device_arn,
+)
 from quotaguard.braket.pricing import Price
 from quotaguard.errors import InvalidInput
 
@@ -28,36 +33,39 @@ def _price(instance: object, attribute: object, value: Price | None) -> None:
         )
 
 
-def _duration(value: object) -> timedelta | None:
+def _max_duration(value: object) -> timedelta | None:
     if value is None:
         return None
     if not isinstance(value, timedelta) or value < timedelta(0):
-        raise InvalidInput("duration", "duration must be a non-negative timedelta")
+        raise InvalidInput(
+            "max_duration",
+            "max_duration must be a non-negative timedelta, e.g. timedelta(minutes=10)",
+        )
     return value
 
 
 def _reservation(value: object) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value.startswith("arn:")):
-        raise InvalidInput("reservation_arn", f"expected a reservation ARN or None, got {value!r}")
-    return value
+    return None if value is None else check_reservation_arn(value)
 
 
 @attrs.frozen
 class BraketTask:
     """One Braket quantum task as the guard sees it, validated on construction.
 
-    ``shots=None`` means the SDK's default (1000 on a QPU, 0 on a simulator). ``duration`` is
-    the expected run time, used only to price simulators (billed per minute, 3 s minimum).
-    ``price_override`` (a :class:`quotaguard.braket.pricing.Price`) prices a device the table
-    does not know.
+    ``shots=None`` means the SDK's default (1000 on a QPU, 0 on a simulator). ``max_duration``
+    is the longest a simulator task may run: simulators bill per minute of run time (3 s
+    minimum) and Braket sets them no limit, so a simulator task that draws on a budget must
+    declare one; the guard holds it, and its watcher cancels the task once it runs past it.
+    ``reservation_arn`` is the Braket Direct reservation the task runs under (its
+    ``RESERVATION_TIME_WINDOW_ARN`` association): such a task is charged nothing, the
+    reservation is paid for on its own. ``price_override`` (a
+    :class:`quotaguard.braket.pricing.Price`) prices a device the table does not know.
     """
 
     device_arn: str = attrs.field(converter=_device)
     shots: int | None = None
     price_override: Price | None = attrs.field(default=None, validator=_price)
-    duration: timedelta | None = attrs.field(default=None, converter=_duration)
-    #: The Braket Direct reservation the task runs under (``associations`` of type
-    #: ``RESERVATION_TIME_WINDOW_ARN``; the SDK's ``reservation_arn``).
+    max_duration: timedelta | None = attrs.field(default=None, converter=_max_duration)
     reservation_arn: str | None = attrs.field(default=None, converter=_reservation)
 
     def __attrs_post_init__(self) -> None:

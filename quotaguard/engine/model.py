@@ -242,3 +242,6 @@ class Estimate:
     unit: Unit = Unit.USD
     #: Whether the work draws on the provider's limits (QPU) or not (simulators).
     metered: bool = True
+    #: Violations that apply only if the work draws on some budget (a simulator task with no
+    #: declared run time: nothing bounds its cost, which matters only where it is charged).
+    if_charged: tuple[Violation, ...] = ()

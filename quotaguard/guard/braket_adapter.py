@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from quotaguard.braket import rules
-from quotaguard.braket.pricing import PriceTable, UnknownPrice
+from quotaguard.braket.pricing import Price, PriceTable, UnknownPrice
 from quotaguard.braket.work import BraketTask
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Estimate, Reservation, Violation
-from quotaguard.errors import BudgetUnavailable
+from quotaguard.errors import BudgetUnavailable, Conflict
 from quotaguard.guard.cache import CachedState, check_not_future
 from quotaguard.guard.stamps import BRAKET_TAG_KEY, first_found, may_have_sent
 from quotaguard.ledger.base import Ledger
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from quotaguard.braket.client import BraketClient
-    from quotaguard.braket.models import SpendingLimit
+    from quotaguard.braket.models import QuantumTask, SpendingLimit
 
 __all__ = ["BraketAdapter"]
 
@@ -150,18 +152,27 @@ class BraketAdapter:
         if self.client is None:
             return None
         task = await self.client.get_quantum_task(external_id)
-        if task.status == "COMPLETED":
-            duration = None
-            if task.created_at is not None and task.ended_at is not None:
-                duration = task.ended_at - task.created_at  # simulators bill by the minute
+        if task.reservation_arn is not None:
+            return Decimal(0) if task.ended else None  # Braket Direct bills the reservation
+        price = self.prices.price_for(task.device_arn, region=_region(external_id))
+        qpu = rules.device_facts(task.device_arn)[1]
+        timed = bool(price.per_minute) if price is not None else not qpu
+        if task.status == "COMPLETED" or (task.status == "CANCELLED" and timed):
+            # Simulators bill the time they ran, cancelled ones too (the watcher cancels them
+            # past their max_duration); the time since creation is never less than that.
             try:
                 return self.prices.estimate(
-                    task.device_arn, task.shots, duration=duration, region=_region(external_id)
+                    task.device_arn,
+                    task.shots,
+                    duration=self._ran(task),
+                    region=_region(external_id),
                 )
             except UnknownPrice:
                 return reserved  # priced by the caller's override when it was admitted
         if task.status in ("FAILED", "CANCELLED"):
             return Decimal(0)
+        if price is not None and price.per_minute and task.status != "CANCELLING":
+            await self._stop_overrun(task, price, reserved)
         return None
 
     async def find_sent(self, reservation: Reservation) -> str | None:
@@ -176,6 +187,29 @@ class BraketAdapter:
             created_after=reservation.created_at - SEARCH_MARGIN,
         )
         return await first_found(lookup, reservation)
+
+    def _ran(self, task: QuantumTask) -> timedelta | None:
+        """How long the task has run (or ran): since it was created, on the guard's clock."""
+        if task.created_at is None:
+            return None
+        return (task.ended_at or self.clock()) - task.created_at
+
+    async def _stop_overrun(self, task: QuantumTask, price: Price, reserved: Decimal) -> None:
+        """Cancel a per-minute task that has run as long as its hold pays for: Braket sets
+        simulators no limit, so the guard enforces the ``max_duration`` it held."""
+        assert self.client is not None
+        allowed, ran = rules.allowed_run(price, task.shots, reserved), self._ran(task)
+        if ran is None or ran < allowed:
+            return
+        log.warning(
+            "%s has run %s, past the %s its hold pays for; cancelling it",
+            task.quantum_task_arn,
+            ran,
+            allowed,
+        )
+        token = str(uuid.uuid5(uuid.NAMESPACE_URL, task.quantum_task_arn))  # one cancel, retried
+        with contextlib.suppress(Conflict):  # it ended meanwhile: the next pass settles it
+            await self.client.cancel_quantum_task(task.quantum_task_arn, client_token=token)
 
     async def sync(self) -> None:
         if self.client is None:

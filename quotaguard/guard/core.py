@@ -45,6 +45,7 @@ from quotaguard.ledger.sqlite import SQLiteLedger
 if TYPE_CHECKING:
     from quotaguard.braket.client import BraketClient
     from quotaguard.braket.pricing import PriceTable
+    from quotaguard.engine.model import Violation
     from quotaguard.ibm.client import IBMRuntimeClient
     from quotaguard.ibm.rules import IBMPolicy
 
@@ -53,6 +54,11 @@ __all__ = ["Adapter", "BudgetGuard", "Submission"]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _static_violations(estimate: Estimate, charges: tuple[Charge, ...]) -> tuple[Violation, ...]:
+    """The estimate's own violations, and those that apply once the work draws on a budget."""
+    return estimate.violations + estimate.if_charged if charges else estimate.violations
 
 
 class BudgetGuard(AsyncClosing):
@@ -290,8 +296,8 @@ class BudgetGuard(AsyncClosing):
         named = check_budget_keys(budgets)
         adapter, estimate = await self._estimate(work)
         charges = await self._charges(estimate, named, adapter)
-        if estimate.violations:
-            return Decision.reject(adapter.explain(work, estimate.violations), charges)
+        if static := _static_violations(estimate, charges):
+            return Decision.reject(adapter.explain(work, static), charges)
         now = self._clock()
         keys = {c.budget for c in charges}
         states = {k: await self._ledger.state(k, now=now) for k in keys}
@@ -367,10 +373,8 @@ class BudgetGuard(AsyncClosing):
     ) -> Submission:
         adapter, estimate = await self._estimate(work)
         charges = await self._charges(estimate, budgets, adapter)
-        if estimate.violations:
-            raise BudgetExceeded(
-                Decision.reject(adapter.explain(work, estimate.violations), charges)
-            )
+        if static := _static_violations(estimate, charges):
+            raise BudgetExceeded(Decision.reject(adapter.explain(work, static), charges))
         if not charges:
             # Nothing metered and no user budget named: nothing to hold, nothing to check.
             unheld = submit.bind(None) if isinstance(submit, Stamped) else submit

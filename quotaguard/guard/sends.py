@@ -121,7 +121,7 @@ class BraketSends:
         ``submission.external_id`` is the task ARN. Arguments as
         :meth:`BraketClient.create_quantum_task` (a reservation's ``associations`` make it a
         Braket Direct task); ``task`` takes the other :class:`BraketTask` fields
-        (``price_override``, ``duration``). The task is tagged
+        (``price_override``, ``max_duration``). The task is tagged
         ``quotaguard:reservation=<id>`` and its ``clientToken`` derives from the id, so a
         retried request creates one task. Raises what ``BudgetGuard.submit`` raises.
         """

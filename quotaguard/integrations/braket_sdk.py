@@ -1,15 +1,24 @@
 """Guard the Amazon Braket SDK: every quantum task it creates passes through a ``BudgetGuard``.
 
 ``AwsDevice.run``, ``AwsDevice.run_batch`` (its thread pool) and ``AwsQuantumTask.create`` all
-end in one method, ``AwsSession.create_quantum_task(**request)``, called with the request the
-SDK is about to send (``deviceArn``, ``shots`` with the SDK's defaults already applied: 1000 on
-a QPU, a program set's total shots). quotaguard hooks that method on the class, so sessions the
-SDK makes itself (``AwsSession()`` in ``AwsDevice``, ``AwsSession.copy_session`` for another
-region or for ``run_batch``'s pool) are covered too::
+end in one method, ``AwsSession.create_quantum_task(**request)``, which completes the request
+(a ``DirectReservation`` context's association, a hybrid job's token) and hands it to the boto3
+client. quotaguard hooks that method on the class, so sessions the SDK makes itself
+(``AwsSession()`` in ``AwsDevice``, ``AwsSession.copy_session`` for another region or for
+``run_batch``'s pool) are covered too, and guards the boto3 call inside it: the request it
+prices is the one sent (``deviceArn``; ``shots`` with the SDK's defaults applied: 1000 on a QPU,
+a program set's total shots; ``associations``: a task under a Braket Direct reservation is
+charged nothing). That boto3 call is also the one stamped with the hold's id (tag
+``quotaguard:reservation=<id>``, ``clientToken`` from the id), so a lost reply can be found
+again. A simulator task that draws on a budget declares how long it may run with a
+``max_duration=timedelta(...)`` keyword to ``run``/``run_batch``/``AwsQuantumTask.create``,
+which quotaguard takes out before the SDK sees it (the SDK would pass it on to
+``AwsQuantumTask`` and fail after the task was created)::
 
     bridge = GuardBridge.current(guard)          # or GuardBridge.start(make_guard)
     with guarded_braket(bridge, budgets=["team:research"]):
         task = await asyncio.to_thread(device.run, circuit, shots=100)
+        sim = await asyncio.to_thread(sv1.run, circuit, max_duration=timedelta(minutes=5))
 
 or, per session (its copies inherit the guard): ``guard_session(aws_session, bridge)``.
 
@@ -24,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -56,6 +66,9 @@ _lock = threading.Lock()
 _Session = TypeVar("_Session")
 _originals: dict[str, Callable[..., Any]] = {}
 _active: BraketGuardConfig | None = None
+#: The ``max_duration`` of the ``AwsQuantumTask.create`` call running in this thread (the SDK
+#: creates a task in the thread that called it, ``run_batch`` in its pool's threads).
+_local = threading.local()
 
 
 def _budgets(value: object) -> tuple[str, ...]:
@@ -95,20 +108,29 @@ class BraketGuardConfig:
 
 
 def task_from_request(
-    request: Mapping[str, Any], prices: Mapping[str, Price] | None = None
+    request: Mapping[str, Any],
+    prices: Mapping[str, Price] | None = None,
+    *,
+    max_duration: timedelta | None = None,
 ) -> BraketTask:
-    """The :class:`BraketTask` for a ``CreateQuantumTask`` request as the SDK builds it.
+    """The :class:`BraketTask` for a ``CreateQuantumTask`` request as the SDK sends it.
 
     ``shots`` is what the SDK sends: its defaults are already applied, and for a program set
-    it is the set's total shots across all executables.
+    it is the set's total shots across all executables. A ``RESERVATION_TIME_WINDOW_ARN``
+    association makes it a Braket Direct task (charged nothing).
     """
     device_arn = request.get("deviceArn")
     shots = request.get("shots")
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int)):
         raise InvalidInput("shots", f"shots must be an int, got {type(shots).__name__}")
     price = (prices or {}).get(device_arn) if isinstance(device_arn, str) else None
-    reservation = reservation_of(request.get("associations"))
-    return BraketTask(device_arn, shots=shots, price_override=price, reservation_arn=reservation)
+    return BraketTask(
+        device_arn,
+        shots=shots,
+        price_override=price,
+        max_duration=max_duration,
+        reservation_arn=reservation_of(request.get("associations")),
+    )
 
 
 def stamp_request(request: Mapping[str, Any], reservation_id: str | None) -> dict[str, Any]:
@@ -118,6 +140,43 @@ def stamp_request(request: Mapping[str, Any], reservation_id: str | None) -> dic
         return dict(request)
     tags = {**(request.get("tags") or {}), **braket_tag(reservation_id)}
     return {**request, "tags": tags, "clientToken": client_token(reservation_id)}
+
+
+class _GuardedClient:
+    """A session's boto3 ``braket`` client whose ``create_quantum_task`` goes through the guard
+    with the request exactly as the SDK sends it (stamped with the hold's id, so the reservation
+    association and the stamps are on the one request sent); everything else is the client's."""
+
+    def __init__(self, client: Any, config: BraketGuardConfig) -> None:
+        self._client = client
+        self._config = config
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def create_quantum_task(self, **request: Any) -> Any:
+        config = self._config
+        work = task_from_request(
+            request, config.prices, max_duration=getattr(_local, "max_duration", None)
+        )
+        send = self._client.create_quantum_task
+        submission = config.bridge.submit(
+            work,
+            Stamped(lambda rid: send(**stamp_request(request, rid))),
+            budgets=config.budgets,
+        )
+        return submission.result
+
+
+class _Via:
+    """The session as ``AwsSession.create_quantum_task`` sees it, its client guarded."""
+
+    def __init__(self, session: Any, client: _GuardedClient) -> None:
+        self._session = session
+        self.braket_client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
 
 
 def _config_of(session: object) -> BraketGuardConfig | None:
@@ -140,20 +199,27 @@ def _install() -> None:
             f"braket.aws.AwsSession has no {', '.join(missing)}: this amazon-braket-sdk does "
             "not have the submission path quotaguard hooks"
         )
+    from braket.aws.aws_quantum_task import AwsQuantumTask
+
     create = AwsSession.create_quantum_task
     copy = AwsSession.copy_session
+    create_task = AwsQuantumTask.create
 
     def create_quantum_task(self: Any, **request: Any) -> Any:
         config = _config_of(self)
         if config is None:
             return create(self, **request)
-        work = task_from_request(request, config.prices)
-        submission = config.bridge.submit(
-            work,
-            Stamped(lambda rid: create(self, **stamp_request(request, rid))),
-            budgets=config.budgets,
-        )
-        return submission.result
+        # The SDK completes the request inside this method (a DirectReservation context's
+        # association, a job token): guard the client call it ends in, which sees all of it.
+        return create(_Via(self, _GuardedClient(self.braket_client, config)), **request)
+
+    def create_quantum_task_with_duration(*args: Any, **kwargs: Any) -> Any:
+        before = getattr(_local, "max_duration", None)
+        _local.max_duration = kwargs.pop("max_duration", None)
+        try:
+            return create_task(*args, **kwargs)
+        finally:
+            _local.max_duration = before
 
     def copy_session(self: Any, *args: Any, **kwargs: Any) -> Any:
         copied = copy(self, *args, **kwargs)
@@ -164,9 +230,11 @@ def _install() -> None:
 
     create_quantum_task.__wrapped__ = create  # type: ignore[attr-defined]
     copy_session.__wrapped__ = copy  # type: ignore[attr-defined]
-    _originals.update(create_quantum_task=create, copy_session=copy)
+    create_quantum_task_with_duration.__wrapped__ = create_task  # type: ignore[attr-defined]
+    _originals.update(create_quantum_task=create, copy_session=copy, task_create=create_task)
     AwsSession.create_quantum_task = create_quantum_task
     AwsSession.copy_session = copy_session
+    AwsQuantumTask.create = staticmethod(create_quantum_task_with_duration)
 
 
 def uninstall() -> None:
@@ -177,10 +245,12 @@ def uninstall() -> None:
             raise IntegrationError("a guarded_braket(...) block is still active")
         if not _originals:
             return
+        from braket.aws.aws_quantum_task import AwsQuantumTask
         from braket.aws.aws_session import AwsSession
 
         AwsSession.create_quantum_task = _originals.pop("create_quantum_task")
         AwsSession.copy_session = _originals.pop("copy_session")
+        AwsQuantumTask.create = staticmethod(_originals.pop("task_create"))
 
 
 def guard_session(

@@ -11,9 +11,11 @@ from quotaguard.braket import BraketTask, Price, PriceTable, SpendingLimit, Time
 from quotaguard.braket.models import Device
 from quotaguard.braket.rules import (
     RULE_DEVICE_UNAVAILABLE,
+    RULE_MAX_DURATION_UNSET,
     RULE_PRICE_UNKNOWN,
     RULE_SHOTS_INVALID,
     RULE_WINDOW,
+    allowed_run,
     budget_key,
     estimate,
     limit_budget,
@@ -77,7 +79,10 @@ def test_no_limit_means_no_charge_but_an_amount_for_user_budgets() -> None:
 def test_simulators_never_draw_on_spending_limits() -> None:
     sim_limit = limit()
     est = estimate(
-        BraketTask(SV1, 0, duration=timedelta(minutes=1)), prices=PRICES, limit=sim_limit, now=NOW
+        BraketTask(SV1, 0, max_duration=timedelta(minutes=1)),
+        prices=PRICES,
+        limit=sim_limit,
+        now=NOW,
     )
     assert est.charges == () and not est.metered and est.amount == Decimal("0.075")
 
@@ -131,7 +136,7 @@ def test_a_device_that_is_not_online(status: str) -> None:
         ({"device_arn": SV1, "shots": -1}, "shots"),
         ({"device_arn": FORTE, "shots": 1.0}, "shots"),
         ({"device_arn": FORTE, "shots": 1, "price_override": "cheap"}, "price_override"),
-        ({"device_arn": SV1, "duration": timedelta(seconds=-1)}, "duration"),
+        ({"device_arn": SV1, "max_duration": timedelta(seconds=-1)}, "max_duration"),
     ],
 )
 def test_bad_tasks(kwargs: dict[str, object], field: str) -> None:
@@ -143,3 +148,48 @@ def test_bad_tasks(kwargs: dict[str, object], field: str) -> None:
 def test_naive_now_is_refused() -> None:
     with pytest.raises(InvalidInput):
         estimate(BraketTask(FORTE, 1), prices=PRICES, limit=None, now=datetime(2026, 1, 1))
+
+
+def test_an_undeclared_simulator_run_is_a_violation_only_where_it_is_charged() -> None:
+    est = estimate(BraketTask(SV1, 0), prices=PRICES, limit=None, now=NOW)
+    assert est.violations == ()
+    assert [v.rule for v in est.if_charged] == [RULE_MAX_DURATION_UNSET]
+    declared = estimate(
+        BraketTask(SV1, 0, max_duration=timedelta(seconds=1)), prices=PRICES, limit=None, now=NOW
+    )
+    assert declared.if_charged == () and declared.amount == Decimal("0.00375")  # 3 s minimum
+    qpu = estimate(BraketTask(FORTE, 10), prices=PRICES, limit=limit(), now=NOW)
+    assert qpu.if_charged == ()
+
+
+def test_a_reservation_task_is_charged_nothing_even_outside_the_window() -> None:
+    period = TimePeriod(NOW + timedelta(days=1), NOW + timedelta(days=2))
+    reservation = "arn:aws:braket:us-east-1:123456789012:reservation/r-1"
+    est = estimate(
+        BraketTask(FORTE, 1000, reservation_arn=reservation),
+        prices=PRICES,
+        limit=limit(period=period),
+        now=NOW,
+    )
+    assert (est.charges, est.violations, est.amount) == ((), (), 0)
+
+
+@pytest.mark.parametrize(
+    ("held", "shots", "price", "allowed"),
+    [
+        ("0.75", 0, Price(per_minute=Decimal("0.075")), timedelta(minutes=10)),
+        ("0.750001", 0, Price(per_minute=Decimal("0.075")), timedelta(minutes=10)),  # < 1 ms
+        (
+            "0.45",
+            100,
+            Price(per_shot=Decimal("0.001"), per_minute=Decimal("0.35")),
+            timedelta(minutes=1),
+        ),
+        ("0", 0, Price(per_task=Decimal("0.30"), per_minute=Decimal("1")), timedelta(0)),
+        ("5", 10, Price(per_task=Decimal("0.30")), timedelta(0)),  # not billed by time
+    ],
+)
+def test_allowed_run_is_the_longest_run_the_hold_pays_for(
+    held: str, shots: int, price: Price, allowed: timedelta
+) -> None:
+    assert allowed_run(price, shots, Decimal(held)) == allowed

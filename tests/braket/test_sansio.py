@@ -45,6 +45,23 @@ def test_a_built_request_carries_the_checked_params() -> None:
     assert info.value.field == "amount"
 
 
+def test_an_association_must_name_a_reservation() -> None:
+    # The one association type is a reservation's time window: another resource's ARN (here a
+    # task's) is refused before sending, naming the item.
+    assert "associations" not in task_request().params
+    task = "arn:aws:braket:us-east-1:123456789012:quantum-task/t-1"
+    with pytest.raises(InvalidInput) as info:
+        sansio.build_create_quantum_task(
+            FORTE,
+            ACTION,
+            100,
+            "amazon-braket-x",
+            "p",
+            associations=[{"arn": task, "type": "RESERVATION_TIME_WINDOW_ARN"}],
+        )
+    assert info.value.field == "associations[0].arn"
+
+
 def test_search_groups_split_device_filters_by_ten() -> None:
     arns = [f"arn:aws:braket:us-east-1::device/qpu/ionq/D{i}" for i in range(23)]
     assert [len(g or ()) for g in sansio.search_groups(arns, 50)] == [10, 10, 3]

@@ -242,7 +242,7 @@ CASES = [
         "shots",
     ),
     Case("task-price-str", lambda c: BraketTask(FORTE, price_override="cheap"), "price_override"),
-    Case("task-duration-int", lambda c: BraketTask(FORTE, duration=5), "duration"),
+    Case("task-duration-int", lambda c: BraketTask(FORTE, max_duration=5), "max_duration"),
     Case("price-min_seconds-str", lambda c: Price(min_seconds="3"), "min_seconds"),
     Case("price-min_seconds-negative", lambda c: Price(min_seconds=-1), "min_seconds"),
     Case("price-min_seconds-float", lambda c: Price(min_seconds=1.5), "min_seconds"),

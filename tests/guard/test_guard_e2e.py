@@ -357,7 +357,7 @@ async def test_simulator_tasks_settle_by_their_duration(world: World) -> None:
     sv1 = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
     async with world.guard() as guard:
         await guard.add_budget(Budget("team:sim", Unit.USD, Decimal("100")))
-        task = BraketTask(sv1, shots=100)
+        task = BraketTask(sv1, shots=100, max_duration=timedelta(minutes=15))
         sub = await guard.submit(task, world.run_braket(task, 1), budgets=["team:sim"])
         assert sub.external_id is not None
         world.clock.advance(minutes=10)

@@ -205,14 +205,20 @@ async def test_braket_task_holds_its_shots_and_is_tagged_with_a_derived_token(
 
 
 async def test_braket_reservation_association_is_sent_and_described(world: World) -> None:
-    described = BraketTask(FORTE, shots=100, reservation_arn=RESERVATION)
+    # The emulator, as Braket, takes only a reservation of the task's device.
+    reservation = world.emu.braket.add_reservation(FORTE)
+    direct = [{"arn": reservation, "type": "RESERVATION_TIME_WINDOW_ARN"}]
+    described = BraketTask(FORTE, shots=100, reservation_arn=reservation)
     expected = await world.guard.check(described)
     sub = await world.guard.braket.create_quantum_task(
-        FORTE, ACTION, 100, BUCKET, "t/2", associations=DIRECT
+        FORTE, ACTION, 100, BUCKET, "t/2", associations=direct
     )
-    assert world.emu.braket.tasks[sub.external_id or ""].associations == DIRECT
+    task = world.emu.braket.tasks[sub.external_id or ""]
+    assert task.associations == direct
     assert sub.work == described
-    assert sub.reservation.charges == expected.charges
+    # Braket Direct charges nothing, and no user budget is named: nothing held, so no stamp.
+    assert sub.reservation.charges == expected.charges == ()
+    assert task.tags == {}
 
 
 async def test_braket_over_budget_is_not_sent(world: World) -> None:

@@ -20,6 +20,7 @@ from quotaguard import BudgetExceeded, MemoryLedger, ReservationState
 from quotaguard.guard import BudgetGuard, Submission
 from quotaguard.ibm import IBMJob, IBMRuntimeClient, IBMSession
 from quotaguard.testing import Emulator, FakeClock
+from quotaguard.testing.ibm.state import CATALOG_PLAN_IDS
 from tests._support.ibm import ACCOUNT, API_KEY, CRN, emulated_ibm_client
 
 KEY = f"ibm:{CRN}"
@@ -209,10 +210,11 @@ async def test_batch_jobs_settle_at_their_usage_and_the_batch_at_zero(
 
 
 def seed_plan(emulator: Emulator, max_ttl: int) -> None:
+    # Under the catalog id the instance serves (before add_instance, which then adds none).
     emulator.ibm.add_account_plan(
         ACCOUNT,
         {
-            "plan_id": "premium",
+            "plan_id": CATALOG_PLAN_IDS["premium"],
             "subscription_id": "sub-1",
             "subscription_name": "Premium",
             "backends": [BACKEND],
@@ -242,11 +244,15 @@ async def test_the_plan_max_ttl_comes_from_the_account_endpoint(
 async def test_the_plan_max_ttl_falls_back_to_the_policy(
     emulator: Emulator, clock: FakeClock
 ) -> None:
-    # The account has no configuration for this instance's plan: the policy's 8 h applies.
+    # The account's configuration of this instance's plan has no max_ttl: the policy's 8 h.
     async with guarded(emulator, clock, limit=100_000) as (guard, ibm, _):
+        for plan in emulator.ibm.account_plans[ACCOUNT]:
+            plan.pop("max_ttl", None)
         sub = await guard.submit(IBMSession(BACKEND), open_session(ibm, IBMSession(BACKEND)))
         assert sub.reservation.amount_for(KEY) == 28_800
-        assert emulator.calls("ibm.get_account") == 1
+        reads = emulator.calls("ibm.get_account")
+        await guard.submit(IBMSession(BACKEND), open_session(ibm, IBMSession(BACKEND)))
+        assert emulator.calls("ibm.get_account") == reads  # cached, not read per submission
 
 
 async def test_the_plans_max_ttl_stands_through_an_account_route_outage(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from decimal import Decimal
 
 import boto3
@@ -11,14 +12,17 @@ import pytest
 from braket.aws import AwsDevice, AwsQuantumTask, AwsSession
 from braket.circuits import Circuit
 
+from quotaguard.braket.pricing import PriceTable
 from quotaguard.engine import Budget, Unit
 from quotaguard.errors import BudgetExceeded, InvalidInput
 from quotaguard.guard import BudgetGuard
+from quotaguard.guard.stamps import BRAKET_TAG_KEY, client_token
 from quotaguard.integrations import GuardBridge, IntegrationError, WrongThread, braket_sdk
 from quotaguard.integrations.braket_sdk import guard_session, guarded_braket, task_from_request
+from quotaguard.ledger.memory import MemoryLedger
 from quotaguard.testing import Emulator
 from tests._support.aws import SECRET_KEY
-from tests._support.braket import FORTE, GARNET
+from tests._support.braket import FORTE, GARNET, SV1
 from tests._support.integrations import S3
 
 pytestmark = pytest.mark.sdk
@@ -178,6 +182,20 @@ async def test_one_block_at_a_time(braket_guard: BudgetGuard) -> None:
 def test_task_from_request_and_bad_input() -> None:
     task = task_from_request({"deviceArn": FORTE, "shots": 1000, "action": "{}"})
     assert (task.device_arn, task.effective_shots) == (FORTE, 1000)
+    assert (task.reservation_arn, task.max_duration) == (None, None)
+    reservation = "arn:aws:braket:us-east-1:123456789012:reservation/r-1"
+    under = task_from_request(
+        {
+            "deviceArn": FORTE,
+            "shots": 10,
+            "associations": [{"arn": reservation, "type": "RESERVATION_TIME_WINDOW_ARN"}],
+        },
+        max_duration=timedelta(minutes=1),
+    )
+    assert (under.reservation_arn, under.max_duration) == (reservation, timedelta(minutes=1))
+    with pytest.raises(InvalidInput) as info:
+        task_from_request({"deviceArn": SV1, "shots": 0}, max_duration=60)  # type: ignore[arg-type]
+    assert info.value.field == "max_duration"
     with pytest.raises(InvalidInput) as info:
         task_from_request({"deviceArn": FORTE, "shots": 0})
     assert info.value.field == "shots"
@@ -249,3 +267,82 @@ async def test_an_sdk_without_the_hooked_methods_is_refused(
     with pytest.raises(IntegrationError, match="has no copy_session"):
         guard_session(AwsSession(boto3.Session(region_name="us-east-1")), bridge)
     assert braket_sdk._originals == {}
+
+
+async def test_tasks_under_a_direct_reservation_are_charged_nothing(
+    emulator: Emulator, braket_guard: BudgetGuard
+) -> None:
+    # Braket Direct bills the reservation, not its tasks: neither the device's spending limit
+    # nor any budget is charged for them (the SDK's Tracker counts them 0).
+    from braket.aws import DirectReservation
+
+    emulator.braket.add_spending_limit(FORTE, "10")
+    await braket_guard.add_budget(Budget("team:r", Unit.USD, Decimal("1")))
+    reservation = emulator.braket.add_reservation(FORTE)
+    forte = await device()
+    bridge = GuardBridge.current(braket_guard)
+    # The context adds the association inside AwsSession.create_quantum_task, from the
+    # environment: the guard must price the request as that method sends it.
+    with guarded_braket(bridge, budgets=["team:r"]), DirectReservation(forte, reservation):
+        task = await asyncio.to_thread(forte.run, bell(), shots=100, s3_destination_folder=S3)
+    [held] = await braket_guard.ledger.outstanding()
+    assert held.external_id == task.id
+    assert [c.amount for c in held.charges] == [0], held.charges
+    # The one request sent carries the context's association and the hold's stamps.
+    sent = emulator.braket.tasks[task.id]
+    assert sent.associations == [{"arn": reservation, "type": "RESERVATION_TIME_WINDOW_ARN"}]
+    assert sent.tags == {BRAKET_TAG_KEY: held.id}
+    assert emulator.braket._tokens[("CreateQuantumTask", client_token(held.id))] == task.id
+    # Passed to run() itself: 1000 shots (80.30 USD on demand) are charged nothing either.
+    with guarded_braket(bridge, budgets=["team:r"]):
+        await asyncio.to_thread(
+            forte.run, bell(), shots=1000, s3_destination_folder=S3, reservation_arn=reservation
+        )
+    assert all(c.amount == 0 for r in await braket_guard.ledger.outstanding() for c in r.charges)
+    limit = emulator.braket.limit_for(FORTE)
+    assert limit is not None and limit.queued == 0
+
+
+async def test_a_simulator_run_declares_its_max_duration_as_a_keyword(
+    emulator: Emulator, braket_guard: BudgetGuard
+) -> None:
+    await braket_guard.add_budget(Budget("team:sim", Unit.USD, Decimal("1")))
+    sv1 = await device(SV1)
+    bridge = GuardBridge.current(braket_guard)
+    with guarded_braket(bridge, budgets=["team:sim"]):
+        with pytest.raises(BudgetExceeded) as info:  # undeclared: nothing bounds its cost
+            await asyncio.to_thread(sv1.run, bell(), shots=100, s3_destination_folder=S3)
+        assert info.value.decision.rules == ("braket.max_duration.unset",)
+        assert emulator.calls("braket.CreateQuantumTask") == 0
+        # The keyword is the guard's: the SDK never sees it (AwsQuantumTask would refuse it).
+        task = await asyncio.to_thread(
+            sv1.run, bell(), shots=100, s3_destination_folder=S3, max_duration=timedelta(minutes=4)
+        )
+        assert isinstance(task, AwsQuantumTask)
+        batch = await asyncio.to_thread(
+            sv1.run_batch,
+            [bell()] * 2,
+            shots=100,
+            s3_destination_folder=S3,
+            max_duration=timedelta(minutes=2),
+        )
+        assert len(batch.tasks) == 2
+    held = {
+        r.external_id: r.amount_for("team:sim") for r in await braket_guard.ledger.outstanding()
+    }
+    assert held[task.id] == Decimal("0.30")  # 4 min x 0.075
+    assert sorted(held.values()) == [Decimal("0.15"), Decimal("0.15"), Decimal("0.30")]
+
+
+async def test_uninstall_restores_the_sdk() -> None:
+    from braket.aws.aws_quantum_task import AwsQuantumTask as Task
+
+    original = Task.create
+    with guarded_braket(
+        GuardBridge.current(BudgetGuard(MemoryLedger(), prices=PriceTable.default()))
+    ):
+        assert Task.create is not original
+    braket_sdk.uninstall()
+    assert Task.create is original
+    assert AwsSession.create_quantum_task.__name__ == "create_quantum_task"
+    assert not hasattr(AwsSession.create_quantum_task, "__wrapped__")

@@ -94,7 +94,7 @@ CASES: list[tuple[str, Call, str]] = [
     ("braket-shots-zero-qpu", sync(lambda: BraketTask(FORTE, shots=0)), "shots"),
     ("braket-shots-float", sync(lambda: BraketTask(FORTE, shots=1.5)), "shots"),  # type: ignore[arg-type]
     ("braket-shots-2-63", sync(lambda: BraketTask(FORTE, shots=2**63)), "shots"),
-    ("braket-duration-negative", sync(lambda: BraketTask(FORTE, duration=timedelta(-1))), "duration"),
+    ("braket-duration-negative", sync(lambda: BraketTask(FORTE, max_duration=timedelta(-1))), "max_duration"),
     ("braket-limit-cents", lambda w, g: w.braket.create_spending_limit(FORTE, "10.001"), "amount"),
     ("braket-limit-float", lambda w, g: w.braket.create_spending_limit(FORTE, 10.5), "amount"),  # type: ignore[arg-type]
     ("braket-limit-bad-arn", lambda w, g: w.braket.delete_spending_limit("arn:nope"), "arn"),

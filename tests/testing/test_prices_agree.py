@@ -48,7 +48,7 @@ NOW = FakeClock()()
 def guard_estimate(
     arn: str, shots: int, duration: timedelta | None = None, *, table: PriceTable | None = None
 ) -> Decimal:
-    task = BraketTask(arn, shots, duration=duration)
+    task = BraketTask(arn, shots, max_duration=duration)
     return estimate(task, prices=table or PriceTable.default(), limit=None, now=NOW).amount
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import attrs
 
 from quotaguard.testing.braket.prices import DevicePrice
 
-__all__ = ["ACCOUNT", "EmuDevice", "EmuLimit", "EmuTask"]
+__all__ = ["ACCOUNT", "EmuDevice", "EmuLimit", "EmuTask", "SeededRun"]
 
 #: The AWS account every emulated ARN belongs to.
 ACCOUNT = "123456789012"
@@ -39,10 +39,20 @@ class EmuLimit:
     tags: dict[str, str] = attrs.Factory(dict)
 
 
+@attrs.frozen
+class SeededRun:
+    """How tasks created later run: for ``duration``, then COMPLETED (or FAILED: ``fails``)."""
+
+    duration: timedelta
+    fails: str | None = None
+
+
 @attrs.define
 class EmuTask:
     """One task; ``cost`` is what it is charged (a QPU task's from creation on, a simulator
-    task's once completed)."""
+    task's once it ends). A task with a seeded ``run`` is RUNNING from creation and ends by
+    itself ``run`` after it (FAILED with ``fails`` as its reason, if set). ``associations`` as
+    sent (a Braket Direct reservation: the task is charged to no spending limit)."""
 
     arn: str
     device_arn: str
@@ -57,4 +67,5 @@ class EmuTask:
     failure_reason: str | None = None
     limit_arn: str | None = None
     tags: dict[str, str] = attrs.Factory(dict)
+    run: SeededRun | None = None
     associations: list[dict[str, str]] = attrs.Factory(list)

@@ -8,7 +8,9 @@ shape is checked. ``CreateQuantumTask`` charges a QPU task the per-task fee + sh
 per-shot price of the emulator's own table (``prices``) and reserves it as ``queuedSpend``;
 over the limit, or outside the limit's time window, it answers Braket's own 400
 ``ValidationException``. Tests drive task state with :meth:`BraketService.complete_task`,
-:meth:`fail_task` and :meth:`cancel_task`.
+:meth:`fail_task` and :meth:`cancel_task`, or seed how tasks run (:meth:`seed_run`: a run
+time after which they end by themselves); a task sent with a Braket Direct reservation
+(:meth:`add_reservation`) as its association is charged to no spending limit.
 
 Seeding lives in ``state``, the held records in ``models``, request fields and documents in
 ``wire``.
@@ -123,6 +125,7 @@ class BraketService(BraketState):
                     raise validation("request body is not JSON") from None
                 if not isinstance(body, dict):
                     raise validation("request body must be a JSON object")
+                self.run_due()
                 return await handler(request, {**body, "@region": match["region"]})
             except ApiError as exc:
                 return error_response(exc)
@@ -236,9 +239,11 @@ class BraketService(BraketState):
             if not isinstance(body.get(key), str) or not body[key]:
                 raise validation(f"{key} is required")
         now = self.clock()
+        direct = self._associations(body.get("associations"), dev.arn)
         # A QPU task reserves its price as queued spend; a simulator's is billed when it ends.
-        cost = dev.price.charge(shots) if dev.type == "QPU" else Decimal(0)
-        lim = self.limit_for(dev.arn) if dev.type == "QPU" else None
+        # A task under a Braket Direct reservation is paid for by the reservation: no limit.
+        cost = dev.price.charge(shots) if dev.type == "QPU" and not direct else Decimal(0)
+        lim = self.limit_for(dev.arn) if dev.type == "QPU" and not direct else None
         if lim is not None:
             outside = lim.period is not None and not lim.period[0] <= now < lim.period[1]
             if outside or cost > lim.amount - lim.total - lim.queued:
@@ -259,8 +264,10 @@ class BraketService(BraketState):
             params if isinstance(params, str) else "{}",
             limit_arn=lim.arn if lim else None,
             tags=dict(body.get("tags") or {}),
-            associations=associations(body.get("associations")),
+            run=self.seeded_run(dev),
+            associations=direct,
         )
+        self.start(self.tasks[arn])
         self._tokens[("CreateQuantumTask", token)] = arn
         return web.json_response({"quantumTaskArn": arn}, status=201)
 
@@ -272,6 +279,15 @@ class BraketService(BraketState):
         tasks = created_filtered(body, list(self.tasks.values()))
         fields = {"deviceArn": "device_arn", "status": "status", "quantumTaskArn": "arn"}
         return self._search(body, tasks, fields, "quantumTasks", task_summary_json)
+
+    def _associations(self, raw: object, device_arn: str) -> list[dict[str, str]]:
+        """The request's associations (their shape: ``wire.associations``), each a reservation
+        of this device, as Braket checks."""
+        out = associations(raw)
+        for item in out:
+            if self.reservations.get(item["arn"]) != device_arn:
+                raise validation(f"{item['arn']} is not a reservation of device {device_arn}")
+        return out
 
     async def _get_task(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         task = _found(self.tasks, _arn(request), "Quantum task")

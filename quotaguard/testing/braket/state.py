@@ -10,7 +10,7 @@ from typing import Any
 
 from quotaguard.testing.braket.devices import RETIRED, capabilities
 from quotaguard.testing.braket.errors import ApiError
-from quotaguard.testing.braket.models import ACCOUNT, EmuDevice, EmuLimit, EmuTask
+from quotaguard.testing.braket.models import ACCOUNT, EmuDevice, EmuLimit, EmuTask, SeededRun
 from quotaguard.testing.braket.prices import (
     PRICES,
     QPU_TASK_FEE,
@@ -33,6 +33,11 @@ class BraketState:
         self.devices: dict[str, EmuDevice] = {}
         self.limits: dict[str, EmuLimit] = {}
         self.tasks: dict[str, EmuTask] = {}
+        #: Braket Direct reservations: reservation ARN -> the device it reserves.
+        self.reservations: dict[str, str] = {}
+        #: How tasks created from now on run, by device ARN (``None``: every simulator).
+        self.runs: dict[str | None, SeededRun] = {}
+        self._running: set[str] = set()  # tasks with a seeded run, not ended yet
         self._tokens: dict[tuple[str, str], str] = {}
         self._secrets: dict[str, str] = {}  # access key id -> secret access key
         #: With credentials registered, refuse an ``X-Amz-Date`` this far from ``clock()`` (as
@@ -135,11 +140,61 @@ class BraketState:
     def limit_for(self, device_arn: str) -> EmuLimit | None:
         return next((lim for lim in self.limits.values() if lim.device_arn == device_arn), None)
 
-    def _end(self, arn: str, status: str, reason: str | None = None) -> EmuTask:
+    def add_reservation(self, device_arn: str) -> str:
+        """A Braket Direct reservation of ``device_arn``; returns its ARN. Tasks sent with it as
+        their ``RESERVATION_TIME_WINDOW_ARN`` association are charged to no spending limit."""
+        region = device_arn.split(":")[3] or "us-east-1"
+        arn = f"arn:aws:braket:{region}:{ACCOUNT}:reservation/{uuid.uuid4()}"
+        self.reservations[arn] = device_arn
+        return arn
+
+    def seed_run(
+        self, duration: timedelta, *, device_arn: str | None = None, fails: str | None = None
+    ) -> None:
+        """Tasks created from now on, on ``device_arn`` (default: every simulator), are RUNNING
+        from creation and end by themselves ``duration`` later on ``clock``: COMPLETED and
+        billed for ``duration``, or, with ``fails``, FAILED with that reason and billed nothing.
+        Cancelled before that, a simulator task is billed for the time it ran."""
+        if not isinstance(duration, timedelta) or duration < timedelta(0):
+            raise ValueError("duration must be a timedelta >= 0")
+        self.runs[device_arn] = SeededRun(duration, fails)
+
+    def seeded_run(self, device: EmuDevice) -> SeededRun | None:
+        run = self.runs.get(device.arn)
+        if run is None and device.type == "SIMULATOR":
+            run = self.runs.get(None)
+        return run
+
+    def start(self, task: EmuTask) -> None:
+        """Run ``task`` as its seeded run says (called when it is created)."""
+        if task.run is not None:
+            task.status = "RUNNING"
+            self._running.add(task.arn)
+
+    def run_due(self) -> None:
+        """End every seeded run that is over by ``clock`` (the service calls this first on
+        every request, so an answer never shows a task running past its run)."""
+        now = self.clock()
+        for arn in list(self._running):
+            task = self.tasks[arn]
+            assert task.run is not None
+            at = task.created_at + task.run.duration
+            if at > now:
+                continue
+            if task.run.fails is not None:
+                self._end(arn, "FAILED", task.run.fails, at=at)
+            else:
+                self._complete(arn, task.run.duration, at)
+
+    def _end(
+        self, arn: str, status: str, reason: str | None = None, *, at: datetime | None = None
+    ) -> EmuTask:
         task = self.tasks[arn]
         if task.status in ("COMPLETED", "FAILED", "CANCELLED"):
             raise ApiError(409, "ConflictException", f"task is already {task.status}")
-        task.status, task.ended_at, task.failure_reason = status, self.clock(), reason
+        self._running.discard(arn)
+        task.status, task.failure_reason = status, reason
+        task.ended_at = at or self.clock()
         limit = self.limits.get(task.limit_arn or "")
         if limit is not None:
             limit.queued -= task.cost
@@ -147,20 +202,32 @@ class BraketState:
                 limit.total += task.cost
         return task
 
+    def _bill_run(self, task: EmuTask, run: timedelta) -> None:
+        device = self.devices.get(task.device_arn)
+        if device is not None and device.type == "SIMULATOR":
+            task.cost = device.price.charge(task.shots, run)
+
+    def _complete(self, arn: str, duration: timedelta | None, at: datetime | None) -> EmuTask:
+        task = self._end(arn, "COMPLETED", at=at)
+        assert task.ended_at is not None
+        self._bill_run(task, duration if duration is not None else task.ended_at - task.created_at)
+        return task
+
     def complete_task(self, arn: str, *, duration: timedelta | None = None) -> EmuTask:
         """Queued spend moves to total spend. A simulator task is billed for ``duration`` (by
         default the time since it was created, on ``clock``)."""
-        task = self._end(arn, "COMPLETED")
-        device = self.devices.get(task.device_arn)
-        if device is not None and device.type == "SIMULATOR" and task.ended_at is not None:
-            run = duration if duration is not None else task.ended_at - task.created_at
-            task.cost = device.price.charge(task.shots, run)
-        return task
+        return self._complete(arn, duration, None)
 
     def fail_task(self, arn: str, reason: str = "failed by the test") -> EmuTask:
         """Queued spend is released (failed tasks cost nothing)."""
         return self._end(arn, "FAILED", reason)
 
     def cancel_task(self, arn: str) -> EmuTask:
-        """Queued spend is released."""
-        return self._end(arn, "CANCELLED")
+        """Queued spend is released; a simulator task that was running is billed for the time
+        it ran (one still queued never ran: nothing)."""
+        running = self.tasks[arn].status == "RUNNING"
+        task = self._end(arn, "CANCELLED")
+        if running:
+            assert task.ended_at is not None
+            self._bill_run(task, task.ended_at - task.created_at)
+        return task
