@@ -242,3 +242,5 @@ class Estimate:
     unit: Unit = Unit.USD
     #: Whether the work draws on the provider's limits (QPU) or not (simulators).
     metered: bool = True
+    #: Provider budgets admitted without fresh state (``fail_mode="open"``): an event each.
+    fail_open: tuple[str, ...] = ()

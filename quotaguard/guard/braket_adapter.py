@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from quotaguard.braket import rules
 from quotaguard.braket.pricing import PriceTable, UnknownPrice
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BraketAdapter"]
 
-log = logging.getLogger("quotaguard.guard")
 
 #: How long before its hold a task may be dated: Braket's clock is not ours (AWS itself
 #: accepts signatures 15 minutes off).
@@ -56,7 +56,6 @@ class BraketAdapter:
         self.ttl = ttl
         self.max_staleness = max_staleness
         self._limits: dict[str, CachedState[SpendingLimit | None]] = {}
-        self._warned: set[str] = set()
 
     def __repr__(self) -> str:
         return f"BraketAdapter(devices={sorted(self._limits)})"
@@ -103,6 +102,7 @@ class BraketAdapter:
 
     async def estimate(self, work: BraketTask, *, now: datetime, fail_open: bool) -> Estimate:
         limit: SpendingLimit | None = None
+        stale: tuple[str, ...] = ()
         if self.client is not None and rules.device_facts(work.device_arn)[1]:
             try:
                 limit = await self._cache(work.device_arn).get()
@@ -110,13 +110,12 @@ class BraketAdapter:
                 if not fail_open:
                     raise
                 # Admit, but keep charging the limit we last knew: the ledger still holds
-                # its budget, so local reservations keep counting against it.
+                # its budget, so local reservations keep counting against it. The guard
+                # emits a (rate-limited) fail_open event per admission.
                 limit = self._cache(work.device_arn).last
-                key = rules.budget_key(work.device_arn)
-                if key not in self._warned:
-                    self._warned.add(key)
-                    log.warning("%s: spending limit unavailable; admitting (fail_mode=open)", key)
-        return rules.estimate(work, prices=self.prices, limit=limit, now=now)
+                stale = (rules.budget_key(work.device_arn),)
+        estimate = rules.estimate(work, prices=self.prices, limit=limit, now=now)
+        return attrs.evolve(estimate, fail_open=stale) if stale else estimate
 
     def explain(self, work: Any, violations: Sequence[Violation]) -> tuple[Violation, ...]:
         return tuple(violations)
