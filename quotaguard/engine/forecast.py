@@ -69,17 +69,21 @@ class Forecast:
             return None
         return (self.resets_at - self.runs_out_at).days
 
-    def line(self) -> str:
-        """One line a person reads: ``<key>: on track …`` or ``<key>: runs out on …``."""
+    def line(self, label: str | None = None) -> str:
+        """One line a person reads: ``<key>: on track …`` or ``<key>: runs out on …``.
+
+        ``label`` names the budget instead of its key (a shortened ARN, say).
+        """
+        key = self.key if label is None else label
         rate = f"{_fmt(self.rate_per_day)} {self.unit.value}/day"
         reset = f", resets {self.resets_at.date().isoformat()}" if self.resets_at else ""
         if self.used >= self.limit:
-            return f"{self.key}: exhausted ({_fmt(self.used)} of {_fmt(self.limit)} used{reset})"
+            return f"{key}: exhausted ({_fmt(self.used)} of {_fmt(self.limit)} used{reset})"
         if self.runs_out_at is None:
-            return f"{self.key}: on track (no committed spend since {_day(self.basis_start)})"
+            return f"{key}: on track (no committed spend since {_day(self.basis_start)})"
         if self.on_track:
-            return f"{self.key}: on track at {rate}{reset}"
-        when = f"{self.key}: runs out on {_day(self.runs_out_at)} at {rate}"
+            return f"{key}: on track at {rate}{reset}"
+        when = f"{key}: runs out on {_day(self.runs_out_at)} at {rate}"
         if self.days_before_reset is None:
             return f"{when} (no reset)"
         return f"{when}, {self.days_before_reset} days before the reset ({_day(self.resets_at)})"

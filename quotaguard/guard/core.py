@@ -18,6 +18,7 @@ import attrs
 
 from quotaguard._aio import AsyncClosing
 from quotaguard.engine.amounts import Unit, money_context, to_micro
+from quotaguard.engine.forecast import Forecast
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Estimate, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.errors import BudgetExceeded, InvalidInput
@@ -35,6 +36,7 @@ from quotaguard.guard.checks import (
 )
 from quotaguard.guard.contract import Adapter, Submission
 from quotaguard.guard.events import Event, Events, EventStream
+from quotaguard.guard.forecasts import forecasts
 from quotaguard.guard.sending import Sender
 from quotaguard.guard.sends import BraketSends, IBMSends, check_send
 from quotaguard.guard.settlement import Settler
@@ -464,6 +466,10 @@ class BudgetGuard(AsyncClosing):
                 await adapter.sync()
         finally:
             self._events.done_serving(serving)
+
+    async def forecast(self) -> list[Forecast]:
+        """Every budget's burn-down forecast now (:mod:`quotaguard.engine.forecast`)."""
+        return await forecasts(self._ledger, await self.status())
 
     # -- events (guard/events.py) -------------------------------------------------------------
 
