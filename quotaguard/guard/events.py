@@ -83,7 +83,7 @@ class Admitted(Event):
     reservation_id: str
     provider: str
     #: Budget key → amount held, in the budget's unit.
-    amounts: dict[str, str]
+    amounts: dict[str, str] = attrs.field(hash=False)  # hashable by the rest
 
     def message(self) -> str:
         return f"admitted {self.reservation_id} ({self.provider}): held {self.amounts}"
@@ -98,7 +98,7 @@ class Rejected(Event):
     rules: tuple[str, ...]
     budgets: tuple[str, ...]
     #: Budget key → amount asked, in the budget's unit.
-    requested: dict[str, str]
+    requested: dict[str, str] = attrs.field(hash=False)  # hashable by the rest
 
     def message(self) -> str:
         return f"rejected ({self.provider}): {', '.join(self.rules)} on {list(self.budgets)}"
@@ -156,8 +156,8 @@ class Settled(Event):
     kind: ClassVar[str] = "settled"
     reservation_id: str
     external_id: str | None
-    reserved: dict[str, str]
-    actual: dict[str, str]
+    reserved: dict[str, str] = attrs.field(hash=False)  # hashable by the rest
+    actual: dict[str, str] = attrs.field(hash=False)  # hashable by the rest
 
     def message(self) -> str:
         return f"settled {self.reservation_id}: reserved {self.reserved}, actual {self.actual}"

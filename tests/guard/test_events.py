@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import attrs
@@ -229,3 +229,26 @@ async def test_no_event_is_built_when_logging_is_off_and_nobody_listens(
             assert built == ["rejected"]
     finally:
         logging.getLogger("quotaguard.events").setLevel(logging.NOTSET)
+
+
+def test_events_are_hashable_frozen_values_with_stable_kinds() -> None:
+    from quotaguard.guard import events
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    one = Admitted(at=at, reservation_id="rsv_1", provider="toy", amounts={"a": "1"})
+    assert one == Admitted(at=at, reservation_id="rsv_1", provider="toy", amounts={"a": "1"})
+    assert len({one, one}) == 1
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        one.provider = "x"  # type: ignore[misc]
+    kinds = {
+        getattr(events, name).kind
+        for name in events.__all__
+        if isinstance(getattr(events, name), type)
+        and issubclass(getattr(events, name), Event)
+        and getattr(events, name) is not Event
+    }
+    assert kinds == {
+        "admitted", "rejected", "fail_open", "in_doubt", "bound", "settled",
+        "leases_renewed", "lapsed", "provider_refreshed",
+    }  # fmt: skip
+    assert one.fields()["qg_amounts"] == {"a": "1"} and one.fields()["qg_at"] == at.isoformat()
