@@ -48,3 +48,25 @@ async def test_refuses_unknown_budgets_and_reversed_spans(ledger: Ledger) -> Non
     assert info.value.field == "end"
     with pytest.raises(InvalidInput):
         await ledger.committed_between("a", T0.replace(tzinfo=None), T0)
+
+
+async def test_matches_a_plain_sum_over_random_commits_and_spans(ledger: Ledger) -> None:
+    import random
+
+    rng = random.Random(15)
+    await ledger.put_budget(Budget("a", Unit.USD, Decimal(10**6)))
+    spent: list[tuple[int, Decimal]] = []
+    for _ in range(40):
+        minute, amount = rng.randrange(0, 600), Decimal(rng.randrange(1, 10**6)) / 1000
+        at = T0 + timedelta(minutes=minute)
+        decision = await ledger.reserve([usd("a", str(amount))], now=at)
+        assert decision.reservation is not None
+        await ledger.commit(decision.reservation.id, now=at)
+        spent.append((minute, amount))
+    for _ in range(30):
+        lo, hi = sorted(rng.randrange(-10, 620) for _ in range(2))
+        expected = sum((a for m, a in spent if lo <= m < hi), Decimal(0))
+        got = await ledger.committed_between(
+            "a", T0 + timedelta(minutes=lo), T0 + timedelta(minutes=hi)
+        )
+        assert got == expected, (lo, hi)
