@@ -37,6 +37,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             for adapter in guard.adapters:
                 client: Any = getattr(adapter, "client", None)
                 if adapter.provider == "ibm":
+                    found["ibm_account"] = getattr(client, "account", None)
                     found["ibm"] = await ibm_usage_row(client)
                 elif adapter.provider == "braket" and client is not None:
                     found["braket"] = limit_rows(
@@ -63,6 +64,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if found["ledger_missing"] is not None:
         where = found["ledger_missing"]
         out.print(f"no ledger yet at {where} (not created by status)", markup=False)
+    if found.get("ibm_account"):
+        out.print(f"IBM account: {found['ibm_account']}", markup=False, soft_wrap=True)
     if found["ibm"] is not None:
         print_usage(found["ibm"])
     if found["braket"] is not None:
