@@ -145,6 +145,17 @@ def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
     return (when - now).total_seconds()
 
 
+def select_proxy(url: str, proxies: Mapping[str, str] | None) -> str | None:
+    """The proxy requests' ``select_proxy`` picks: ``scheme://host``, ``scheme``,
+    ``all://host``, ``all``, first found."""
+    if not proxies:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    keys = (f"{parts.scheme}://{host}", parts.scheme, f"all://{host}", "all")
+    return next((proxies[k] for k in keys if k in proxies), None)
+
+
 class HTTPClient(AsyncClosing):
     """A reused ``ClientSession`` (or the caller's, which it never closes)."""
 
@@ -160,8 +171,12 @@ class HTTPClient(AsyncClosing):
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = _utcnow,
         secrets: Callable[[], Collection[str]] = tuple,
+        proxies: Mapping[str, str] | None = None,
     ) -> None:
         self.provider = provider
+        #: requests-style proxy mapping (a saved qiskit account's ``proxies.urls``); it wins
+        #: over HTTPS_PROXY for the URLs it covers.
+        self._proxies = proxies
         self._session = session
         self._owns_session = session is None
         self._timeout = check_timeout(timeout)
@@ -220,6 +235,7 @@ class HTTPClient(AsyncClosing):
                 data=data,
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
+                proxy=select_proxy(url, self._proxies),
             ) as resp:
                 body = await resp.read()
                 # Lower-cased once, here: every caller looks a header up in one spelling.

@@ -200,7 +200,7 @@ async def _burst(
             kw = {"budgets": (team,)}
             provider, item = "braket", task
         try:
-            sub: Submission = await guard.submit(item, submit, **kw)
+            sub: Submission[Any] = await guard.submit(item, submit, **kw)
         except BudgetExceeded as exc:
             v = exc.decision.violations[0]
             unit = {"seconds": " s", "USD": " USD"}.get(v.unit.value, "") if v.unit else ""

@@ -41,6 +41,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 client: Any = getattr(adapter, "client", None)
                 if isinstance(adapter, IBMAdapter):
                     # What sync() just read: the very limit the guard charges against.
+                    found["ibm_account"] = getattr(client, "account", None)
                     found["ibm"] = adapter.readings[client.service_crn].row()
                 elif adapter.provider == "braket" and client is not None:
                     found["braket"] = limit_rows(
@@ -72,6 +73,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if found["ledger_missing"] is not None:
         where = found["ledger_missing"]
         out.print(f"no ledger yet at {where} (not created by status)", markup=False)
+    if found.get("ibm_account"):
+        out.print(f"IBM account: {found['ibm_account']}", markup=False, soft_wrap=True)
     if found["ibm"] is not None:
         print_usage(found["ibm"])
     if found["braket"] is not None:

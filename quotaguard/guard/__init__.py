@@ -7,7 +7,7 @@ state; ``ibm_adapter`` and ``braket_adapter`` turn provider work into charges; `
 is what an adapter must provide.
 """
 
-from quotaguard.guard.contract import Adapter, Submission
+from quotaguard.guard.contract import Adapter, Submission, Work
 from quotaguard.guard.core import BudgetGuard
 
-__all__ = ["Adapter", "BudgetGuard", "Submission"]
+__all__ = ["Adapter", "BudgetGuard", "Submission", "Work"]

@@ -9,14 +9,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Decision, Estimate, Reservation, Violation
 
-__all__ = ["Adapter", "Submission"]
+__all__ = ["Adapter", "Submission", "Work"]
+
+#: What the send returned (``Submission[T].result``).
+T = TypeVar("T")
+
+
+class Work(Protocol):
+    """Anything an adapter prices: the built-in ``IBMJob``/``IBMSession``/``BraketTask`` or a
+    custom adapter's own type. The guard only compares it (a retried idempotency key must
+    name equal work) and never looks inside, so any hashable value with equality will do."""
+
+    def __eq__(self, other: object, /) -> bool: ...
+
+    def __hash__(self) -> int: ...
 
 
 class Adapter(Protocol):
@@ -61,13 +74,14 @@ class Adapter(Protocol):
 
 
 @attrs.frozen
-class Submission:
-    """Admitted work: the reservation that holds its budget and what ``submit`` returned."""
+class Submission(Generic[T]):
+    """Admitted work: the reservation that holds its budget and what ``submit`` returned
+    (``result``: ``None`` only when ``replayed``, the send not called again)."""
 
     reservation: Reservation
     decision: Decision
-    work: object
-    result: object = None
+    work: Work
+    result: T | None = None
     external_id: str | None = None
     #: True when an idempotency key matched earlier work: ``submit`` was not called again.
     replayed: bool = False

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import attrs
 
@@ -34,7 +34,7 @@ from quotaguard.guard.checks import (
     check_seconds,
     check_watch,
 )
-from quotaguard.guard.contract import Adapter, Submission
+from quotaguard.guard.contract import Adapter, Submission, Work
 from quotaguard.guard.events import Event, Events, EventStream
 from quotaguard.guard.forecasts import forecasts
 from quotaguard.guard.sending import Sender
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from quotaguard.ibm.rules import IBMPolicy
 
 __all__ = ["Adapter", "BudgetGuard", "Submission"]
+
+T = TypeVar("T")
 
 
 def _utcnow() -> datetime:
@@ -114,7 +116,9 @@ class BudgetGuard(AsyncClosing):
         # The same work is priced into the same user budgets over and over: a Charge is
         # frozen, so one built (and validated) for an amount and unit serves every repeat.
         self._user_charges: dict[tuple[object, ...], Charge] = {}
-        self._inflight: dict[str, tuple[object, tuple[str, ...], asyncio.Future[Submission]]] = {}
+        self._inflight: dict[
+            str, tuple[object, tuple[str, ...], asyncio.Future[Submission[Any]]]
+        ] = {}
         # Extra adapters first: a custom provider (or a test double) can claim any work type.
         self._adapters: list[Adapter] = list(adapters)
         common = {
@@ -300,7 +304,7 @@ class BudgetGuard(AsyncClosing):
             charges.append(charge)
         return tuple(charges)
 
-    async def check(self, work: object, *, budgets: Iterable[str] = ()) -> Decision:
+    async def check(self, work: Work, *, budgets: Iterable[str] = ()) -> Decision:
         """Would this work be admitted now? Reserves nothing, sends nothing."""
         named = check_budget_keys(budgets)
         adapter, estimate = await self._estimate(work)
@@ -318,14 +322,43 @@ class BudgetGuard(AsyncClosing):
             return Decision.reject(adapter.explain(work, violations), charges)
         return Decision(admitted=True, charges=charges)
 
+    # The send's result type is the submission's: an async send's awaited value, a sync
+    # send's return value; a Stamped send's is not tracked.
+    @overload
     async def submit(
         self,
-        work: object,
+        work: Work,
+        submit: Callable[[], Awaitable[T]],
+        *,
+        budgets: Iterable[str] = (),
+        idempotency_key: str | None = None,
+    ) -> Submission[T]: ...
+    @overload
+    async def submit(
+        self,
+        work: Work,
+        submit: Callable[[], T],
+        *,
+        budgets: Iterable[str] = (),
+        idempotency_key: str | None = None,
+    ) -> Submission[T]: ...
+    @overload
+    async def submit(
+        self,
+        work: Work,
+        submit: Stamped,
+        *,
+        budgets: Iterable[str] = (),
+        idempotency_key: str | None = None,
+    ) -> Submission[Any]: ...
+    async def submit(
+        self,
+        work: Work,
         submit: Callable[[], Awaitable[Any]] | Callable[[], Any] | Stamped,
         *,
         budgets: Iterable[str] = (),
         idempotency_key: str | None = None,
-    ) -> Submission:
+    ) -> Submission[Any]:
         """Reserve, then call ``submit`` only if admitted; raises :class:`BudgetExceeded`.
 
         A ``functools.partial`` of ``IBMRuntimeClient.run_job`` or
@@ -357,7 +390,7 @@ class BudgetGuard(AsyncClosing):
                     continue  # the first caller was cancelled, not us: try ourselves
                 raise
             return attrs.evolve(first, replayed=True)
-        mine: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
+        mine: asyncio.Future[Submission[Any]] = asyncio.get_running_loop().create_future()
         mine.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._inflight[idempotency_key] = (work, keys, mine)
         try:
@@ -379,7 +412,7 @@ class BudgetGuard(AsyncClosing):
         submit: Callable[[], Any] | Stamped,
         budgets: tuple[str, ...],
         idempotency_key: str | None,
-    ) -> Submission:
+    ) -> Submission[Any]:
         adapter, estimate = await self._estimate(work)
         charges = await self._charges(estimate, budgets, adapter)
         if static := _static_violations(estimate, charges):
@@ -420,7 +453,7 @@ class BudgetGuard(AsyncClosing):
     # -- after the send -----------------------------------------------------------------------
 
     async def settle(
-        self, target: Submission | Reservation | str, actual: Decimal | None = None
+        self, target: Submission[Any] | Reservation | str, actual: Decimal | None = None
     ) -> Reservation:
         """Commit the actual cost and release the rest, exactly once.
 
@@ -429,7 +462,7 @@ class BudgetGuard(AsyncClosing):
         """
         return await self._settler.settle(target, actual)
 
-    async def release(self, target: Submission | Reservation | str) -> Reservation:
+    async def release(self, target: Submission[Any] | Reservation | str) -> Reservation:
         """Release a hold you know was not used (e.g. one in doubt after a SubmitTimeout)."""
         reservation = await self._settler.resolve(target)
         return await self._ledger.release(reservation.id, now=self._clock())

@@ -59,7 +59,7 @@ class IBMSends:
         simulator: bool = False,
         budgets: Iterable[str] = (),
         idempotency_key: str | None = None,
-    ) -> Submission:
+    ) -> Submission[Any]:
         """Reserve what this job can cost, then ``POST /v1/jobs`` it; ``submission.external_id``
         is the job id. Arguments as :meth:`IBMRuntimeClient.run_job`; the job is tagged
         ``quotaguard:<reservation id>``. Raises what ``BudgetGuard.submit`` raises.
@@ -116,7 +116,7 @@ class BraketSends:
         budgets: Iterable[str] = (),
         idempotency_key: str | None = None,
         **task: Any,
-    ) -> Submission:
+    ) -> Submission[Any]:
         """Reserve what this task can cost, then ``CreateQuantumTask`` it;
         ``submission.external_id`` is the task ARN. Arguments as
         :meth:`BraketClient.create_quantum_task` (a reservation's ``associations`` make it a

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from quotaguard.engine.amounts import Unit, as_amount, money_context
 from quotaguard.engine.model import Charge, Reservation, ReservationState
@@ -92,7 +92,7 @@ class Settler:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
 
-    async def resolve(self, target: Submission | Reservation | str) -> Reservation:
+    async def resolve(self, target: Submission[Any] | Reservation | str) -> Reservation:
         """The hold behind a submission, a reservation, a reservation id or a job id/ARN."""
         if isinstance(target, Submission) and not target.id:
             return target.reservation  # unmetered work: nothing was held
@@ -110,7 +110,7 @@ class Settler:
             return found
 
     async def settle(
-        self, target: Submission | Reservation | str, actual: Decimal | None = None
+        self, target: Submission[Any] | Reservation | str, actual: Decimal | None = None
     ) -> Reservation:
         """Commit the actual cost and release the rest, once; unfinished work stays held."""
         reservation = await self.resolve(target)

@@ -60,10 +60,13 @@ class IBMRuntimeClient(AsyncClosing):
         clock: Callable[[], datetime] | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        proxies: Mapping[str, str] | None = None,
     ) -> None:
         settings = resolve(
             api_key=api_key, service_crn=service_crn, base_url=base_url, iam_url=iam_url
         )
+        #: Which account this client uses and where it came from (``quotaguard status``).
+        self.account = settings.source
         self.service_crn = sansio.check_crn(settings.service_crn)
         self.api_version = sansio.check_api_version(api_version)
         if settings.base_url is not None:
@@ -86,6 +89,7 @@ class IBMRuntimeClient(AsyncClosing):
             sleep=sleep,
             clock=self._clock,
             secrets=lambda: self._auth.secrets(),
+            proxies=proxies if proxies is not None else settings.proxies,
         )
         self._auth = IAMAuth(
             settings.api_key, iam_url=self.iam_url, http=self._http, clock=self._clock
@@ -100,7 +104,8 @@ class IBMRuntimeClient(AsyncClosing):
         path: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> IBMRuntimeClient:
-        """Arguments, then ``env``, then the saved qiskit account (``name`` or the default)."""
+        """The account :func:`quotaguard.ibm.config.resolve` finds: arguments (or the saved
+        account ``name``), then ``env``, then the saved qiskit account, taken whole."""
         settings = resolve(
             api_key=overrides.pop("api_key", None),
             service_crn=overrides.pop("service_crn", None),
@@ -110,13 +115,16 @@ class IBMRuntimeClient(AsyncClosing):
             env=env,
             path=path,
         )
-        return cls(
+        client = cls(
             settings.api_key,
             settings.service_crn,
             base_url=settings.base_url,
             iam_url=settings.iam_url,
+            proxies=settings.proxies,
             **overrides,
         )
+        client.account = settings.source
+        return client
 
     def __repr__(self) -> str:
         return f"IBMRuntimeClient(service_crn={self.service_crn!r}, base_url={self.base_url!r})"

@@ -174,7 +174,7 @@ class GuardBridge:
         budgets: Sequence[str] = (),
         idempotency_key: str | None = None,
         timeout: float | None = None,
-    ) -> Submission:
+    ) -> Submission[Any]:
         """``guard.submit(work, send, ...)`` from this thread; ``send`` runs only if admitted."""
         return self.run(
             self.guard.submit(work, send, budgets=budgets, idempotency_key=idempotency_key),

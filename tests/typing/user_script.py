@@ -10,6 +10,9 @@ type check here before a user's own strict build does. The two SDKs ship no type
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from typing import assert_type
@@ -21,6 +24,7 @@ from quotaguard import (
     Budget,
     BudgetExceeded,
     BudgetGuard,
+    Charge,
     Decision,
     Reservation,
     Submission,
@@ -28,10 +32,13 @@ from quotaguard import (
     Violation,
 )
 from quotaguard.braket import BraketClient, BraketTask
+from quotaguard.engine import Estimate
+from quotaguard.guard import Adapter, Work
 from quotaguard.ibm import IBMJob, IBMRuntimeClient
 from quotaguard.integrations import GuardBridge, IntegrationError
 from quotaguard.integrations.braket_sdk import guard_session
 from quotaguard.integrations.qiskit_runtime import guard_runtime
+from quotaguard.ledger import MemoryLedger
 
 FORTE = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"
 
@@ -57,10 +64,72 @@ async def submit_to_braket(guard: BudgetGuard, braket: BraketClient, program: st
     except BudgetExceeded as error:
         print("\n".join(explain(error)))
         return None
-    assert_type(submission, Submission)
+    # The submission carries the send's own result type (None only for a replayed key).
+    assert_type(submission, Submission[str])
+    assert_type(submission.result, str | None)
     assert_type(submission.reservation, Reservation)
     assert_type(submission.decision, Decision)
     return submission.id
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A user's own work type, priced by their own adapter."""
+
+    lab: str
+    dollars: Decimal
+
+
+class LabAdapter:
+    """A custom ``adapters=`` entry: it satisfies the ``Adapter`` protocol structurally."""
+
+    provider = "lab"
+    unit = Unit.USD
+
+    def handles(self, work: object) -> bool:
+        return isinstance(work, Experiment)
+
+    async def estimate(self, work: Experiment, *, now: datetime, fail_open: bool) -> Estimate:
+        charge = Charge(f"lab:{work.lab}", work.dollars, Unit.USD)
+        return Estimate(charges=(charge,), amount=work.dollars, unit=Unit.USD)
+
+    def explain(self, work: Experiment, violations: Sequence[Violation]) -> tuple[Violation, ...]:
+        return tuple(violations)
+
+    def external_id(self, work: Experiment, result: object) -> str | None:
+        return result if isinstance(result, str) else None
+
+    def owns(self, external_id: str) -> bool:
+        return external_id.startswith("lab-")
+
+    async def actual(self, external_id: str, reserved: Decimal) -> Decimal | None:
+        return reserved
+
+    async def sync(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def run_in_the_lab(count: int) -> int:
+    return count
+
+
+def book_the_lab() -> list[str]:
+    return ["lab-1"]
+
+
+async def custom_work() -> None:
+    adapter: Adapter = LabAdapter()
+    async with BudgetGuard(MemoryLedger(), adapters=[adapter]) as guard:
+        work: Work = Experiment("optics", Decimal("3"))
+        assert_type((await guard.check(work)).admitted, bool)
+        ran = await guard.submit(work, partial(run_in_the_lab, 3))  # an async send
+        assert_type(ran, Submission[int])
+        booked = await guard.submit(work, book_the_lab)  # a sync send
+        assert_type(booked.result, list[str] | None)
+        await guard.submit([work], book_the_lab)  # type: ignore[call-overload]  # a list is no Work
 
 
 async def main() -> None:
@@ -75,6 +144,7 @@ async def main() -> None:
         if not decision.admitted:
             assert_type(decision.violations[0], Violation)
         await submit_to_braket(guard, braket, "OPENQASM 3; qubit q; h q;")
+        await custom_work()
 
         # The SDK integrations hand back what they were given, typed as it was.
         bridge = GuardBridge.current(guard)
