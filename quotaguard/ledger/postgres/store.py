@@ -160,7 +160,7 @@ class PostgresStore:
         undo = asyncio.ensure_future(self._value("SELECT qg_cancel($1, $2)", rid, epoch_us(now)))
         self._undos.add(undo)
         undo.add_done_callback(lambda task: self._undone(task, rid))
-        await asyncio.wait([undo], timeout=self._timeout)
+        await asyncio.wait([undo], timeout=self._deadline)  # before any retry of the caller
 
     def _undone(self, task: asyncio.Task[Any], rid: str) -> None:
         self._undos.discard(task)
