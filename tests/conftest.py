@@ -12,8 +12,8 @@ import pytest
 import quotaguard
 from quotaguard.testing import Emulator, FakeClock
 from tests._support.aws import ACCESS_KEY, SECRET_KEY
-from tests._support.redis_ledger import Proxy
 from tests._support.postgres_server import PostgresServer
+from tests._support.redis_ledger import Proxy
 from tests._support.redis_server import MISSING as REDIS_MISSING
 from tests._support.redis_server import RedisServer
 

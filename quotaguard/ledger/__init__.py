@@ -11,7 +11,14 @@ if TYPE_CHECKING:
     from quotaguard.ledger.postgres import PostgresLedger
     from quotaguard.ledger.redis import RedisLedger
 
-__all__ = ["DEFAULT_LEASE", "Ledger", "MemoryLedger", "PostgresLedger", "RedisLedger", "SQLiteLedger"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "Ledger",
+    "MemoryLedger",
+    "PostgresLedger",
+    "RedisLedger",
+    "SQLiteLedger",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -117,9 +117,7 @@ async def drop_schema(dsn: str, schema: str) -> None:
 async def postgres_rows(ledger: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of a PostgresLedger's tables, sorted: what 'nothing changed' compares."""
     tables = ("budgets", "reservations", "holds", "commits")
-    return {
-        t: sorted(tuple(r) for r in await ledger._rows(f"SELECT * FROM {t}")) for t in tables
-    }
+    return {t: sorted(tuple(r) for r in await ledger._rows(f"SELECT * FROM {t}")) for t in tables}
 
 
 _SPARE_SCHEMAS: dict[str, list[str]] = {}

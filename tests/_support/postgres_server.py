@@ -55,8 +55,21 @@ class PostgresServer:
             self._as = ["runuser", "-u", "postgres", "--"]
         self.data = self.root / "data"
         self.running = False
-        self._run([self.initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust",
-                   "-E", "UTF8", "--no-sync", "--no-instructions"])
+        self._run(
+            [
+                self.initdb,
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ]
+        )
 
     @property
     def dsn(self) -> str:
@@ -70,7 +83,9 @@ class PostgresServer:
             self._as + argv, capture_output=True, text=True, timeout=timeout, check=False
         )
         if done.returncode != 0:
-            raise RuntimeError(f"{Path(argv[0]).name} failed: {(done.stderr or done.stdout)[-800:]}")
+            raise RuntimeError(
+                f"{Path(argv[0]).name} failed: {(done.stderr or done.stdout)[-800:]}"
+            )
 
     def start(self) -> PostgresServer:
         options = [
@@ -82,8 +97,21 @@ class PostgresServer:
         ]
         if not self.durable:
             options += ["-c fsync=off", "-c full_page_writes=off"]
-        self._run([self.pg_ctl, "-D", str(self.data), "-l", str(self.root / "log"),
-                   "-o", " ".join(options), "-w", "-t", "60", "start"])
+        self._run(
+            [
+                self.pg_ctl,
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "log"),
+                "-o",
+                " ".join(options),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         self.running = True
         return self
 

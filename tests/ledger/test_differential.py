@@ -20,7 +20,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quotaguard.engine import Budget, CalendarMonth, Decision, NoWindow, Reservation, RollingDays, Unit
+from quotaguard.engine import (
+    Budget,
+    CalendarMonth,
+    Decision,
+    NoWindow,
+    Reservation,
+    RollingDays,
+    Unit,
+)
 from quotaguard.errors import QuotaGuardError
 from quotaguard.ledger import Ledger
 from tests._support.ledger import FACTORIES, usd
@@ -37,8 +45,12 @@ _amount = st.integers(0, 4000).map(lambda n: Decimal(n).scaleb(-2))  # $0 .. $40
 _charges = st.lists(st.tuples(st.sampled_from("abc"), _amount), min_size=1, max_size=3)
 _pick = st.integers(0, 50)  # the n-th reservation made (modulo how many there are)
 _ops = st.one_of(
-    st.tuples(st.just("reserve"), _charges, st.sampled_from([None, "k1", "k2"]),
-              st.sampled_from([60, 3600])),  # fmt: skip
+    st.tuples(
+        st.just("reserve"),
+        _charges,
+        st.sampled_from([None, "k1", "k2"]),
+        st.sampled_from([60, 3600]),
+    ),
     st.tuples(st.just("commit"), _pick, st.none() | _amount),
     st.tuples(st.just("release"), _pick),
     st.tuples(st.just("renew"), _pick),

@@ -15,7 +15,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from quotaguard.engine import Budget, CalendarMonth, Charge, FixedWindow, NoWindow, RollingDays, Unit
+from quotaguard.engine import (
+    Budget,
+    CalendarMonth,
+    Charge,
+    FixedWindow,
+    NoWindow,
+    RollingDays,
+    Unit,
+)
 from quotaguard.engine.rules import Usage, used_micro
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger import MemoryLedger
@@ -233,8 +241,11 @@ async def test_listings_and_lookups_have_indexes(pl: PostgresLedger) -> None:
         await conn.execute("SET LOCAL enable_seqscan = off")
         for name, where in [
             ("reservations_due", "state = 'held' AND lease_expires_at <= 5"),
-            ("reservations_owed", "state = 'expired' AND (external_id IS NOT NULL OR "
-             "in_doubt_since IS NOT NULL) ORDER BY ended_at, id"),
+            (
+                "reservations_owed",
+                "state = 'expired' AND (external_id IS NOT NULL OR "
+                "in_doubt_since IS NOT NULL) ORDER BY ended_at, id",
+            ),
             ("reservations_doubt", "state = 'held' AND in_doubt_since IS NOT NULL"),
             ("reservations_external", "external_id = 'x' ORDER BY created_at DESC LIMIT 1"),
         ]:

@@ -1,9 +1,9 @@
 """Load: many OS processes on one budget, with a sampler watching the ledger the whole time.
 
 8 processes x 1,000 submissions on one Redis budget, the same on one PostgreSQL budget, and
-4 x 500 on one SQLite file; random sizes; each admitted hold is committed (actual <= reserved), released or kept. The sampler
-asserts committed + reserved <= limit at every sample; at the end the ledger holds exactly
-what the workers say they committed and kept.
+4 x 500 on one SQLite file; random sizes; each admitted hold is committed (actual <=
+reserved), released or kept. The sampler asserts committed + reserved <= limit at every
+sample; at the end the ledger holds exactly what the workers say they committed and kept.
 """
 
 from __future__ import annotations

@@ -101,7 +101,8 @@ class PostgresLedger(PostgresStore, LedgerBase):
         start, end = self._month
         if not start <= at < end:
             first, after = MONTH.bounds(now)
-            assert first is not None and after is not None
+            assert first is not None
+            assert after is not None
             self._month = start, end = epoch_us(first), epoch_us(after)
         return start, end
 

@@ -118,10 +118,8 @@ def init_statements(schema: str, found: Mapping[str, str]) -> list[str]:
         *_MIGRATIONS[version - 1 :],
         _TABLES,
         FUNCTIONS,
-        "INSERT INTO meta VALUES ('schema_version', '{v}'), ('digest', '{d}') "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value".format(
-            v=SCHEMA_VERSION, d=_DIGEST
-        ),
+        f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'), "
+        f"('digest', '{_DIGEST}') ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     ]
 
 
@@ -169,7 +167,7 @@ def usage_of(raw: list[Any]) -> Usage:
     """qg_usage()'s counters: [committed, reserved, reported, since, outstanding, at]."""
     committed, reserved, reported, since, outstanding, at = raw
     return Usage(
-        committed, reserved, reported, since, outstanding, None if at is None else _at(at)
+        committed, reserved, reported, since, outstanding, None if at is None else from_epoch_us(at)
     )
 
 
@@ -188,10 +186,6 @@ def reservation_of(row: Mapping[str, Any]) -> Reservation:
         sent_at=_instant(row["sent_at"]),
         in_doubt_since=_instant(row["in_doubt_since"]),
     )
-
-
-def _at(value: int) -> datetime:
-    return from_epoch_us(value)
 
 
 def _instant(value: int | None) -> datetime | None:

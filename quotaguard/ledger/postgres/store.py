@@ -42,7 +42,7 @@ class PostgresStore:
     ) -> None:
         if not isinstance(dsn, str) or not dsn:
             raise InvalidInput("dsn", "must be a postgresql:// URL or a libpq connection string")
-        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or not 1 <= pool_size:
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise InvalidInput("pool_size", f"must be a positive int, got {pool_size!r}")
         if (
             isinstance(timeout, bool)
@@ -92,7 +92,7 @@ class PostgresStore:
             self._pool = pool
             return pool
 
-    async def _migrate(self, conn: asyncpg.Connection) -> None:
+    async def _migrate(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
         # One process at a time, in one transaction: the others find it done.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"qg:{self.schema}")
         await conn.execute(
@@ -118,7 +118,8 @@ class PostgresStore:
         except asyncpg.PostgresError as exc:
             if getattr(exc, "sqlstate", None) == _SKEW and now is not None:
                 server = from_epoch_us(int(getattr(exc, "detail", "0")))
-                raise ClockSkew(ledger_time=server, caller_time=now, max_skew=self._max_skew)
+                skewed = ClockSkew(ledger_time=server, caller_time=now, max_skew=self._max_skew)
+                raise skewed from None
             raise BudgetUnavailable(
                 f"postgres ledger {self.schema!r} is unavailable: {type(exc).__name__}: {exc}"
             ) from exc
