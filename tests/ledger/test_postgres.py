@@ -198,6 +198,64 @@ async def test_every_reserve_is_one_statement(pl: PostgresLedger, monkeypatch: A
     assert len(calls) == 4
 
 
+class CountingProxy:
+    """Forwards loopback TCP to ``upstream``, counting what the clients send (``requests``):
+    a client that waits for each reply before it writes again sends one chunk per round
+    trip."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.requests = 0
+        self.port = 0
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> CountingProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.open_connection("127.0.0.1", self.upstream)
+        self._writers += [cw, uw]
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter, up: bool) -> None:
+            while data := await r.read(65536):
+                self.requests += up
+                w.write(data)
+                await w.drain()
+
+        try:
+            await asyncio.gather(pump(cr, uw, True), pump(ur, cw, False))
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            cw.close()
+            uw.close()
+
+
+async def test_every_reserve_is_one_round_trip(postgres_server: PostgresServer, schema: str) -> None:
+    # Counted on the wire: asyncpg's pool once sent a reset query after every statement.
+    from quotaguard.ledger.postgres import PostgresLedger
+
+    async with CountingProxy(postgres_server.port) as proxy:
+        dsn = f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres"
+        async with PostgresLedger(dsn, schema=schema, pool_size=1, time_source="caller") as pl:
+            await pl.put_budget(Budget("a", Unit.USD, Decimal(10)))
+            for _ in range(2):  # the first of each kind also prepares its statement
+                await pl.reserve([usd("a", 1)], now=T0)
+                await pl.reserve([usd("a", 100)], now=T0)
+            before = proxy.requests
+            decisions = [await pl.reserve([usd("a", n)], now=T0) for n in (1, 100, 1, 100)]
+            assert [d.admitted for d in decisions] == [True, False, True, False]
+            assert proxy.requests - before == 4
+
+
 async def test_crossing_multi_budget_reserves_never_deadlock(pl: PostgresLedger) -> None:
     # Every coroutine names the budgets in another order, and commits, releases or lets its
     # lease lapse (so reserves also end others' leases): with locks in key order none waits

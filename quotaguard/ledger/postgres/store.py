@@ -27,6 +27,10 @@ T = TypeVar("T")
 _SKEW = "QG001"
 
 
+async def _keep(conn: object) -> None:
+    return None
+
+
 class PostgresStore:
     """An asyncpg pool (opened on first use) in one schema, and the calls made on it."""
 
@@ -77,6 +81,10 @@ class PostgresStore:
                     timeout=self._timeout,
                     command_timeout=self._timeout,
                     server_settings={"search_path": self.schema, "application_name": "quotaguard"},
+                    # asyncpg resets a connection with a query of its own each time it goes
+                    # back to the pool: a second round trip per reserve. Every call here is
+                    # one autocommit statement that leaves no session state behind.
+                    reset=_keep,
                 )
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError) as exc:
                 # Never echo the DSN: it may carry a password.
