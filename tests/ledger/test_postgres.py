@@ -239,7 +239,9 @@ class CountingProxy:
             uw.close()
 
 
-async def test_every_reserve_is_one_round_trip(postgres_server: PostgresServer, schema: str) -> None:
+async def test_every_reserve_is_one_round_trip(
+    postgres_server: PostgresServer, schema: str
+) -> None:
     # Counted on the wire: asyncpg's pool once sent a reset query after every statement.
     from quotaguard.ledger.postgres import PostgresLedger
 
