@@ -359,3 +359,12 @@ def test_bad_settings_are_refused(kw: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidInput) as info:
         PostgresLedger("postgresql://127.0.0.1:1/x", **kw)
     assert info.value.field == field
+
+
+def test_a_missing_server_binary_fails_saying_what_to_install(monkeypatch: Any) -> None:
+    import tests._support.postgres_server as pg
+
+    monkeypatch.setattr(pg.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pg.glob, "glob", lambda pattern: [])
+    with pytest.raises(RuntimeError, match=r"initdb is not on PATH.*apt-get install postgresql"):
+        pg.PostgresServer()

@@ -143,7 +143,7 @@ CREATE OR REPLACE FUNCTION qg_reserve(p_now bigint, p_clock bigint, p_skew bigin
   p_mstart bigint, p_mend bigint, p_lease bigint, p_rid text, p_idem text, p_fp text,
   p_charges text, p_keys text[], p_units text[], p_amounts bigint[],
   OUT tag text, OUT val bigint, OUT detail text) LANGUAGE plpgsql AS $$
-DECLARE clk bigint; r reservations; b budgets; u jsonb; admit boolean := true;
+DECLARE clk bigint; r reservations; b budgets; admit boolean := true;
   seen jsonb := '[]'::jsonb;
 BEGIN
   clk := qg_time(p_clock, p_now, p_skew);
@@ -170,14 +170,18 @@ BEGIN
   END IF;
   FOR i IN 1 .. cardinality(p_keys) LOOP
     SELECT * INTO b FROM budgets WHERE key = p_keys[i];
-    u := qg_usage(b, p_now, p_mstart, p_mend);
-    seen := seen || jsonb_build_array(jsonb_build_array(qg_budget_json(b), u));
     IF (b.wkind = 'fixed' AND NOT (b.wstart <= p_now AND p_now < b.wend))
-       OR p_amounts[i] > b.limit_micro - qg_used(u) THEN
+       OR p_amounts[i] > b.limit_micro - qg_used(qg_usage(b, p_now, p_mstart, p_mend)) THEN
       admit := false;
+      EXIT;
     END IF;
   END LOOP;
-  IF NOT admit THEN -- Python words the violations from these counters
+  IF NOT admit THEN -- Python words the violations from these counters (read again: rare)
+    FOR i IN 1 .. cardinality(p_keys) LOOP
+      SELECT * INTO b FROM budgets WHERE key = p_keys[i];
+      seen := seen || jsonb_build_array(jsonb_build_array(
+        qg_budget_json(b), qg_usage(b, p_now, p_mstart, p_mend)));
+    END LOOP;
     tag := 'reject'; detail := seen::text; RETURN;
   END IF;
   INSERT INTO reservations(id, idem, fp, state, created_at, lease_expires_at, charges)
