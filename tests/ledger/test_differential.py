@@ -158,7 +158,10 @@ async def _run(ops: list[tuple[Any, ...]], request: pytest.FixtureRequest, tmp: 
                 try:
                     answer: Any = await _step(ledger, op, states[name])
                 except QuotaGuardError as exc:
-                    answer = (type(exc).__name__, getattr(exc, "field", None), str(exc))
+                    text = str(exc)
+                    for rid, n in states[name]["names"].items():  # ids differ by backend
+                        text = text.replace(rid, f"#{n}")
+                    answer = (type(exc).__name__, getattr(exc, "field", None), text)
                 seen[name] = (answer, await _observe(ledger, states[name]))
             first = seen["memory"]
             for name, got in seen.items():
