@@ -262,7 +262,7 @@ class PostgresLedger(PostgresStore, LedgerBase):
             now=now,
         )
         renewed = {r.id: r for r in (reservation_of(json.loads(row[0])) for row in rows)}
-        return [renewed[rid] for rid in dict.fromkeys(rids) if rid in renewed]
+        return [renewed[rid] for rid in rids if rid in renewed]
 
     async def _expire(self, now: datetime, clock: datetime) -> int:
         n = await self._value(
