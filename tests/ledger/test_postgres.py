@@ -368,3 +368,29 @@ def test_a_missing_server_binary_fails_saying_what_to_install(monkeypatch: Any) 
     monkeypatch.setattr(pg.glob, "glob", lambda pattern: [])
     with pytest.raises(RuntimeError, match=r"initdb is not on PATH.*apt-get install postgresql"):
         pg.PostgresServer()
+
+
+async def test_a_budget_removed_while_a_reserve_waits_for_it_holds_nothing(
+    pl: PostgresLedger, postgres_server: PostgresServer, schema: str
+) -> None:
+    import asyncpg
+
+    from quotaguard.errors import UnknownBudget
+
+    await pl.put_budget(Budget("a", Unit.USD, Decimal(10)))
+    other = await asyncpg.connect(postgres_server.dsn, server_settings={"search_path": schema})
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("SELECT 1 FROM budgets WHERE key = 'a' FOR UPDATE")
+        waiting = asyncio.ensure_future(pl.reserve([usd("a", 1)], now=T0))
+        await asyncio.sleep(0.5)  # the reserve has passed its first check, waits for the row
+        assert not waiting.done()
+        await other.execute("DELETE FROM budgets WHERE key = 'a'")
+        await tx.commit()
+        with pytest.raises(UnknownBudget):
+            await waiting
+    finally:
+        await other.close()
+    assert await pl.outstanding() == []
+    assert await pl._value("SELECT count(*) FROM holds") == 0

@@ -126,9 +126,15 @@ CREATE OR REPLACE FUNCTION qg_put_budget(p_key text, p_unit text, p_limit text,
 DECLARE b budgets;
 BEGIN
   SELECT * INTO b FROM budgets WHERE key = p_key FOR UPDATE;
-  IF FOUND AND b.unit <> p_unit
-     AND (b.reserved <> 0 OR EXISTS (SELECT 1 FROM commits WHERE budget = p_key)) THEN
-    RETURN b.unit;
+  IF FOUND THEN
+    IF b.unit <> p_unit
+       AND (b.reserved <> 0 OR EXISTS (SELECT 1 FROM commits WHERE budget = p_key)) THEN
+      RETURN b.unit;
+    END IF;
+    UPDATE budgets SET unit = p_unit, limit_text = p_limit, limit_micro = p_limit_micro,
+      wkind = p_wkind, wstart = p_wstart, wend = p_wend, wdays = p_wdays,
+      window_json = p_window WHERE key = p_key;
+    RETURN NULL;
   END IF;
   -- A key that returns counts its old commits again (remove_budget keeps them).
   INSERT INTO budgets(key, unit, limit_text, limit_micro, wkind, wstart, wend, wdays,
@@ -185,6 +191,12 @@ BEGIN
   END IF;
   FOR i IN 1 .. cardinality(p_keys) LOOP
     SELECT * INTO b FROM budgets WHERE key = p_keys[i];
+    IF NOT FOUND OR b.unit <> p_units[i] THEN -- removed or changed while we waited for it
+      tag := 'check';
+      detail := (SELECT COALESCE(jsonb_agg(qg_budget_json(x)), '[]') FROM budgets x
+                 WHERE x.key = ANY(p_keys))::text;
+      RETURN;
+    END IF;
     IF (b.wkind = 'fixed' AND NOT (b.wstart <= p_now AND p_now < b.wend))
        OR p_amounts[i] > b.limit_micro - qg_used(qg_usage(b, p_now, p_mstart, p_mend)) THEN
       admit := false;
