@@ -30,6 +30,7 @@ from quotaguard.cli.output import (
     budgets_table,
     fail,
     out,
+    print_forecasts,
     print_json,
     short_key,
     state_row,
@@ -149,6 +150,7 @@ async def run_demo(
                 settled = await guard.watch_once()
                 await guard.sync()
                 states = await guard.status()
+                burn = await guard.forecast()
             server = _server_check(emu, world)
     ok = all(s["within_limit"] for s in server)
     if as_json:
@@ -157,12 +159,16 @@ async def run_demo(
                 "ok": ok,
                 "settled": settled,
                 "submissions": [attrs.asdict(r) for r in rows],
-                "budgets": [state_row(s) for s in states],
+                "budgets": [
+                    {**state_row(s), "forecast": f.to_dict()}
+                    for s, f in zip(states, burn, strict=True)
+                ],
                 "server": server,
             }
         )
     else:
         _report(console, rows, states, server, settled)
+        print_forecasts(burn, console)
     return ok
 
 

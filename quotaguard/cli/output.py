@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,8 +13,10 @@ from typing import Any
 import click
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from quotaguard.engine.forecast import Forecast
 from quotaguard.engine.model import BudgetState, Decision
 from quotaguard.ibm.plans import PLAN_SETTING
 
@@ -192,6 +195,15 @@ def budgets_table(
     cols += [("reserved", True), ("remaining", True), ("window", False)]
     fills = [(s.used, s.limit) for s in states]
     return _table(title, cols, rows, fills, width=width or out.width)
+
+
+def print_forecasts(burn: Sequence[Forecast], console: Console | None = None) -> None:
+    """The forecast line of each budget, under a heading."""
+    console = console or out
+    console.print("Forecast (committed spend over the last 7 days, or the window so far):")
+    for f in burn:
+        colour = "green" if f.on_track else "red"
+        console.print(f"  [{colour}]{escape(f.line(short_key(f.key)))}[/{colour}]", emoji=False)
 
 
 def limits_table(rows: list[dict[str, Any]], *, width: int | None = None) -> Table:

@@ -12,12 +12,14 @@ from quotaguard.cli.output import (
     budgets_table,
     limit_on_server,
     out,
+    print_forecasts,
     print_json,
     print_limits,
     print_usage,
     state_row,
 )
-from quotaguard.engine import BudgetState
+from quotaguard.engine import BudgetState, Forecast
+from quotaguard.guard.forecasts import forecasts
 from quotaguard.guard.ibm_adapter import IBMAdapter
 
 __all__ = ["status"]
@@ -46,15 +48,20 @@ def status(ctx: click.Context, as_json: bool) -> None:
                     )
             found["providers"] = [a.provider for a in guard.adapters]
             found["budgets"] = await guard.status()
+            found["forecast"] = await forecasts(guard.ledger, found["budgets"])
             found["outstanding"] = len(await guard.ledger.outstanding())
             found["in_doubt"] = len(await guard.in_doubt())
         return found
 
     found = run_async(body)()
     states: list[BudgetState] = found.pop("budgets")
+    burn: list[Forecast] = found.pop("forecast")
     on_server = {s.key: limit_on_server(s.key, found) for s in states}
     if as_json:
-        rows = [{**state_row(s), "limit_on_server": on_server[s.key]} for s in states]
+        rows = [
+            {**state_row(s), "limit_on_server": on_server[s.key], "forecast": f.to_dict()}
+            for s, f in zip(states, burn, strict=True)
+        ]
         print_json({**found, "budgets": rows})
         return
     providers = ", ".join(found["providers"]) or "none configured"
@@ -74,5 +81,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
         out.print(budgets_table(states, "Budgets in the ledger", notes=gone))
         if gone:
             out.print("* no limit on the server any more; the guard no longer charges it")
+        print_forecasts(burn)
     else:
         out.print("no budgets yet: add one with BudgetGuard.add_budget() or a provider limit")

@@ -1,6 +1,7 @@
 """The provider-neutral budget engine: pure values and rules, no I/O, no clock reads."""
 
 from quotaguard.engine.amounts import MICRO, Unit, as_amount, from_micro, to_micro
+from quotaguard.engine.forecast import Forecast, forecast, forecast_basis
 from quotaguard.engine.model import (
     Budget,
     BudgetState,
@@ -41,6 +42,7 @@ __all__ = [
     "Decision",
     "Estimate",
     "FixedWindow",
+    "Forecast",
     "NoWindow",
     "Reservation",
     "ReservationState",
@@ -52,6 +54,8 @@ __all__ = [
     "as_amount",
     "check_charges",
     "evaluate",
+    "forecast",
+    "forecast_basis",
     "from_micro",
     "state_of",
     "to_micro",

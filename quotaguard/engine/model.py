@@ -245,3 +245,5 @@ class Estimate:
     #: Violations that apply only if the work draws on some budget (a simulator task with no
     #: declared run time: nothing bounds its cost, which matters only where it is charged).
     if_charged: tuple[Violation, ...] = ()
+    #: Provider budgets admitted without fresh state (``fail_mode="open"``): an event each.
+    fail_open: tuple[str, ...] = ()

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from quotaguard.braket import rules
 from quotaguard.braket.pricing import Price, PriceTable, UnknownPrice
 from quotaguard.braket.work import BraketTask
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["BraketAdapter"]
 
 log = logging.getLogger("quotaguard.guard")
+
 
 #: How long before its hold a task may be dated: Braket's clock is not ours (AWS itself
 #: accepts signatures 15 minutes off).
@@ -64,7 +67,6 @@ class BraketAdapter:
         self.ttl = ttl
         self.max_staleness = max_staleness
         self._limits: dict[str, CachedState[SpendingLimit | None]] = {}
-        self._warned: set[str] = set()
         self._stale_since = self.prices.stale_since()  # warned once, when ``now`` passes it
 
     def __repr__(self) -> str:
@@ -112,6 +114,7 @@ class BraketAdapter:
 
     async def estimate(self, work: BraketTask, *, now: datetime, fail_open: bool) -> Estimate:
         limit: SpendingLimit | None = None
+        stale: tuple[str, ...] = ()
         if self.client is not None and rules.device_facts(work.device_arn)[1]:
             try:
                 limit = await self._cache(work.device_arn).get()
@@ -119,17 +122,16 @@ class BraketAdapter:
                 if not fail_open:
                     raise
                 # Admit, but keep charging the limit we last knew: the ledger still holds
-                # its budget, so local reservations keep counting against it.
+                # its budget, so local reservations keep counting against it. The guard
+                # emits a (rate-limited) fail_open event per admission.
                 limit = self._cache(work.device_arn).last
-                key = rules.budget_key(work.device_arn)
-                if key not in self._warned:
-                    self._warned.add(key)
-                    log.warning("%s: spending limit unavailable; admitting (fail_mode=open)", key)
+                stale = (rules.budget_key(work.device_arn),)
         if self._stale_since is not None and now >= self._stale_since:
             self._stale_since = None
             log.warning("%s", self.prices.stale_message())
         region = self.client.region if self.client is not None else None
-        return rules.estimate(work, prices=self.prices, limit=limit, now=now, region=region)
+        estimate = rules.estimate(work, prices=self.prices, limit=limit, now=now, region=region)
+        return attrs.evolve(estimate, fail_open=stale) if stale else estimate
 
     def explain(self, work: Any, violations: Sequence[Violation]) -> tuple[Violation, ...]:
         return tuple(violations)

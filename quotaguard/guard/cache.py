@@ -21,6 +21,7 @@ from quotaguard.errors import (
     ProviderUnavailable,
     QuotaGuardError,
 )
+from quotaguard.guard import events
 
 __all__ = ["FUTURE_TOLERANCE", "CachedState", "check_not_future"]
 
@@ -132,8 +133,10 @@ class CachedState(Generic[T]):
                     f"no answer for {self.name} within {self._timeout:g} s",
                     provider=self.name.partition(":")[0],
                 ) from exc
+            previous = self._fetched_at
             self.set(value)
             self.refreshes += 1
+            events.current().refreshed(self.name, previous, self._fetched_at or self._clock())
             return value
         finally:
             self._inflight = None

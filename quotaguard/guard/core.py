@@ -18,6 +18,7 @@ import attrs
 
 from quotaguard._aio import AsyncClosing
 from quotaguard.engine.amounts import Unit, money_context, to_micro
+from quotaguard.engine.forecast import Forecast
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Estimate, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.errors import BudgetExceeded, InvalidInput
@@ -34,6 +35,8 @@ from quotaguard.guard.checks import (
     check_watch,
 )
 from quotaguard.guard.contract import Adapter, Submission
+from quotaguard.guard.events import Event, Events, EventStream
+from quotaguard.guard.forecasts import forecasts
 from quotaguard.guard.sending import Sender
 from quotaguard.guard.sends import BraketSends, IBMSends, check_send
 from quotaguard.guard.settlement import Settler
@@ -143,6 +146,7 @@ class BudgetGuard(AsyncClosing):
             converter=self._converter,
             max_in_doubt=max_in_doubt,
         )
+        self._events = self._sender.events = self._settler.events = Events(clock)
 
     def __repr__(self) -> str:
         names = [a.provider for a in self._adapters]
@@ -175,6 +179,7 @@ class BudgetGuard(AsyncClosing):
     @clock.setter
     def clock(self, clock: Callable[[], datetime]) -> None:
         self._clock = self._sender.clock = self._settler.clock = check_clock(clock)
+        self._events.clock = clock
 
     @property
     def lease(self) -> timedelta:
@@ -257,10 +262,14 @@ class BudgetGuard(AsyncClosing):
 
     async def _estimate(self, work: object) -> tuple[Adapter, Estimate]:
         adapter = self._adapter_for(work)
-        with money_context():  # provider arithmetic (remaining, prices) in the library's context
-            estimate = await adapter.estimate(
-                work, now=self._clock(), fail_open=self.fail_mode == "open"
-            )
+        serving = self._events.serving()  # a provider refresh reports to this guard
+        try:
+            with money_context():  # provider arithmetic (remaining, prices) in our context
+                estimate = await adapter.estimate(
+                    work, now=self._clock(), fail_open=self.fail_mode == "open"
+                )
+        finally:
+            self._events.done_serving(serving)
         return adapter, estimate
 
     async def _charges(
@@ -374,10 +383,13 @@ class BudgetGuard(AsyncClosing):
         adapter, estimate = await self._estimate(work)
         charges = await self._charges(estimate, budgets, adapter)
         if static := _static_violations(estimate, charges):
-            raise BudgetExceeded(Decision.reject(adapter.explain(work, static), charges))
+            refused = Decision.reject(adapter.explain(work, static), charges)
+            self._events.rejected(refused, adapter.provider)
+            raise BudgetExceeded(refused)
         if not charges:
             # Nothing metered and no user budget named: nothing to hold, nothing to check.
             unheld = submit.bind(None) if isinstance(submit, Stamped) else submit
+            self._events.admitted(Decision(admitted=True), adapter.provider, estimate.fail_open)
             result = await self._sender.send_unheld(unheld)
             empty = Reservation(
                 id="", charges=(), created_at=self._clock(), lease_expires_at=self._clock()
@@ -392,11 +404,13 @@ class BudgetGuard(AsyncClosing):
             explained = attrs.evolve(
                 decision, violations=adapter.explain(work, decision.violations)
             )
+            self._events.rejected(explained, adapter.provider)
             raise BudgetExceeded(explained)
         reservation = decision.reservation
         assert reservation is not None
         if decision.replayed:
             return Submission(reservation, decision, work, None, reservation.external_id, True)
+        self._events.admitted(decision, adapter.provider, estimate.fail_open)
         if isinstance(submit, Stamped):
             submit = submit.bind(reservation.id)
         result = await self._sender.send_held(submit, reservation, work, adapter)
@@ -452,8 +466,29 @@ class BudgetGuard(AsyncClosing):
 
     async def sync(self) -> None:
         """Refresh every provider's state now (limits, usage, spend)."""
-        for adapter in self._adapters:
-            await adapter.sync()
+        serving = self._events.serving()
+        try:
+            for adapter in self._adapters:
+                await adapter.sync()
+        finally:
+            self._events.done_serving(serving)
+
+    async def forecast(self) -> list[Forecast]:
+        """Every budget's burn-down forecast now (:mod:`quotaguard.engine.forecast`)."""
+        return await forecasts(self._ledger, await self.status())
+
+    # -- events (guard/events.py) -------------------------------------------------------------
+
+    def on_event(self, callback: Callable[[Event], object]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event; returns the function that unsubscribes.
+
+        A callback that raises is logged and skipped: it never breaks admission.
+        """
+        return self._events.on_event(callback)
+
+    def events(self, *, maxsize: int = 1000) -> EventStream:
+        """The events from now on as an async iterator (``async with`` or ``aclose()`` ends it)."""
+        return self._events.stream(maxsize)
 
     async def status(self) -> list[BudgetState]:
         """Every budget the ledger knows: limit, used, reserved (``in_doubt`` of those

@@ -74,7 +74,6 @@ class IBMAdapter:
             client, policy=self.policy, ledger=ledger, clock=clock, ttl=ttl,
             max_staleness=max_staleness,
         )  # fmt: skip
-        self._warned = False
 
     def __repr__(self) -> str:
         return f"IBMAdapter(budget={self.key!r})"
@@ -144,6 +143,7 @@ class IBMAdapter:
         self, work: IBMJob | IBMSession, *, now: datetime, fail_open: bool
     ) -> Estimate:
         usage: GetUsageResponse | None = None
+        stale: tuple[str, ...] = ()
         crn = self._instance_of(work)
         key = rules.budget_key(crn)
         cache = self._usage_of(crn)
@@ -156,9 +156,7 @@ class IBMAdapter:
                 if not fail_open:
                     raise
                 usage = cache.last  # keep charging what we last knew, if anything
-                if not self._warned:
-                    self._warned = True
-                    log.warning("%s: usage unavailable; admitting (fail_mode=open)", key)
+                stale = (key,)  # the guard emits a (rate-limited) fail_open event
         reading = self._reading_of(crn, usage)
         terms: dict[str, Any]
         if isinstance(work, IBMJob):
@@ -178,7 +176,7 @@ class IBMAdapter:
             # hold against (reserving would raise UnknownBudget). User budgets still count.
             charges = tuple(c for c in estimate.charges if c.budget != key)
             estimate = attrs.evolve(estimate, charges=charges)
-        return estimate
+        return attrs.evolve(estimate, fail_open=stale) if stale else estimate
 
     def _reading_of(self, crn: str, usage: GetUsageResponse | None) -> InstanceReading | None:
         """The reading ``usage`` came from (none when failing open with nothing read)."""

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from quotaguard.engine.model import Reservation
 from quotaguard.errors import BudgetExceeded, ProviderError, QuotaGuardError, SubmitTimeout
 from quotaguard.guard.contract import Adapter
+from quotaguard.guard.events import LOG_ONLY, Events
 from quotaguard.ledger.base import Ledger
 
 __all__ = ["Sender", "is_async", "provably_unsent", "within"]
@@ -119,8 +120,10 @@ class Sender:
     It owns the worker threads that sync sends run on and the follow-up tasks (release, mark
     in doubt, bind) that must finish even when their caller is cancelled; ``aclose`` waits for
     those, then lets the threads go. ``ledger``, ``clock`` and ``submit_timeout`` are the
-    guard's, handed over.
+    guard's, handed over (and ``events``, where the guard's events go).
     """
+
+    events: Events = LOG_ONLY
 
     def __init__(
         self, ledger: Ledger, *, clock: Callable[[], datetime], submit_timeout: float
@@ -306,6 +309,7 @@ class Sender:
                 reservation.id,
                 why,
             )
+            self.events.in_doubt(marked, why)
             return marked
         log.error(
             "reservation %s could not be marked in doubt; it holds until its lease ends",
@@ -318,7 +322,7 @@ class Sender:
     ) -> Reservation:
         for attempt in range(3):
             try:
-                return await self.ledger.bind(reservation.id, external_id, sent_at=sent_at)
+                bound = await self.ledger.bind(reservation.id, external_id, sent_at=sent_at)
             except QuotaGuardError as exc:
                 log.warning(
                     "bind %s to %s failed (attempt %d): %s",
@@ -328,6 +332,9 @@ class Sender:
                     exc,
                 )
                 await asyncio.sleep(0.05 * 2**attempt)
+                continue
+            self.events.bound(bound)
+            return bound
         log.error(
             "reservation %s stays unbound; %s was sent; settle it with settle(%r, actual=...)",
             reservation.id,

@@ -26,6 +26,7 @@ from quotaguard.errors import (
     ReservationNotFound,
 )
 from quotaguard.guard.contract import Adapter, Submission
+from quotaguard.guard.events import LOG_ONLY, Events
 from quotaguard.guard.units import UnitConverter
 from quotaguard.ledger.base import Ledger
 
@@ -57,6 +58,8 @@ class Settler:
     #: Bounds of one watcher pass: renewals in one ledger call each (seconds), settlements of
     #: at most this many at once, each within ``settle_timeout`` seconds.
     renew_timeout: float = 30.0
+    #: Where the guard's events go (the guard hands its own over).
+    events: Events = LOG_ONLY
     concurrency: int = 8
     settle_timeout: float = 60.0
 
@@ -156,7 +159,9 @@ class Settler:
         # window (a backlog settled on the 1st must not eat the new month).
         lapsed = reservation.state is ReservationState.EXPIRED
         at = reservation.lease_expires_at if lapsed else self.clock()
-        return await self.ledger.commit(reservation.id, charges, now=at)
+        committed = await self.ledger.commit(reservation.id, charges, now=at)
+        self.events.settled(reservation, committed)
+        return committed
 
     def _adapter_by_external(self, external_id: str) -> Adapter:
         for adapter in self.adapters:
@@ -191,7 +196,9 @@ class Settler:
         """
         held = await self._renew_due()
         todo = [r for r in held if r.external_id is not None or r.in_doubt_since is not None]
-        todo += await self.ledger.lapsed()
+        lapsed = await self.ledger.lapsed()
+        self.events.lapsed(lapsed)
+        todo += lapsed
         if not todo:
             return 0
         queue, ended = iter(todo), [0]
@@ -214,8 +221,11 @@ class Settler:
                 if (r.external_id is not None or r.in_doubt_since is not None)
                 and r.lease_expires_at - now < self.lease / 2
             ]
+            renewed = 0
             for i in range(0, len(due), RENEW_BATCH):
-                await self.ledger.renew_many(due[i : i + RENEW_BATCH], lease=self.lease, now=now)
+                batch = due[i : i + RENEW_BATCH]
+                renewed += len(await self.ledger.renew_many(batch, lease=self.lease, now=now))
+        self.events.renewed(len(due), renewed)
         return held
 
     async def _settle_from(self, queue: Iterator[Reservation], ended: list[int]) -> None:
@@ -271,7 +281,9 @@ class Settler:
             )
             lapsed = reservation.state is ReservationState.EXPIRED
             at = reservation.lease_expires_at if lapsed else now
-            return await self.ledger.commit(reservation.id, None, now=at)
+            committed = await self.ledger.commit(reservation.id, None, now=at)
+            self.events.settled(reservation, committed)
+            return committed
         return reservation
 
     async def _find_sent(self, reservation: Reservation) -> str | None:

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from quotaguard._aio import AsyncClosing
-from quotaguard.engine.amounts import as_amount, to_micro
+from quotaguard.engine.amounts import as_amount, from_micro, to_micro
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Reservation, check_key
 from quotaguard.engine.rules import state_of
 from quotaguard.errors import (
@@ -333,6 +334,21 @@ class LedgerBase(AsyncClosing):
             raise UnknownBudget("key", key)
         return state_of(found.budget, found.usage, now)
 
+    async def committed_between(self, key: str, start: datetime, end: datetime) -> Decimal:
+        """What was committed to ``key`` at commit instants in ``[start, end)``, any window."""
+        # A read of the commits every backend already keeps sorted by time for its windows
+        # (no write on the admission path): the burn-down forecast's rate (engine/forecast).
+        # Holds are not commits and do not count; an unknown key is UnknownBudget.
+        check_key(key)
+        check_now(start, "start")
+        check_now(end, "end")
+        if end < start:
+            raise InvalidInput("end", f"must not be before start ({start.isoformat()})")
+        found = await self._committed_between(key, epoch_us(start), epoch_us(end))
+        if isinstance(found, Refusal):
+            raise UnknownBudget("key", key)
+        return from_micro(found)
+
     async def aclose(self) -> None:  # pragma: no cover - overridden where there is I/O
         """Release the ledger's connections and threads; safe to call twice."""
         return None
@@ -437,6 +453,13 @@ class LedgerBase(AsyncClosing):
 
     async def _state(self, key: str, now: datetime, clock: datetime) -> Counters | Refusal:
         """Expire due leases, then read the budget's counters in its window at ``now``."""
+        raise NotImplementedError
+
+    async def _committed_between(self, key: str, start: int, end: int) -> int | Refusal:
+        """Micro-units committed to ``key`` at epoch-µs instants in ``[start, end)``.
+
+        ``NO_BUDGET`` for an unknown key. A read only: it expires nothing.
+        """
         raise NotImplementedError
 
 

@@ -322,6 +322,10 @@ class MemoryLedger(LedgerBase):
         account.report(micro, at, covers_sent)
         return None
 
+    async def _committed_between(self, key: str, start: int, end: int) -> int | Refusal:
+        account = self._accounts.get(key)
+        return NO_BUDGET if account is None else account.commits.between(start, end)
+
     async def _state(self, key: str, now: datetime, clock: datetime) -> Counters | Refusal:
         account = self._accounts.get(key)
         if account is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Reservation
@@ -101,6 +102,9 @@ class Ledger(Protocol):
 
     async def state(self, key: str, *, now: datetime) -> BudgetState:
         """Where a budget stands at ``now``: committed, held, reported and left."""
+
+    async def committed_between(self, key: str, start: datetime, end: datetime) -> Decimal:
+        """What was committed to ``key`` at commit instants in ``[start, end)``, any window."""
 
     async def aclose(self) -> None:
         """Release the ledger's connections and threads; safe to call twice."""

@@ -40,7 +40,7 @@ def sim_row(unit: str, price: str, region: str, version: str = "SV1") -> str:
 
 @pytest.mark.parametrize("arn", [ARIA, ANKAA, TN1])
 def test_a_retired_device_is_refused_and_the_sdk_is_named(arn: str) -> None:
-    task = BraketTask(arn, 10, duration=timedelta(seconds=5))
+    task = BraketTask(arn, 10, max_duration=timedelta(seconds=5))
     est = estimate(task, prices=PriceTable.default(), limit=None, now=NOW)
     assert [v.rule for v in est.violations] == ["braket.device.unavailable"]
     assert "retired" in est.violations[0].message
@@ -158,7 +158,7 @@ def _day(days: int) -> datetime:
 async def _checks(prices: PriceTable, clock: FakeClock, times: int) -> None:
     async with BudgetGuard(MemoryLedger(), prices=prices, clock=clock) as guard:
         for _ in range(times):
-            await guard.check(BraketTask(SV1, 0, duration=timedelta(seconds=5)))
+            await guard.check(BraketTask(SV1, 0, max_duration=timedelta(seconds=5)))
             clock.advance(days=1)
 
 
@@ -220,7 +220,7 @@ def test_a_simulator_is_priced_in_the_region_the_task_runs_in() -> None:
     one_minute = timedelta(minutes=1)
     assert table.estimate(SV1, 0, duration=one_minute, region="us-west-2") == Decimal("0.09")
     assert table.estimate(SV1, 0, duration=one_minute, region="us-east-1") == Decimal("0.075")
-    task = BraketTask(SV1, 0, duration=one_minute)
+    task = BraketTask(SV1, 0, max_duration=one_minute)
     west = estimate(task, prices=table, limit=None, now=NOW, region="us-west-2")
     assert west.amount == Decimal("0.09")
     # A region the Price List has no row for is not priced from another region's row.

@@ -302,6 +302,10 @@ class RedisLedger(RedisStore, LedgerBase):
             return Ahead(from_epoch_us(int(reply[1])))
         return NO_BUDGET if reply[0] == "unknown" else None
 
+    async def _committed_between(self, key: str, start: int, end: int) -> int | Refusal:
+        reply = await self._call("committed_between", key, start, end)
+        return NO_BUDGET if reply[0] == "unknown" else int(reply[1])
+
     async def _state(self, key: str, now: datetime, clock: datetime) -> Counters | Refusal:
         at = epoch_us(now)
         reply = await self._call(

@@ -36,6 +36,7 @@ OPERATIONS = (
     "lapsed",
     "record_report",
     "state",
+    "committed_between",
     "formula",  # a test hook: the used/remaining formula alone
 )
 

@@ -43,6 +43,7 @@ from quotaguard.ledger.outcomes import (
 )
 from quotaguard.ledger.sqlite.schema import (
     SCHEMA_VERSION,
+    committed_in,
     default_path,
     end,
     expire_due,
@@ -411,6 +412,14 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             return Counters(row_to_budget(row), usage)
 
         return await self._run(op)
+
+    async def _committed_between(self, key: str, start: int, end: int) -> int | Refusal:
+        def op(conn: sqlite3.Connection) -> int | Refusal:
+            if conn.execute("SELECT 1 FROM budgets WHERE key = ?", (key,)).fetchone() is None:
+                return NO_BUDGET
+            return committed_in(conn, key, start, end)
+
+        return await self._run(op, write=False)
 
     async def integrity_check(self) -> str:
         """SQLite's own ``PRAGMA integrity_check`` result (``"ok"`` when sound)."""

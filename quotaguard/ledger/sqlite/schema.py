@@ -25,6 +25,7 @@ from quotaguard.ledger.encoding import charges_from, epoch_us, from_epoch_us
 
 __all__ = [
     "SCHEMA_VERSION",
+    "committed_in",
     "default_path",
     "end",
     "expire_due",
@@ -202,6 +203,11 @@ def usage_of(conn: sqlite3.Connection, row: sqlite3.Row, now: datetime) -> Usage
         inside=row["inside"],
         covers_sent=covers,
     )
+
+
+def committed_in(conn: sqlite3.Connection, key: str, lo: int, hi: int) -> int:
+    """Micro-units committed to ``key`` at commit instants in ``[lo, hi)``."""
+    return int(conn.execute(_SINCE, (key, lo, hi)).fetchone()[0])
 
 
 # "Since" a report: by commit time, or for a report that covers sent work, by floor time.
