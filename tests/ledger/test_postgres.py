@@ -27,6 +27,7 @@ from quotaguard.engine import (
 from quotaguard.engine.rules import Usage, used_micro
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger import MemoryLedger
+from quotaguard.ledger.encoding import epoch_us
 from tests._support.ledger import drop_schema, usd
 from tests._support.times import T0
 
@@ -62,14 +63,30 @@ _micro = st.integers(min_value=0, max_value=2**50)
 @settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(committed=_micro, reserved=_micro, reported=st.none() | _micro, since=_micro)
+@given(
+    committed=_micro,
+    reserved=_micro,
+    reported=st.none() | _micro,
+    since=_micro,
+    inside=st.floats(0, 1),
+)
 async def test_sql_formula_agrees_with_engine(
-    pl: PostgresLedger, committed: int, reserved: int, reported: int | None, since: int
+    pl: PostgresLedger,
+    committed: int,
+    reserved: int,
+    reported: int | None,
+    since: int,
+    inside: float,
 ) -> None:
+    # qg_usage's layout: [committed, reserved, reported, since, outstanding, at, inside,
+    # covers]; the part of `reserved` inside a covering report comes off the report's side.
     since = since if reported is not None else 0
-    counters = f"[{committed}, {reserved}, {'null' if reported is None else reported}, {since}]"
+    held_inside = int(reserved * inside) if reported is not None else 0
+    shown = "null" if reported is None else reported
+    counters = f"[{committed}, {reserved}, {shown}, {since}, 0, null, {held_inside}, true]"
     used = await pl._value("SELECT qg_used($1::jsonb)", counters)
-    assert used == used_micro(Usage(committed, reserved, reported, since))
+    expected = Usage(committed, reserved, reported, since, inside=held_inside, covers_sent=True)
+    assert used == used_micro(expected)
 
 
 _times = st.datetimes(
@@ -151,6 +168,40 @@ async def test_changed_functions_are_replaced_and_the_data_kept(
         assert (await new.reserve([usd("a", 3)], now=T0)).admitted
         assert held.reservation is not None
         assert (await new.get(held.reservation.id)).charges == (usd("a", 2),)
+
+
+async def test_a_version_1_schema_is_migrated_and_its_commits_get_floor_times(
+    postgres_server: PostgresServer, schema: str
+) -> None:
+    from quotaguard.ledger.postgres import PostgresLedger
+
+    sec = timedelta(seconds=1)
+    # As version 1 left it: no report coverage, no floor times, the old overloads.
+    downgrade = (
+        "ALTER TABLE budgets DROP COLUMN covers, DROP COLUMN inside; "
+        "ALTER TABLE commits DROP COLUMN floor_at; "
+        "CREATE FUNCTION qg_sum(text, bigint, bigint) RETURNS bigint "
+        "LANGUAGE sql AS 'SELECT 0::bigint'; "
+        "CREATE FUNCTION qg_record_report(text, bigint, bigint, bigint, boolean, bigint) "
+        "RETURNS text LANGUAGE sql AS 'SELECT NULL::text'; "
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version'; "
+        "UPDATE meta SET value = 'older' WHERE key = 'digest'"
+    )
+    async with PostgresLedger(postgres_server.dsn, schema=schema, time_source="caller") as old:
+        await old.put_budget(Budget("a", Unit.USD, Decimal(50)))
+        held = await old.reserve([usd("a", 2)], now=T0)
+        assert held.reservation is not None
+        await old.bind(held.reservation.id, "task-1", sent_at=T0 + sec)
+        await old.commit(held.reservation.id, now=T0 + 10 * sec)
+        await old._run(lambda pool: pool.execute(downgrade), None)
+    async with PostgresLedger(postgres_server.dsn, schema=schema, time_source="caller") as new:
+        assert await new._value("SELECT floor_at FROM commits") == epoch_us(T0 + sec)
+        # Braket's figure at T0 + 5 s holds the work sent at T0 + 1 s: it is not added again.
+        await new.record_report("a", Decimal(5), at=T0 + 5 * sec, covers_sent=True)
+        state = await new.state("a", now=T0 + 20 * sec)
+        assert (state.used, state.committed, state.covers_sent) == (5, 2, True)
+        meta = dict(await new._rows("SELECT key, value FROM meta"))
+        assert meta["schema_version"] == "2"
 
 
 async def test_processes_starting_together_set_the_schema_up_once(

@@ -29,10 +29,17 @@ BEGIN
   PERFORM 1 FROM budgets WHERE key = ANY(p_keys) ORDER BY key FOR UPDATE;
 END $$;
 
--- Committed spend of one budget in [lo, hi) (NULL: open), from the index commits_by_time.
-CREATE OR REPLACE FUNCTION qg_sum(p_key text, lo bigint, hi bigint)
+-- Committed spend of one budget in [lo, hi) (NULL: open), from the index commits_by_time;
+-- p_floor: by floor time (the reservation's sent_at, else the commit time; commits_by_floor),
+-- how a report that covers sent work counts "since" it.
+CREATE OR REPLACE FUNCTION qg_sum(p_key text, lo bigint, hi bigint, p_floor boolean = false)
 RETURNS bigint LANGUAGE plpgsql STABLE AS $$
 BEGIN
+  IF p_floor THEN
+    RETURN (SELECT COALESCE(sum(amount), 0)::bigint FROM commits
+            WHERE budget = p_key AND floor_at >= COALESCE(lo, -9223372036854775807)
+              AND floor_at < COALESCE(hi, 9223372036854775807));
+  END IF;
   RETURN (SELECT COALESCE(sum(amount), 0)::bigint FROM commits
           WHERE budget = p_key AND at >= COALESCE(lo, -9223372036854775807)
             AND at < COALESCE(hi, 9223372036854775807));
@@ -40,6 +47,7 @@ END $$;
 
 -- A budget's counters in its window at the caller's now: the remaining-budget rule's inputs
 -- (quotaguard.engine.rules.Usage). The one place that reads reports and commits for `used`.
+-- -> [committed, reserved, reported, since, outstanding, reported_at, inside, covers]
 CREATE OR REPLACE FUNCTION qg_usage(b budgets, p_now bigint, p_mstart bigint, p_mend bigint)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE lo bigint; hi bigint; committed bigint;
@@ -50,9 +58,10 @@ BEGIN
   committed := CASE WHEN b.wkind = 'none' THEN b.total ELSE qg_sum(b.key, lo, hi) END;
   IF b.reported_at IS NOT NULL AND (lo IS NULL OR b.reported_at >= lo) THEN
     RETURN jsonb_build_array(committed, b.reserved, b.reported,
-      qg_sum(b.key, greatest(lo, b.reported_at), hi), b.outstanding, b.reported_at);
+      qg_sum(b.key, greatest(lo, b.reported_at), hi, b.covers), b.outstanding, b.reported_at,
+      b.inside, b.covers);
   END IF;
-  RETURN jsonb_build_array(committed, b.reserved, NULL, 0, b.outstanding, NULL);
+  RETURN jsonb_build_array(committed, b.reserved, NULL, 0, b.outstanding, NULL, 0, false);
 END $$;
 
 -- quotaguard.engine.rules.used_micro() on qg_usage()'s counters.
@@ -62,14 +71,25 @@ BEGIN
     RETURN (u->>0)::bigint + (u->>1)::bigint;
   END IF;
   RETURN greatest((u->>0)::bigint + (u->>1)::bigint,
-                  (u->>2)::bigint + (u->>3)::bigint + (u->>1)::bigint);
+                  (u->>2)::bigint + (u->>3)::bigint + (u->>1)::bigint - (u->>6)::bigint);
 END $$;
 
--- Let go of a held reservation's holds (its budgets are locked by the caller).
+-- A hold sent at p_sent is inside budget b's report (engine.rules: a covering report holds
+-- the work sent before it): the part of p_amount to take off b's `used`.
+CREATE OR REPLACE FUNCTION qg_inside(b budgets, p_sent bigint, p_amount bigint)
+RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  RETURN CASE WHEN b.covers AND p_sent < b.reported_at THEN p_amount ELSE 0 END;
+END $$;
+
+-- Let go of a held reservation's holds, and of the part a covering report holds (its
+-- budgets are locked by the caller; it is still 'held').
 CREATE OR REPLACE FUNCTION qg_unhold(p_rid text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE budgets b SET reserved = b.reserved - h.amount, outstanding = b.outstanding - 1
-  FROM holds h WHERE h.reservation_id = p_rid AND b.key = h.budget;
+  UPDATE budgets b SET reserved = b.reserved - h.amount, outstanding = b.outstanding - 1,
+    inside = b.inside - qg_inside(b, r.sent_at, h.amount)
+  FROM holds h JOIN reservations r ON r.id = h.reservation_id
+  WHERE h.reservation_id = p_rid AND b.key = h.budget;
 END $$;
 
 -- End one reservation (quotaguard.engine.reservations): a released one, and an expired one
@@ -266,14 +286,16 @@ BEGIN
   END IF;
   IF r.state = 'held' THEN PERFORM qg_unhold(p_rid); END IF;
   IF p_given THEN
-    INSERT INTO commits(budget, at, amount, reservation_id)
-    SELECT k, p_now, a, p_rid FROM unnest(p_keys, p_amounts) AS x(k, a);
+    INSERT INTO commits(budget, at, amount, reservation_id, floor_at)
+    SELECT k, p_now, a, p_rid, COALESCE(r.sent_at, p_now)
+    FROM unnest(p_keys, p_amounts) AS x(k, a);
     UPDATE budgets SET total = total + x.a
     FROM (SELECT k, sum(a)::bigint AS a FROM unnest(p_keys, p_amounts) AS y(k, a) GROUP BY k) x
     WHERE key = x.k;
   ELSE
-    INSERT INTO commits(budget, at, amount, reservation_id)
-    SELECT budget, p_now, amount, p_rid FROM holds WHERE reservation_id = p_rid;
+    INSERT INTO commits(budget, at, amount, reservation_id, floor_at)
+    SELECT budget, p_now, amount, p_rid, COALESCE(r.sent_at, p_now)
+    FROM holds WHERE reservation_id = p_rid;
     UPDATE budgets SET total = total + h.amount
     FROM holds h WHERE h.reservation_id = p_rid AND key = h.budget;
   END IF;
@@ -328,20 +350,61 @@ BEGIN
 END $$;
 
 -- -> NULL (kept, or older than the one stored) | 'unknown' | 'ahead:<server time>'
+-- p_covers: the report holds the work sent before p_at (Braket); its `inside` is counted
+-- again here, after the budget's lock (a statement of its own: it sees every change made
+-- before the lock was granted).
 CREATE OR REPLACE FUNCTION qg_record_report(p_key text, p_micro bigint, p_at bigint,
-  p_now bigint, p_server boolean, p_skew bigint) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE server bigint;
+  p_now bigint, p_server boolean, p_skew bigint, p_covers boolean) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE server bigint; b budgets;
 BEGIN
   IF p_server THEN
     server := qg_time(NULL, p_now, p_skew);
     IF p_at - server > p_skew THEN RETURN 'ahead:' || server; END IF;
   END IF;
-  UPDATE budgets SET reported = p_micro, reported_at = p_at
-  WHERE key = p_key AND (reported_at IS NULL OR reported_at <= p_at);
-  IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM budgets WHERE key = p_key) THEN
-    RETURN 'unknown';
-  END IF;
+  SELECT * INTO b FROM budgets WHERE key = p_key FOR UPDATE;
+  IF NOT FOUND THEN RETURN 'unknown'; END IF;
+  IF b.reported_at IS NOT NULL AND b.reported_at > p_at THEN RETURN NULL; END IF;
+  UPDATE budgets SET reported = p_micro, reported_at = p_at, covers = p_covers,
+    inside = CASE WHEN p_covers THEN (
+      SELECT COALESCE(sum(h.amount), 0)::bigint FROM holds h JOIN reservations r
+      ON r.id = h.reservation_id WHERE h.budget = p_key AND r.state = 'held'
+        AND r.sent_at < p_at) ELSE 0 END
+  WHERE key = p_key;
   RETURN NULL;
+END $$;
+
+-- bind: a held reservation's send time moves its holds into or out of covering reports.
+-- -> NULL (no such reservation) | the row
+CREATE OR REPLACE FUNCTION qg_bind(p_rid text, p_external text, p_sent bigint)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r reservations;
+BEGIN
+  SELECT * INTO r FROM reservations WHERE id = p_rid;
+  IF NOT FOUND THEN RETURN NULL; END IF;
+  IF r.state = 'held' AND p_sent IS NOT NULL THEN
+    PERFORM qg_lock(ARRAY(SELECT budget FROM holds WHERE reservation_id = p_rid));
+    SELECT * INTO r FROM reservations WHERE id = p_rid FOR UPDATE;
+    IF r.state = 'held' AND p_sent IS DISTINCT FROM r.sent_at THEN
+      UPDATE budgets b SET inside = b.inside + qg_inside(b, p_sent, h.amount)
+        - qg_inside(b, r.sent_at, h.amount)
+      FROM holds h WHERE h.reservation_id = p_rid AND b.key = h.budget;
+    END IF;
+  END IF;
+  -- The work is found: no longer in doubt. An expired reservation bound now is owed:
+  -- lapsed() selects expired rows with an external id.
+  UPDATE reservations SET external_id = p_external, in_doubt_since = NULL,
+    sent_at = COALESCE(p_sent, sent_at) WHERE id = p_rid RETURNING * INTO r;
+  RETURN row_to_json(r)::text;
+END $$;
+
+-- Committed to p_key at commit instants in [lo, hi); NULL for an unknown key. A read only.
+CREATE OR REPLACE FUNCTION qg_committed_between(p_key text, lo bigint, hi bigint)
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM budgets WHERE key = p_key) THEN RETURN NULL; END IF;
+  IF hi <= lo THEN RETURN 0; END IF;
+  RETURN qg_sum(p_key, lo, hi);
 END $$;
 
 -- -> NULL for an unknown key, else [budget, usage, in doubt]

@@ -277,16 +277,12 @@ class PostgresLedger(PostgresStore, LedgerBase):
     async def _bind(
         self, rid: str, external_id: str, sent_at: datetime | None
     ) -> Reservation | Refusal:
-        # One statement. The work is found: no longer in doubt. An expired reservation bound
-        # now is owed: lapsed() selects expired rows with an external id.
-        row = await self._row(
-            "UPDATE reservations SET external_id = $2, in_doubt_since = NULL, "
-            "sent_at = COALESCE($3, sent_at) WHERE id = $1 RETURNING *",
+        return await self._one(  # type: ignore[no-any-return]
+            "SELECT qg_bind($1, $2, $3)",
             rid,
             external_id,
             None if sent_at is None else epoch_us(sent_at),
         )
-        return NO_RESERVATION if row is None else reservation_of(row)
 
     async def _mark_in_doubt(self, rid: str, now: datetime) -> Reservation | Refusal:
         return await self._one(  # type: ignore[no-any-return]
@@ -331,16 +327,17 @@ class PostgresLedger(PostgresStore, LedgerBase):
     # -- provider reports and state ---------------------------------------------------------
 
     async def _record_report(
-        self, key: str, micro: int, at: datetime, now: datetime | None
+        self, key: str, micro: int, at: datetime, now: datetime | None, covers_sent: bool
     ) -> Refusal | Ahead | None:
         refused = await self._value(
-            "SELECT qg_record_report($1, $2, $3, $4, $5, $6)",
+            "SELECT qg_record_report($1, $2, $3, $4, $5, $6, $7)",
             key,
             micro,
             epoch_us(at),
             None if now is None else epoch_us(now),
             self._server_time,
             self._skew_us,
+            covers_sent,
             now=now,
         )
         if refused is None:
@@ -364,3 +361,7 @@ class PostgresLedger(PostgresStore, LedgerBase):
         flat, raw, doubt = json.loads(text)
         usage = attrs.evolve(usage_of(raw), in_doubt=int(doubt))
         return Counters(budget_of(*flat), usage)
+
+    async def _committed_between(self, key: str, start: int, end: int) -> int | Refusal:
+        found = await self._value("SELECT qg_committed_between($1, $2, $3)", key, start, end)
+        return NO_BUDGET if found is None else int(found)

@@ -45,7 +45,7 @@ __all__ = [
     "usage_of",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS budgets(
@@ -54,7 +54,9 @@ CREATE TABLE IF NOT EXISTS budgets(
     window_json text NOT NULL, reserved bigint NOT NULL DEFAULT 0,
     outstanding bigint NOT NULL DEFAULT 0,
     total bigint NOT NULL DEFAULT 0,  -- every commit, for unwindowed budgets (O(1) reads)
-    reported bigint, reported_at bigint);
+    reported bigint, reported_at bigint,
+    covers boolean NOT NULL DEFAULT false,  -- the report holds work sent before it (Braket)
+    inside bigint NOT NULL DEFAULT 0);  -- held amounts sent before a covering report
 CREATE TABLE IF NOT EXISTS reservations(
     id text PRIMARY KEY, idem text UNIQUE, fp text, state text NOT NULL,
     created_at bigint NOT NULL, lease_expires_at bigint NOT NULL, ended_at bigint,
@@ -75,12 +77,29 @@ CREATE TABLE IF NOT EXISTS holds(
     amount bigint NOT NULL, PRIMARY KEY(reservation_id, budget));
 CREATE TABLE IF NOT EXISTS commits(
     id bigserial PRIMARY KEY, budget text NOT NULL, at bigint NOT NULL, amount bigint NOT NULL,
-    reservation_id text);
+    reservation_id text,
+    floor_at bigint NOT NULL);  -- the reservation's sent_at, else `at`: "since" a covering report
 CREATE INDEX IF NOT EXISTS commits_by_time ON commits(budget, at) INCLUDE (amount);
+CREATE INDEX IF NOT EXISTS commits_by_floor ON commits(budget, floor_at) INCLUDE (amount);
 """
 
-#: What turns a schema of version ``n`` into ``n + 1``, at index ``n - 1`` (none yet).
-_MIGRATIONS: tuple[str, ...] = ()
+#: What turns a schema of version ``n`` into ``n + 1``, at index ``n - 1``.
+_MIGRATIONS: tuple[str, ...] = (
+    # 1 -> 2: whether the stored report covers sent work (Braket) and the held amount inside
+    # it, and each commit's floor time (its reservation's sent_at, else its own time), by which
+    # a covering report's "since" is summed. Reports stored before cover nothing (as then).
+    # The functions whose arguments changed go: a stale overload would make calls ambiguous.
+    """
+    ALTER TABLE budgets ADD COLUMN IF NOT EXISTS covers boolean NOT NULL DEFAULT false,
+        ADD COLUMN IF NOT EXISTS inside bigint NOT NULL DEFAULT 0;
+    ALTER TABLE commits ADD COLUMN IF NOT EXISTS floor_at bigint;
+    UPDATE commits c SET floor_at = COALESCE(
+        (SELECT sent_at FROM reservations WHERE id = c.reservation_id), c.at);
+    ALTER TABLE commits ALTER COLUMN floor_at SET NOT NULL;
+    DROP FUNCTION IF EXISTS qg_sum(text, bigint, bigint);
+    DROP FUNCTION IF EXISTS qg_record_report(text, bigint, bigint, bigint, boolean, bigint);
+    """,
+)
 assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
 
 FUNCTIONS = (
@@ -164,10 +183,18 @@ def budget_of(key: str, unit: str, limit_text: str, window_json: str) -> Budget:
 
 
 def usage_of(raw: list[Any]) -> Usage:
-    """qg_usage()'s counters: [committed, reserved, reported, since, outstanding, at]."""
-    committed, reserved, reported, since, outstanding, at = raw
+    """qg_usage()'s counters: [committed, reserved, reported, since, outstanding, at,
+    inside, covers]."""
+    committed, reserved, reported, since, outstanding, at, inside, covers = raw
     return Usage(
-        committed, reserved, reported, since, outstanding, None if at is None else from_epoch_us(at)
+        committed,
+        reserved,
+        reported,
+        since,
+        outstanding,
+        None if at is None else from_epoch_us(at),
+        inside=inside,
+        covers_sent=covers,
     )
 
 
