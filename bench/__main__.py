@@ -17,6 +17,7 @@ SUITES: list[tuple[str, str, str]] = [
     ("admission.sqlite_4_processes", "bench.admission", "sqlite_admission"),
     ("scaling.outstanding_100_vs_100000", "bench.admission", "scaling"),
     ("redis_ledger", "bench.redis_ledger", "run"),
+    ("postgres_ledger", "bench.postgres_ledger", "run"),
     ("guard_overhead", "bench.overhead", "run"),
     ("braket_client", "bench.braket_client", "run"),
     ("ibm_client", "bench.ibm_client", "run"),

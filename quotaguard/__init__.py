@@ -51,6 +51,7 @@ from quotaguard.ledger import Ledger, MemoryLedger, SQLiteLedger
 
 if TYPE_CHECKING:
     from quotaguard._http import RetryPolicy, set_testing
+    from quotaguard.ledger.postgres import PostgresLedger
     from quotaguard.ledger.redis import RedisLedger
 
 from quotaguard._version import __version__
@@ -81,6 +82,7 @@ __all__ = [
     "NoWindow",
     "NotFound",
     "PermissionDenied",
+    "PostgresLedger",
     "ProviderError",
     "ProviderUnavailable",
     "QuotaGuardError",
@@ -105,6 +107,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
+    if name == "PostgresLedger":
+        from quotaguard.ledger.postgres import PostgresLedger
+
+        return PostgresLedger
     if name == "RedisLedger":
         from quotaguard.ledger.redis import RedisLedger
 

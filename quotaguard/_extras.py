@@ -17,6 +17,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "redis": ("redis>=6.0", "hiredis>=3.0"),
     "qiskit": ("qiskit-ibm-runtime>=0.50",),
     "braket": ("amazon-braket-sdk>=1.90",),
+    "postgres": ("asyncpg>=0.30",),
 }
 
 

@@ -12,6 +12,7 @@ import pytest
 import quotaguard
 from quotaguard.testing import Emulator, FakeClock
 from tests._support.aws import ACCESS_KEY, SECRET_KEY
+from tests._support.postgres_server import PostgresServer
 from tests._support.redis_ledger import Proxy
 from tests._support.redis_server import MISSING as REDIS_MISSING
 from tests._support.redis_server import RedisServer
@@ -98,6 +99,21 @@ def redis_server() -> Iterator[RedisServer]:
 def fresh_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own (no other test's keys), on a free loopback port."""
     with _redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One private PostgreSQL cluster for the session, on a free loopback port (never 5432).
+
+    Fails, never skips, when the server's binaries are missing; each test takes a schema
+    of its own (tests/_support/ledger.py).
+    """
+    try:
+        server = PostgresServer()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    with server:
         yield server
 
 

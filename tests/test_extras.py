@@ -81,6 +81,13 @@ else:
             "'redis>=6.0' 'hiredis>=3.0'",
         ),
         (
+            "asyncpg",
+            "from quotaguard.ledger import PostgresLedger",
+            "postgres",
+            "'asyncpg>=0.30'",
+        ),
+        ("asyncpg", "import quotaguard; quotaguard.PostgresLedger", "postgres", "'asyncpg"),
+        (
             "qiskit_ibm_runtime",
             "from quotaguard.integrations.qiskit_runtime import guard_runtime;"
             " guard_runtime(object(), None)",

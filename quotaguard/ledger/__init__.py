@@ -1,4 +1,5 @@
-"""Reservation storage: memory (one process), SQLite (one machine), Redis (a fleet)."""
+"""Reservation storage: memory (one process), SQLite (one machine), Redis or PostgreSQL (a
+fleet)."""
 
 from typing import TYPE_CHECKING
 
@@ -7,13 +8,25 @@ from quotaguard.ledger.memory import MemoryLedger
 from quotaguard.ledger.sqlite import SQLiteLedger
 
 if TYPE_CHECKING:
+    from quotaguard.ledger.postgres import PostgresLedger
     from quotaguard.ledger.redis import RedisLedger
 
-__all__ = ["DEFAULT_LEASE", "Ledger", "MemoryLedger", "RedisLedger", "SQLiteLedger"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "Ledger",
+    "MemoryLedger",
+    "PostgresLedger",
+    "RedisLedger",
+    "SQLiteLedger",
+]
 
 
 def __getattr__(name: str) -> object:
-    # RedisLedger needs the optional ``redis`` package: import it only when asked for.
+    # RedisLedger and PostgresLedger need optional packages: import them only when asked for.
+    if name == "PostgresLedger":
+        from quotaguard.ledger.postgres import PostgresLedger
+
+        return PostgresLedger
     if name == "RedisLedger":
         from quotaguard.ledger.redis import RedisLedger
 

@@ -41,8 +41,14 @@ KEY = "fleet"
 
 
 def open_ledger(kind: str, where: str, namespace: str = "qg") -> Ledger:
+    """``where``: a SQLite path, a Redis URL or a PostgreSQL DSN; ``namespace``: Redis's
+    namespace or PostgreSQL's schema."""
     if kind == "sqlite":
         return SQLiteLedger(where, time_source="caller")
+    if kind == "postgres":
+        from quotaguard.ledger.postgres import PostgresLedger
+
+        return PostgresLedger(where, schema=namespace, pool_size=2, time_source="caller")
     from quotaguard.ledger.redis import RedisLedger
 
     return RedisLedger(where, namespace=namespace, socket_timeout=5.0, time_source="caller")
@@ -91,9 +97,9 @@ def load_worker(kind: str, where: str, namespace: str, count: int, seed: int) ->
     return asyncio.run(_load(kind, where, namespace, count, seed))
 
 
-async def _crash(path: str, lease_s: int, out: Any) -> None:
+async def _crash(path: str, lease_s: int, out: Any, kind: str, namespace: str) -> None:
     rng = random.Random(7)
-    async with SQLiteLedger(path, time_source="caller") as ledger:
+    async with open_ledger(kind, path, namespace) as ledger:
         committed = Decimal(0)
         for _ in range(20):
             size = Decimal(rng.randint(1, 300)).scaleb(-2)
@@ -112,13 +118,15 @@ async def _crash(path: str, lease_s: int, out: Any) -> None:
                 out.put(("held", decision.reservation.id, str(size)))
 
 
-def crash_worker(path: str, lease_s: int, out: Any) -> None:
+def crash_worker(
+    path: str, lease_s: int, out: Any, kind: str = "sqlite", namespace: str = ""
+) -> None:
     """Commits 20 reservations, reports the total, then reserves forever (to be SIGKILLed)."""
-    asyncio.run(_crash(path, lease_s, out))
+    asyncio.run(_crash(path, lease_s, out, kind, namespace))
 
 
 async def _restart(
-    url: str, namespace: str, count: int, seed: int, gate: RestartGate | None
+    url: str, namespace: str, count: int, seed: int, gate: RestartGate | None, kind: str
 ) -> list[tuple[str, str, str]]:
     """Reserve ``count`` times with idempotency keys, retrying a key until it gets an id.
 
@@ -126,7 +134,7 @@ async def _restart(
     """
     rng = random.Random(seed)
     got: list[tuple[str, str, str]] = []
-    async with open_ledger("redis", url, namespace) as ledger:
+    async with open_ledger(kind, url, namespace) as ledger:
         for n in range(count):
             if gate is not None and n == count // 4:
                 gate.reached.set()
@@ -159,9 +167,14 @@ class RestartGate:
 
 
 def restart_worker(
-    url: str, namespace: str, count: int, seed: int, gate: RestartGate | None = None
+    url: str,
+    namespace: str,
+    count: int,
+    seed: int,
+    gate: RestartGate | None = None,
+    kind: str = "redis",
 ) -> list[tuple[str, str, str]]:
-    return asyncio.run(_restart(url, namespace, count, seed, gate))
+    return asyncio.run(_restart(url, namespace, count, seed, gate, kind))
 
 
 async def _reserve_many(path: str, count: int, size: str, now: datetime) -> int:

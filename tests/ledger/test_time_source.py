@@ -52,13 +52,35 @@ async def two_redis(
         yield one, two
 
 
+@contextlib.asynccontextmanager
+async def two_postgres(
+    request: pytest.FixtureRequest, **kw: Any
+) -> AsyncIterator[tuple[Ledger, Ledger]]:
+    from quotaguard.ledger.postgres import PostgresLedger
+    from tests._support.ledger import drop_schema
+
+    server = request.getfixturevalue("postgres_server")
+    schema = f"ts_{uuid.uuid4().hex[:10]}"
+    try:
+        async with (
+            PostgresLedger(server.dsn, schema=schema, **kw) as one,
+            PostgresLedger(server.dsn, schema=schema, **kw) as two,
+        ):
+            yield one, two
+    finally:
+        await drop_schema(server.dsn, schema)
+
+
 def fleet(request: pytest.FixtureRequest, tmp_path: Path, name: str, **kw: Any) -> Any:
+    if name == "postgres":
+        return two_postgres(request, **kw)
     return two_sqlite(tmp_path, **kw) if name == "sqlite" else two_redis(request, **kw)
 
 
 OWN_TIME = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
 
 
@@ -71,6 +93,9 @@ def test_default_time_sources(tmp_path: Path) -> None:
     from quotaguard.ledger.redis import RedisLedger
 
     assert RedisLedger("redis://127.0.0.1:1/0").time_source is TimeSource.SERVER
+    from quotaguard.ledger.postgres import PostgresLedger
+
+    assert PostgresLedger("postgresql://127.0.0.1:1/x").time_source is TimeSource.SERVER
 
 
 @pytest.mark.parametrize("name", OWN_TIME)
@@ -176,6 +201,10 @@ async def test_a_skewed_caller_is_refused_before_anything_changes(
 async def raw(ledger: Ledger, tmp_path: Path) -> Any:
     if isinstance(ledger, SQLiteLedger):
         return await sqlite_rows(ledger.path)
+    if type(ledger).__name__ == "PostgresLedger":
+        from tests._support.ledger import postgres_rows
+
+        return await postgres_rows(ledger)
     from tests._support.redis_ledger import raw_snapshot
 
     return await raw_snapshot(ledger._client, ledger.namespace)  # type: ignore[attr-defined]

@@ -3,7 +3,8 @@
 SQLite: the file stays sound (``integrity_check``), the dead worker's holds count until their
 lease and not a microsecond after, and its committed spend is untouched. Redis with AOF
 (``appendfsync always``): SIGKILL the server while workers reserve, start it again on the same
-port; every reservation a worker got an id for is still held, exactly once.
+port; every reservation a worker got an id for is still held, exactly once. PostgreSQL: the
+same two, a worker SIGKILLed and the server stopped with ``pg_ctl stop -m immediate``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import pytest
 from quotaguard.engine import Budget, Charge, ReservationState, Unit
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger import SQLiteLedger
+from tests._support.ledger import drop_schema
+from tests._support.postgres_server import PostgresServer
 from tests._support.redis_server import RedisServer
 from tests._support.times import T0
 from tests._support.workers import KEY, RestartGate, crash_worker, open_ledger, restart_worker
@@ -136,3 +139,98 @@ async def test_redis_restart_mid_run_forgets_no_admitted_work(tmp_path: Path) ->
             assert state.reserved == sum(Decimal(size) for _, _, size in got)
             assert state.outstanding == 1_600
     print(f"\nredis restart: killed with {before_kill} held, 1600 ids all kept")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_sigkilled_postgres_worker_holds_count_until_their_lease(
+    postgres_server: PostgresServer,
+) -> None:
+    schema = f"crash_{uuid.uuid4().hex[:8]}"
+    try:
+        async with open_ledger("postgres", postgres_server.dsn, schema) as ledger:
+            await ledger.put_budget(Budget(KEY, Unit.USD, Decimal(100_000)))
+            context = multiprocessing.get_context("spawn")
+            out = context.Queue()
+            proc = context.Process(
+                target=crash_worker,
+                args=(postgres_server.dsn, LEASE_S, out, "postgres", schema),
+            )
+            proc.start()
+            held: dict[str, Decimal] = {}
+            try:
+                kind, committed = await asyncio.to_thread(out.get, True, 60)
+                assert kind == "committed"
+                while len(held) < 40:  # kill it mid-stream, while it is writing
+                    _, rid, size = await asyncio.to_thread(out.get, True, 60)
+                    held[rid] = Decimal(size)
+                assert proc.pid is not None
+                os.kill(proc.pid, signal.SIGKILL)
+            finally:
+                await asyncio.to_thread(proc.join, 30)
+                if proc.is_alive():  # pragma: no cover - only if SIGKILL did not land
+                    proc.kill()
+            assert proc.exitcode == -signal.SIGKILL
+            out.close()
+            out.join_thread()
+            outstanding = {r.id: r for r in await ledger.outstanding()}
+            assert set(held) <= set(outstanding)  # every acknowledged hold survived
+            lease_end = T0 + timedelta(seconds=LEASE_S)
+            before = await ledger.state(KEY, now=lease_end - timedelta(microseconds=1))
+            assert before.committed == Decimal(committed)
+            assert before.reserved == sum(r.amount_for(KEY) for r in outstanding.values())
+            at_lease = await ledger.state(KEY, now=lease_end)
+            assert (at_lease.reserved, at_lease.outstanding) == (0, 0)
+            assert at_lease.committed == Decimal(committed)
+            for rid in held:
+                assert (await ledger.get(rid)).state is ReservationState.EXPIRED
+    finally:
+        await drop_schema(postgres_server.dsn, schema)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_postgres_crash_mid_run_forgets_no_admitted_work() -> None:
+    # A cluster of its own, with fsync on, stopped with "pg_ctl stop -m immediate" (every
+    # server process killed at once, no checkpoint) while four workers reserve, and started
+    # again: every reservation a worker got an id for is still held, exactly once.
+    with PostgresServer(durable=True) as server:
+        schema = "crash"
+        async with open_ledger("postgres", server.dsn, schema) as ledger:
+            await ledger.put_budget(Budget(KEY, Unit.USD, Decimal(1_000_000)))
+            gates = [RestartGate() for _ in range(4)]
+            workers = [
+                asyncio.ensure_future(
+                    asyncio.to_thread(
+                        restart_worker, server.dsn, schema, 200, seed, gate, "postgres"
+                    )
+                )
+                for seed, gate in enumerate(gates)
+            ]
+            for gate in gates:
+                assert await asyncio.to_thread(gate.reached.wait, 60), "a worker never started"
+            before_crash = len(await ledger.outstanding())
+            gates[0].go.set()
+            gates[1].go.set()
+            await asyncio.to_thread(server.stop, "immediate")
+            assert not any(w.done() for w in workers[2:]), "the crash must land mid-run"
+            gates[2].go.set()
+            gates[3].go.set()
+            await asyncio.to_thread(server.start)
+            results = await asyncio.gather(*workers)
+            got = [entry for result in results for entry in result]
+            assert len(got) == 800
+            assert 0 < before_crash < 800
+            with contextlib.suppress(BudgetUnavailable):  # its pooled connection died
+                await ledger.outstanding()
+            outstanding = {r.id: r for r in await ledger.outstanding()}
+            ids = {rid for _, rid, _ in got}
+            assert len(ids) == len(got)  # a retried key never got a second reservation
+            assert set(outstanding) == ids  # no admitted work forgotten, none extra
+            for key, rid, size in got:
+                assert outstanding[rid].idempotency_key == key
+                assert outstanding[rid].amount_for(KEY) == Decimal(size)
+            state = await ledger.state(KEY, now=T0)
+            assert state.reserved == sum(Decimal(size) for _, _, size in got)
+            assert state.outstanding == 800
+    print(f"\npostgres crash: stopped -m immediate with {before_crash} held, 800 ids all kept")

@@ -1,9 +1,9 @@
 """Load: many OS processes on one budget, with a sampler watching the ledger the whole time.
 
-8 processes x 1,000 submissions on one Redis budget and 4 x 500 on one SQLite file; random
-sizes; each admitted hold is committed (actual <= reserved), released or kept. The sampler
-asserts committed + reserved <= limit at every sample; at the end the ledger holds exactly
-what the workers say they committed and kept.
+8 processes x 1,000 submissions on one Redis budget, the same on one PostgreSQL budget, and
+4 x 500 on one SQLite file; random sizes; each admitted hold is committed (actual <=
+reserved), released or kept. The sampler asserts committed + reserved <= limit at every
+sample; at the end the ledger holds exactly what the workers say they committed and kept.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import pytest
 
 from quotaguard.engine import Budget, Unit
 from quotaguard.ledger import Ledger, SQLiteLedger
+from tests._support.ledger import drop_schema
+from tests._support.postgres_server import PostgresServer
 from tests._support.processes import run_processes
 from tests._support.redis_server import RedisServer
 from tests._support.times import T0
@@ -94,6 +96,26 @@ async def test_eight_processes_share_one_redis_budget(fresh_redis: RedisServer) 
         await check_totals(ledger, tallies, sampler, LIMIT)
     print(
         f"\nredis load: 8 x 1000 in {seconds:.1f}s, admitted "
+        f"{sum(t['admitted'] for t in tallies)}, rejected {sum(t['rejected'] for t in tallies)}, "
+        f"samples {sampler.samples}, peak {sampler.peak}/{LIMIT}"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_eight_processes_share_one_postgres_budget(postgres_server: PostgresServer) -> None:
+    schema = f"load_{uuid.uuid4().hex[:8]}"
+    try:
+        async with open_ledger("postgres", postgres_server.dsn, schema) as ledger:
+            await ledger.put_budget(Budget(KEY, Unit.USD, LIMIT))
+            args = [("postgres", postgres_server.dsn, schema, 1_000, seed) for seed in range(8)]
+            tallies, sampler, seconds = await run_fleet(ledger, args, load_worker)
+            assert len({t["pid"] for t in tallies}) == 8
+            await check_totals(ledger, tallies, sampler, LIMIT)
+    finally:
+        await drop_schema(postgres_server.dsn, schema)
+    print(
+        f"\npostgres load: 8 x 1000 in {seconds:.1f}s, admitted "
         f"{sum(t['admitted'] for t in tallies)}, rejected {sum(t['rejected'] for t in tallies)}, "
         f"samples {sampler.samples}, peak {sampler.peak}/{LIMIT}"
     )
