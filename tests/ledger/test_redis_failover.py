@@ -91,7 +91,9 @@ async def test_replicas_0_loses_acknowledged_reserves_on_failover(pair: ReplicaP
         await rl.put_budget(Budget("b", Unit.USD, Decimal(HOLDS)))
         await pair.caught_up()  # the budget is on the replica: only the holds are at risk
         pair.link.freeze()
+        started = time.perf_counter()
         ids = await fill(rl)
+        reserved = time.perf_counter() - started
         assert len(await rl.outstanding()) == HOLDS  # the primary holds every one
     pair.kill_primary()
     await pair.promote()
@@ -103,7 +105,7 @@ async def test_replicas_0_loses_acknowledged_reserves_on_failover(pair: ReplicaP
         # ... and their cost is admitted a second time: 2 x the budget, in all.
         again = [await after.reserve([usd("b", 1)], now=T0) for _ in range(HOLDS)]
         assert all(d.admitted for d in again)
-    print(f"\nreplicas=0: {len(ids)} reserves acknowledged, 0 held after failover")
+    print(f"\nreplicas=0: {len(ids)} reserves acknowledged in {reserved:.3f}s, 0 held after")
 
 
 async def test_replicas_1_an_unacknowledged_reserve_is_undone_and_unavailable(
