@@ -9,6 +9,7 @@ had not got are gone, and the new primary admits their cost a second time.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -156,3 +157,41 @@ async def test_replicas_1_an_unacknowledged_commit_is_retried_then_unavailable(
     async with ledger_on(pair.replica.url, namespace) as after:
         state = await after.state("b", now=T0)
         assert (state.committed, state.reserved, state.outstanding) == (3, 0, 0)
+
+
+async def test_replicas_1_sigkill_mid_run_keeps_every_acknowledged_reserve(
+    pair: ReplicaPair,
+) -> None:
+    # Four coroutines reserve in a loop; the primary is SIGKILLed while they run. Every
+    # reserve that returned admitted is held on the promoted replica. Those in flight fail
+    # with BudgetUnavailable; the replica may hold some of them too (an overcount that
+    # lapses at its lease), never fewer than were acknowledged.
+    namespace = fresh_namespace()
+    admitted: list[str] = []
+    failed = 0
+    async with ledger_on(pair.primary.url, namespace, replicas=1, wait_timeout=WAIT) as rl:
+        await rl.put_budget(Budget("b", Unit.USD, Decimal(10_000)))
+
+        async def worker() -> None:
+            nonlocal failed
+            while True:
+                try:
+                    decision = await rl.reserve([usd("b", 1)], now=T0)
+                except BudgetUnavailable:
+                    failed += 1
+                    return
+                assert decision.reservation is not None
+                admitted.append(decision.reservation.id)
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(4)]
+        while len(admitted) < 100:
+            await asyncio.sleep(0.005)
+        pair.kill_primary()
+        await asyncio.wait_for(asyncio.gather(*workers), 30)
+    await pair.promote()
+    assert pair.replica is not None
+    async with ledger_on(pair.replica.url, namespace) as after:
+        held = {r.id for r in await after.outstanding()}
+    assert failed == 4
+    assert set(admitted) <= held, f"{len(set(admitted) - held)} acknowledged holds lost"
+    print(f"\nSIGKILL mid-run: {len(admitted)} acknowledged, {len(held)} held after promotion")
