@@ -7,8 +7,8 @@ except ImportError as exc:
 
     raise missing("redis", "RedisLedger") from exc
 
-from quotaguard.ledger.redis.durability import NotDurable, ServerDurability
+from quotaguard.ledger.redis.durability import ServerDurability
 from quotaguard.ledger.redis.ledger import RedisLedger
 from quotaguard.ledger.redis.scripts import SCRIPTS
 
-__all__ = ["SCRIPTS", "NotDurable", "RedisLedger", "ServerDurability"]
+__all__ = ["SCRIPTS", "RedisLedger", "ServerDurability"]

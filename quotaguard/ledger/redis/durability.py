@@ -22,7 +22,6 @@ __all__ = [
     "DURABILITY",
     "WRITES",
     "DurabilityName",
-    "NotDurable",
     "ServerDurability",
     "apply_policy",
     "check_policy",
@@ -52,11 +51,6 @@ WRITES = frozenset(
         "record_report",
     }
 )
-
-
-class NotDurable(BudgetUnavailable):
-    """``durability="strict"`` and the server can lose an acknowledged write on a crash (or
-    will not say): the ledger refuses to start. The message names the settings to change."""
 
 
 _FIX = "set appendonly yes and appendfsync always (CONFIG SET, and in redis.conf)"
@@ -133,11 +127,12 @@ async def read_server(client: Any) -> ServerDurability:
 
 
 def apply_policy(server: ServerDurability, durability: str, replicas: int, namespace: str) -> None:
-    """Warn (``ack``) or refuse (``strict``: :class:`NotDurable`) as the settings say."""
+    """Warn (``ack``) or refuse (``strict``: :class:`BudgetUnavailable`, naming the settings
+    to change) as the server's settings say."""
     where = f"redis ledger {namespace!r}"
     if not server.known:
         if durability == "strict":
-            raise NotDurable(
+            raise BudgetUnavailable(
                 f"{where}: durability='strict' but the server refused CONFIG GET, so its "
                 f"persistence cannot be checked; {_FIX}, allow CONFIG GET to this user, or "
                 "pass durability='ack'"
@@ -150,7 +145,7 @@ def apply_policy(server: ServerDurability, durability: str, replicas: int, names
     elif not server.crash_safe:
         settings = f"appendonly={server.appendonly}, appendfsync={server.appendfsync}"
         if durability == "strict":
-            raise NotDurable(
+            raise BudgetUnavailable(
                 f"{where}: durability='strict' but the server runs {settings}: a crash "
                 f"loses acknowledged holds; {_FIX}"
             )

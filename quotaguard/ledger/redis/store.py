@@ -29,7 +29,6 @@ from quotaguard.ledger.encoding import epoch_us, from_epoch_us
 from quotaguard.ledger.redis.codec import encode_args, month_arg, text
 from quotaguard.ledger.redis.durability import (
     WRITES,
-    NotDurable,
     ServerDurability,
     apply_policy,
     check_policy,
@@ -138,11 +137,11 @@ class RedisStore:
     async def __aenter__(self) -> Self:
         try:
             await self.connect()
-        except NotDurable:
-            await self.aclose()
-            raise
         except BudgetUnavailable:
-            pass  # not reachable yet (a fleet may start first): the first call checks again
+            if self.server_durability is not None:  # read, and refused by the policy
+                await self.aclose()
+                raise
+            # Not reachable yet (a fleet may start first): the first call checks again.
         return self
 
     async def connect(self) -> None:
