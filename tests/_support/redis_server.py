@@ -38,7 +38,12 @@ class RedisServer:
     """``start()``, ``stop()`` (SIGTERM), ``kill()`` (SIGKILL), ``restart()`` on the same port."""
 
     def __init__(
-        self, *, port: int | None = None, appendonly: bool = False, dir: Path | None = None
+        self,
+        *,
+        port: int | None = None,
+        appendonly: bool = False,
+        dir: Path | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -49,6 +54,7 @@ class RedisServer:
         self.port = port or free_port()
         self.appendonly = appendonly
         self.dir = dir
+        self.extra = extra  # more command-line settings: ("--replicaof", host, port), ...
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,7 +68,7 @@ class RedisServer:
             argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir)]
         else:
             argv += ["--appendonly", "no"]
-        return argv
+        return argv + list(self.extra)
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         if self.process is not None:

@@ -7,7 +7,8 @@ except ImportError as exc:
 
     raise missing("redis", "RedisLedger") from exc
 
+from quotaguard.ledger.redis.durability import ServerDurability
 from quotaguard.ledger.redis.ledger import RedisLedger
 from quotaguard.ledger.redis.scripts import SCRIPTS
 
-__all__ = ["SCRIPTS", "RedisLedger"]
+__all__ = ["SCRIPTS", "RedisLedger", "ServerDurability"]

@@ -56,6 +56,7 @@ from quotaguard.ledger.redis.codec import (
     usage_from,
     window_args,
 )
+from quotaguard.ledger.redis.durability import DurabilityName
 from quotaguard.ledger.redis.store import RedisStore
 
 __all__ = ["RedisLedger"]
@@ -71,6 +72,14 @@ class RedisLedger(RedisStore, LedgerBase):
     ``now`` more than ``max_skew`` from it is refused with
     :class:`~quotaguard.errors.ClockSkew`), ``"system"`` (this machine's clock, checked the
     same way) or ``"caller"`` (each call's ``now``: tests that drive time).
+
+    Durability (:mod:`.durability`, read at connect: ``async with`` or the first call):
+    ``durability="ack"`` warns once when the server can lose an acknowledged write on a
+    crash, ``"strict"`` refuses to start (:class:`BudgetUnavailable` naming the settings),
+    ``"off"`` reads nothing. ``replicas=N`` follows every write with ``WAIT N`` (at most
+    ``wait_timeout`` seconds): a reserve that too few replicas acknowledged is undone and
+    raises :class:`BudgetUnavailable`, so nothing is admitted that a failover could forget.
+    docs/budgets.md says what each setting survives.
     """
 
     def __init__(
@@ -82,6 +91,9 @@ class RedisLedger(RedisStore, LedgerBase):
         socket_timeout: float = 5.0,
         time_source: TimeSourceName = "server",
         max_skew: timedelta = DEFAULT_MAX_SKEW,
+        durability: DurabilityName = "ack",
+        replicas: int = 0,
+        wait_timeout: float = 1.0,
     ) -> None:
         self._use_time(time_source, max_skew, tuple(TimeSource))
         super().__init__(
@@ -91,6 +103,9 @@ class RedisLedger(RedisStore, LedgerBase):
             socket_timeout,
             max_skew=self.max_skew,
             server_time=self.time_source is TimeSource.SERVER,
+            durability=durability,
+            replicas=replicas,
+            wait_timeout=wait_timeout,
         )
 
     def __repr__(self) -> str:

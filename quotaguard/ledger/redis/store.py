@@ -1,5 +1,10 @@
 """The RedisLedger's plumbing: the client or pool it owns, one EVALSHA per operation, the
-undo of a reserve whose outcome is unknown.
+undo of a reserve whose outcome is unknown, the durability check at connect, and ``WAIT``.
+
+With ``replicas=N`` a write script and ``WAIT N`` go out together on one pinned connection
+(``WAIT`` counts the writes of its own connection, so it cannot go through the pool as a
+separate call). An unacknowledged reserve is a :class:`BudgetUnavailable` (the ledger then
+undoes it); any other write waits again on the same connection, a bounded number of times.
 
 Each call sends ``EVALSHA <sha> 1 <prefix>leases <operation> <prefix> <max_skew_us>`` and
 then the operation's arguments as one JSON array (:func:`.codec.encode_args`).
@@ -12,16 +17,23 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from quotaguard.errors import BudgetUnavailable, ClockSkew, InvalidInput
 from quotaguard.ledger.encoding import epoch_us, from_epoch_us
 from quotaguard.ledger.redis.codec import encode_args, month_arg, text
+from quotaguard.ledger.redis.durability import (
+    WRITES,
+    ServerDurability,
+    apply_policy,
+    check_policy,
+    read_server,
+)
 from quotaguard.ledger.redis.scripts import SCRIPTS, sha1
 
 __all__ = ["RedisStore"]
@@ -29,6 +41,13 @@ __all__ = ["RedisStore"]
 log = logging.getLogger("quotaguard.ledger")
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # matched whole (fullmatch)
+
+#: How many times a write other than reserve waits for its replicas before giving up.
+WAIT_TRIES = 3
+
+
+class _Unacked(Exception):
+    """A write script ran but too few replicas acknowledged it in time."""
 
 
 class RedisStore:
@@ -43,7 +62,11 @@ class RedisStore:
         *,
         max_skew: timedelta,
         server_time: bool,
+        durability: str = "ack",
+        replicas: int = 0,
+        wait_timeout: float = 1.0,
     ) -> None:
+        check_policy(durability, replicas, wait_timeout)
         if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
             raise InvalidInput(
                 "namespace", "must be 1-64 characters of letters, digits, '_', '.', ':' or '-'"
@@ -100,25 +123,79 @@ class RedisStore:
         self._month: tuple[int, int, list[int]] = (0, 0, [])
         self._undos: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.durability = durability
+        self.replicas = replicas
+        self.wait_timeout = wait_timeout
+        #: What the server said at connect (``None`` before, and with ``durability="off"``).
+        self.server_durability: ServerDurability | None = None
+        self._connected = durability == "off" and not replicas
+        self._connecting = asyncio.Lock()
+        self._wait = ("WAIT", replicas, max(1, round(wait_timeout * 1000)))
+        # A write that waits: connect + retries, then every wait.
+        self._wait_deadline = self._deadline + WAIT_TRIES * (wait_timeout + socket_timeout)
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.connect()
+        except BudgetUnavailable:
+            if self.server_durability is not None:  # read, and refused by the policy
+                await self.aclose()
+                raise
+            # Not reachable yet (a fleet may start first): the first call checks again.
+        return self
+
+    async def connect(self) -> None:
+        """Read the server's persistence and replication settings and apply ``durability``
+        (once; the first operation does it if ``async with`` did not)."""
+        async with self._connecting:  # one check, however many calls arrive at once
+            if self._connected:
+                return
+            try:
+                async with asyncio.timeout(self._deadline):
+                    server = await read_server(self._client)
+            except TimeoutError:
+                raise BudgetUnavailable(
+                    f"redis ledger {self.namespace!r} did not answer within {self._deadline:g}s"
+                ) from None
+            except RedisError as exc:
+                raise BudgetUnavailable(
+                    f"redis ledger {self.namespace!r} is unavailable: {type(exc).__name__}: {exc}"
+                ) from exc
+            self.server_durability = server
+            if self.durability != "off":
+                apply_policy(server, self.durability, self.replicas, self.namespace)
+            self._connected = True
 
     async def _call(self, op: str, *args: object, now: datetime | None = None) -> list[Any]:
         """Run ``op``'s script on ``args``; a ``skew`` answer (the server's clock is too far
         from the caller's ``now``) is :class:`~quotaguard.errors.ClockSkew`."""
         if self._closed:
             raise BudgetUnavailable(f"redis ledger {self.namespace!r} is closed")
+        if not self._connected:
+            await self.connect()
         # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
         # Python per call. NOSCRIPT (a flushed or restarted server): load them all, send again.
         command = (*self._heads[op], encode_args(args))
+        waits = self.replicas > 0 and op in WRITES
+        deadline = self._wait_deadline if waits else self._deadline
         try:
-            async with asyncio.timeout(self._deadline):
-                try:
-                    reply = await self._execute(*command)
-                except NoScriptError:
-                    await self._load_scripts()
-                    reply = await self._execute(*command)
+            async with asyncio.timeout(deadline):
+                if waits:
+                    reply = await self._write_and_wait(op, command)
+                else:
+                    try:
+                        reply = await self._execute(*command)
+                    except NoScriptError:
+                        await self._load_scripts()
+                        reply = await self._execute(*command)
         except TimeoutError:
             raise BudgetUnavailable(
-                f"redis ledger {self.namespace!r} did not answer within {self._deadline:g}s"
+                f"redis ledger {self.namespace!r} did not answer within {deadline:g}s"
+            ) from None
+        except _Unacked as exc:
+            raise BudgetUnavailable(
+                f"redis ledger {self.namespace!r}: {op} was not acknowledged by "
+                f"{self.replicas} replica(s) within {exc}; a failover could forget it"
             ) from None
         except RedisError as exc:
             raise BudgetUnavailable(
@@ -130,6 +207,53 @@ class RedisStore:
             server = from_epoch_us(int(result[1]))
             raise ClockSkew(ledger_time=server, caller_time=now, max_skew=self._max_skew)
         return result
+
+    async def _write_and_wait(self, op: str, command: tuple[Any, ...]) -> Any:
+        """``command`` then ``WAIT`` on one connection; the script's reply once acknowledged.
+
+        A reserve is not waited for twice (the ledger undoes it); any other write is
+        idempotent and its acknowledgement is asked again, on the same connection (whose
+        replication offset is that write's), :data:`WAIT_TRIES` times in all.
+        """
+        pool: Any = self._client.connection_pool  # its get_connection is untyped
+        conn = await pool.get_connection()
+        try:
+            reply, acked = await self._send_with_wait(conn, command)
+            if isinstance(reply, NoScriptError):
+                await self._load_scripts()
+                reply, acked = await self._send_with_wait(conn, command)
+            if isinstance(reply, ResponseError):
+                raise reply
+            tries = 1
+            while acked < self.replicas:
+                if op == "reserve" or tries >= WAIT_TRIES:
+                    waited = self.wait_timeout * (1 if op == "reserve" else tries)
+                    raise _Unacked(f"{waited:g}s ({acked} did)")
+                tries += 1
+                await conn.send_command(*self._wait)
+                acked = await conn.read_response(timeout=self._wait_read_timeout)
+            return reply
+        except (_Unacked, ResponseError):
+            raise  # every reply was read: the connection is clean
+        except BaseException:
+            # A cancelled or failed exchange may leave replies unread on this connection.
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+
+    @property
+    def _wait_read_timeout(self) -> float:
+        return self.wait_timeout + self._socket_timeout
+
+    async def _send_with_wait(self, conn: Any, command: tuple[Any, ...]) -> tuple[Any, int]:
+        await conn.send_packed_command(conn.pack_commands([command, self._wait]))
+        try:
+            reply = await conn.read_response(disconnect_on_error=False)
+        except ResponseError as exc:  # the WAIT's reply still follows: read it too
+            reply = exc
+        acked = await conn.read_response(timeout=self._wait_read_timeout)
+        return reply, int(acked)
 
     def _clock_arg(self, clock: datetime) -> int | None:
         """The ledger's time for a script: ``None`` (JSON null) has it read ``TIME``."""
