@@ -2,7 +2,8 @@
 
 The guard is the only place that wires clients, provider rules and the ledger together.
 Provider specifics live in adapters (``ibm_adapter``, ``braket_adapter``); this module is
-provider-neutral. It decides what is admitted; calling ``submit`` is the :class:`Sender`'s
+provider-neutral. It decides what is admitted through the :class:`Admission` it holds
+(``admission``: estimate, charges, reserve); calling ``submit`` is the :class:`Sender`'s
 work (``sending``), settling and watching the :class:`Settler`'s (``settlement``).
 """
 
@@ -14,14 +15,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-import attrs
-
 from quotaguard._aio import AsyncClosing
-from quotaguard.engine.amounts import Unit, money_context, to_micro
+from quotaguard.engine.amounts import Unit
 from quotaguard.engine.forecast import Forecast
-from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Estimate, Reservation
-from quotaguard.engine.rules import Usage, check_charges, evaluate
-from quotaguard.errors import BudgetExceeded, InvalidInput
+from quotaguard.engine.model import Budget, BudgetState, Decision, Reservation
+from quotaguard.errors import InvalidInput
+from quotaguard.guard.admission import Admission
 from quotaguard.guard.checks import (
     check_adapters,
     check_budget_keys,
@@ -38,17 +37,16 @@ from quotaguard.guard.contract import Adapter, Submission, Work
 from quotaguard.guard.events import Event, Events, EventStream
 from quotaguard.guard.forecasts import forecasts
 from quotaguard.guard.sending import Sender
-from quotaguard.guard.sends import BraketSends, IBMSends, check_send
+from quotaguard.guard.sends import BraketSends, IBMSends
 from quotaguard.guard.settlement import Settler
 from quotaguard.guard.stamps import Stamped
 from quotaguard.guard.units import UnitConverter
-from quotaguard.ledger.base import Ledger, check_idempotency_key, check_lease
+from quotaguard.ledger.base import Ledger, check_lease
 from quotaguard.ledger.sqlite import SQLiteLedger
 
 if TYPE_CHECKING:
     from quotaguard.braket.client import BraketClient
     from quotaguard.braket.pricing import PriceTable
-    from quotaguard.engine.model import Violation
     from quotaguard.ibm.client import IBMRuntimeClient
     from quotaguard.ibm.rules import IBMPolicy
 
@@ -59,11 +57,6 @@ T = TypeVar("T")
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _static_violations(estimate: Estimate, charges: tuple[Charge, ...]) -> tuple[Violation, ...]:
-    """The estimate's own violations, and those that apply once the work draws on a budget."""
-    return estimate.violations + estimate.if_charged if charges else estimate.violations
 
 
 class BudgetGuard(AsyncClosing):
@@ -113,12 +106,6 @@ class BudgetGuard(AsyncClosing):
         self._converter = UnitConverter(ibm_price_per_second)
         self._fail_mode: Literal["closed", "open"] = fail_mode
         self._budget_units: dict[str, Unit] = {}
-        # The same work is priced into the same user budgets over and over: a Charge is
-        # frozen, so one built (and validated) for an amount and unit serves every repeat.
-        self._user_charges: dict[tuple[object, ...], Charge] = {}
-        self._inflight: dict[
-            str, tuple[object, tuple[str, ...], asyncio.Future[Submission[Any]]]
-        ] = {}
         # Extra adapters first: a custom provider (or a test double) can claim any work type.
         self._adapters: list[Adapter] = list(adapters)
         common = {
@@ -151,6 +138,7 @@ class BudgetGuard(AsyncClosing):
             max_in_doubt=max_in_doubt,
         )
         self._events = self._sender.events = self._settler.events = Events(clock)
+        self._admission = Admission(self)  # check and submit: where the guard decides
 
     def __repr__(self) -> str:
         names = [a.provider for a in self._adapters]
@@ -243,84 +231,11 @@ class BudgetGuard(AsyncClosing):
         await self._ledger.put_budget(budget)
         self._budget_units[budget.key] = budget.unit
 
-    async def _unit_of(self, key: str, field: str) -> Unit:
-        if key not in self._budget_units:
-            try:
-                self._budget_units[key] = (await self._ledger.get_budget(key)).unit
-            except InvalidInput as exc:
-                raise InvalidInput(field, exc.reason) from None
-        return self._budget_units[key]
-
-    # -- the decision -------------------------------------------------------------------------
-
-    def _adapter_for(self, work: object) -> Adapter:
-        for adapter in self._adapters:
-            if adapter.handles(work):
-                return adapter
-        kind = type(work).__name__
-        raise InvalidInput(
-            "work",
-            f"no provider is configured for {kind}; pass ibm=IBMRuntimeClient(...) for IBMJob/"
-            "IBMSession or braket=BraketClient(...) / prices=PriceTable(...) for BraketTask",
-        )
-
-    async def _estimate(self, work: object) -> tuple[Adapter, Estimate]:
-        adapter = self._adapter_for(work)
-        serving = self._events.serving()  # a provider refresh reports to this guard
-        try:
-            with money_context():  # provider arithmetic (remaining, prices) in our context
-                estimate = await adapter.estimate(
-                    work, now=self._clock(), fail_open=self.fail_mode == "open"
-                )
-        finally:
-            self._events.done_serving(serving)
-        return adapter, estimate
-
-    async def _charges(
-        self, estimate: Estimate, budgets: tuple[str, ...], adapter: Adapter
-    ) -> tuple[Charge, ...]:
-        """Provider charges plus one per named user budget, converted where a price allows."""
-        charges = list(estimate.charges)
-        seen: set[str] = {c.budget for c in charges}
-        converter = self._converter
-        # Only finite Decimals are memo keys (a signalling NaN cannot even be hashed).
-        memoable = type(estimate.amount) is Decimal and estimate.amount.is_finite()
-        for i, key in enumerate(budgets):
-            if key in seen:
-                raise InvalidInput(f"budgets[{i}]", f"budget {key!r} is named twice")
-            seen.add(key)
-            unit = self._budget_units.get(key) or await self._unit_of(key, f"budgets[{i}]")
-            memo = (key, estimate.amount, estimate.unit, unit, converter.ibm_price_per_second)
-            charge = self._user_charges.get(memo) if memoable else None
-            if charge is None:
-                amount = converter.convert(
-                    estimate.amount, estimate.unit, unit, f"budgets[{i}]", key
-                )
-                charge = Charge(key, amount, unit)
-                if memoable:
-                    if len(self._user_charges) >= 1024:
-                        self._user_charges.clear()  # bounded; the amounts in use come back
-                    self._user_charges[memo] = charge
-            charges.append(charge)
-        return tuple(charges)
+    # -- the decision (guard/admission.py) ----------------------------------------------------
 
     async def check(self, work: Work, *, budgets: Iterable[str] = ()) -> Decision:
         """Would this work be admitted now? Reserves nothing, sends nothing."""
-        named = check_budget_keys(budgets)
-        adapter, estimate = await self._estimate(work)
-        charges = await self._charges(estimate, named, adapter)
-        if static := _static_violations(estimate, charges):
-            return Decision.reject(adapter.explain(work, static), charges)
-        now = self._clock()
-        keys = {c.budget for c in charges}
-        states = {k: await self._ledger.state(k, now=now) for k in keys}
-        known = {k: s.budget for k, s in states.items()}
-        requested = check_charges(list(charges), known) if charges else {}
-        usage = {k: Usage(committed=to_micro(s.used), reserved=0) for k, s in states.items()}
-        violations = evaluate(requested, known, usage, now)
-        if violations:
-            return Decision.reject(adapter.explain(work, violations), charges)
-        return Decision(admitted=True, charges=charges)
+        return await self._admission.check(work, check_budget_keys(budgets))
 
     # The send's result type is the submission's: an async send's awaited value, a sync
     # send's return value; a Stamped send's is not tracked.
@@ -366,89 +281,7 @@ class BudgetGuard(AsyncClosing):
         (say ``max_execution_time`` 10 described, 5000 sent) is :class:`InvalidInput`, and
         nothing is held. A :class:`Stamped` send is called with the reservation id.
         """
-        if not callable(submit) and not isinstance(submit, Stamped):
-            raise InvalidInput("submit", "must be a callable that sends the work")
-        check_send(work, submit)
-        keys = check_budget_keys(budgets)  # read once: a generator is not read again below
-        idempotency_key = check_idempotency_key(idempotency_key)
-        if idempotency_key is None:
-            return await self._submit(work, submit, keys, None)
-        # One in-process flight per key: a concurrent duplicate waits for the first and gets
-        # its result; if the first was cancelled, the duplicate takes over the flight.
-        while (flight := self._inflight.get(idempotency_key)) is not None:
-            first_work, first_budgets, future = flight
-            if (first_work, first_budgets) != (work, keys):
-                raise InvalidInput(
-                    "idempotency_key",
-                    f"key {idempotency_key!r} is in use for different work or budgets",
-                )
-            try:
-                first = await asyncio.shield(future)
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if future.cancelled() and not (task is not None and task.cancelling()):
-                    continue  # the first caller was cancelled, not us: try ourselves
-                raise
-            return attrs.evolve(first, replayed=True)
-        mine: asyncio.Future[Submission[Any]] = asyncio.get_running_loop().create_future()
-        mine.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._inflight[idempotency_key] = (work, keys, mine)
-        try:
-            submission = await self._submit(work, submit, keys, idempotency_key)
-            mine.set_result(submission)
-            return submission
-        except asyncio.CancelledError:
-            mine.cancel()
-            raise
-        except BaseException as exc:
-            mine.set_exception(exc)
-            raise
-        finally:
-            del self._inflight[idempotency_key]
-
-    async def _submit(
-        self,
-        work: object,
-        submit: Callable[[], Any] | Stamped,
-        budgets: tuple[str, ...],
-        idempotency_key: str | None,
-    ) -> Submission[Any]:
-        adapter, estimate = await self._estimate(work)
-        charges = await self._charges(estimate, budgets, adapter)
-        if static := _static_violations(estimate, charges):
-            refused = Decision.reject(adapter.explain(work, static), charges)
-            self._events.rejected(refused, adapter.provider)
-            raise BudgetExceeded(refused)
-        if not charges:
-            # Nothing metered and no user budget named: nothing to hold, nothing to check.
-            unheld = submit.bind(None) if isinstance(submit, Stamped) else submit
-            self._events.admitted(Decision(admitted=True), adapter.provider, estimate.fail_open)
-            result = await self._sender.send_unheld(unheld)
-            empty = Reservation(
-                id="", charges=(), created_at=self._clock(), lease_expires_at=self._clock()
-            )
-            return Submission(
-                empty, Decision(admitted=True), work, result, adapter.external_id(work, result)
-            )
-        decision = await self._ledger.reserve(
-            charges, now=self._clock(), lease=self._lease, idempotency_key=idempotency_key
-        )
-        if not decision.admitted:
-            explained = attrs.evolve(
-                decision, violations=adapter.explain(work, decision.violations)
-            )
-            self._events.rejected(explained, adapter.provider)
-            raise BudgetExceeded(explained)
-        reservation = decision.reservation
-        assert reservation is not None
-        if decision.replayed:
-            return Submission(reservation, decision, work, None, reservation.external_id, True)
-        self._events.admitted(decision, adapter.provider, estimate.fail_open)
-        if isinstance(submit, Stamped):
-            submit = submit.bind(reservation.id)
-        result = await self._sender.send_held(submit, reservation, work, adapter)
-        reservation, external_id = await self._sender.bind_sent(reservation, work, adapter, result)
-        return Submission(reservation, decision, work, result, external_id)
+        return await self._admission.submit(work, submit, budgets, idempotency_key)
 
     # -- after the send -----------------------------------------------------------------------
 
