@@ -148,7 +148,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "if abs(now - ledger_time) > self.max_skew:", "if False:", LEDGER),
     # -- the guard: sending, settlement, adapters ----------------------------------------
     m("watch-no-renewal", G + "settlement.py",
-      "await self.ledger.renew_many(due[i : i + RENEW_BATCH], lease=self.lease, now=now)",
+      "renewed += len(await self.ledger.renew_many(batch, lease=self.lease, now=now))",
       "pass", GUARD),
     m("watch-in-doubt-not-renewed", G + "settlement.py",
       "if (r.external_id is not None or r.in_doubt_since is not None)\n                and",
@@ -182,11 +182,10 @@ MUTANTS: tuple[Mutant, ...] = (
       (*GUARD, "tests/reliability/test_provider_faults.py")),
     # -- provider rules ------------------------------------------------------------------
     m("ibm-ceiling-ignores-cap", "quotaguard/ibm/rules.py",
-      "ceiling = Decimal(cap if met is None else min(met, cap))",
-      "ceiling = Decimal(cap if met is None else met)", IBM),
+      "    return Decimal(min(met, cap))", "    return Decimal(met)", IBM),
     m("ibm-ceiling-zero-unset", "quotaguard/ibm/rules.py",
-      "ceiling = Decimal(cap if met is None else min(met, cap))",
-      "ceiling = Decimal(0 if met is None else min(met, cap))", IBM),
+      "        return Decimal(cap)  # unset, or invalid",
+      "        return Decimal(0)  # unset, or invalid", IBM),
     m("braket-queued-spend-dropped", "quotaguard/braket/rules.py",
       "return limit.total_spend + limit.queued_spend", "return limit.total_spend", BRAKET),
     m("braket-limit-floor-ignores-queued", "quotaguard/braket/rules.py",
