@@ -422,6 +422,9 @@ class LedgerMachine(RuleBasedStateMachine):
         assert all(r.state is ReservationState.HELD for r in outstanding)
 
 
+# 40 programs each on a fresh ledger: PostgreSQL on the dependency floors took ~280 s of the
+# default 300 s per test (a fresh schema per program); the bound is for hangs, not for this.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", ledger_params())
 def test_ledger_state_machine(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     machine = type(
