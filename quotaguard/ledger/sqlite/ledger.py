@@ -27,7 +27,7 @@ from quotaguard.engine.windows import window_to_dict
 from quotaguard.errors import InvalidInput
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
-from quotaguard.ledger.encoding import charges_json, epoch_us
+from quotaguard.ledger.encoding import charges_json, epoch_us, reservation_from_row
 from quotaguard.ledger.outcomes import (
     NO_BUDGET,
     NO_RESERVATION,
@@ -50,7 +50,6 @@ from quotaguard.ledger.sqlite.schema import (
     inside_of,
     mark_sent,
     row_to_budget,
-    row_to_reservation,
     sent,
     usage_of,
 )
@@ -176,7 +175,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             if key is not None:
                 row = conn.execute("SELECT * FROM reservations WHERE idem = ?", (key,)).fetchone()
                 if row is not None:
-                    existing = row_to_reservation(row)
+                    existing = reservation_from_row(row)
                     if not same_charges(existing.charges, charges):
                         return KeyConflict(existing.id)
                     return Replayed(existing)
@@ -223,7 +222,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
     @staticmethod
     def _load(conn: sqlite3.Connection, rid: str) -> Reservation | Refusal:
         row = conn.execute("SELECT * FROM reservations WHERE id = ?", (rid,)).fetchone()
-        return NO_RESERVATION if row is None else row_to_reservation(row)
+        return NO_RESERVATION if row is None else reservation_from_row(row)
 
     async def _commit(
         self, rid: str, actual: tuple[Charge, ...] | None, now: datetime
@@ -295,7 +294,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                     f"WHERE state = 'held' AND id IN ({marks}) RETURNING *",
                     (until, *chunk),
                 ):
-                    renewed[row["id"]] = row_to_reservation(row)
+                    renewed[row["id"]] = reservation_from_row(row)
             return [renewed[rid] for rid in rids if rid in renewed]
 
         return await self._run(op)
@@ -322,7 +321,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 "sent_at = COALESCE(?, sent_at) WHERE id = ? RETURNING *",
                 (external_id, sent_us, rid),
             ).fetchall()
-            return row_to_reservation(rows[0]) if rows else NO_RESERVATION
+            return reservation_from_row(rows[0]) if rows else NO_RESERVATION
 
         return await self._run(op)
 
@@ -346,7 +345,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 "SELECT * FROM reservations WHERE external_id = ? ORDER BY created_at DESC LIMIT 1",
                 (external_id,),
             ).fetchone()
-            return None if row is None else row_to_reservation(row)
+            return None if row is None else reservation_from_row(row)
 
         return await self._run(op, write=False)
 
@@ -371,7 +370,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
         """Reservations matching a fixed clause of this module (never caller input)."""
         sql = f"SELECT * FROM reservations WHERE {where}"
         return await self._run(
-            lambda conn: [row_to_reservation(r) for r in conn.execute(sql)], write=False
+            lambda conn: [reservation_from_row(r) for r in conn.execute(sql)], write=False
         )
 
     # -- provider reports and state ---------------------------------------------------------
