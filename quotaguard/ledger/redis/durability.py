@@ -49,6 +49,7 @@ WRITES = frozenset(
         "bind",
         "mark_in_doubt",
         "record_report",
+        "trim",
     }
 )
 

@@ -51,6 +51,7 @@ from quotaguard.ledger.outcomes import (
 )
 from quotaguard.ledger.redis.codec import (
     budget_from,
+    month_arg,
     reservation_from,
     text,
     usage_from,
@@ -58,6 +59,7 @@ from quotaguard.ledger.redis.codec import (
 )
 from quotaguard.ledger.redis.durability import DurabilityName
 from quotaguard.ledger.redis.store import RedisStore
+from quotaguard.ledger.retention import Trimmed
 
 __all__ = ["RedisLedger"]
 
@@ -331,3 +333,9 @@ class RedisLedger(RedisStore, LedgerBase):
             return NO_BUDGET
         usage = attrs.evolve(usage_from(reply[2]), in_doubt=int(reply[3]))
         return Counters(budget, usage)
+
+    async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
+        at, until = epoch_us(now), epoch_us(cut)
+        month = self._month_of(now, at)
+        reply = await self._call("trim", at, until, month, month_arg(cut)[2][0], limit, now=now)
+        return Trimmed(int(reply[1]), int(reply[2])), reply[3] == 1

@@ -37,6 +37,7 @@ OPERATIONS = (
     "record_report",
     "state",
     "committed_between",
+    "trim",
     "formula",  # a test hook: the used/remaining formula alone
 )
 
