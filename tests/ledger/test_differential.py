@@ -3,8 +3,8 @@
 Memory, SQLite, Redis and PostgreSQL each run one hypothesis-drawn sequence (reserves with
 and without keys, commits above and below the hold, releases, renewals, binds, doubt,
 reports, expiry, time moving on, trims); what a caller sees after each step (decisions,
-violations, reservations, errors, budget states, listings) must be identical across them. Reservation ids
-differ by backend, so each is named by the order it was made in.
+violations, reservations, errors, budget states, listings) must be identical across them.
+Reservation ids differ by backend, so each is named by the order it was made in.
 """
 
 from __future__ import annotations
