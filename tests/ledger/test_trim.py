@@ -170,3 +170,19 @@ async def test_bad_retention_is_refused_and_nothing_goes(
 async def test_a_naive_now_is_refused(ledger: Ledger) -> None:
     with pytest.raises(InvalidInput, match="timezone-aware"):
         await ledger.trim(now=T0.replace(tzinfo=None), keep=DAY)
+
+
+async def test_a_budget_removed_after_a_trim_counts_its_folded_commits_when_it_returns(
+    ledger: Ledger,
+) -> None:
+    await ledger.put_budget(Budget("n", Unit.USD, Decimal(100)))
+    for days in (0, 1, 8):
+        await _spend(ledger, "n", "3", days * DAY)
+    now = T0 + 9 * DAY
+    assert (await ledger.trim(now=now, keep=DAY)).commits == 2
+    await ledger.remove_budget("n")
+    await ledger.put_budget(Budget("n", Unit.USD, Decimal(100)))
+    assert (await ledger.state("n", now=now)).used == Decimal(9)
+    # Its unit is still in use: the folded commits are commits.
+    with pytest.raises(InvalidInput, match="already counts USD"):
+        await ledger.put_budget(Budget("n", Unit.SECONDS, Decimal(100)))
