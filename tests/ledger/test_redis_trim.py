@@ -63,3 +63,30 @@ async def test_keys_and_memory_drop_and_each_call_is_bounded(
     snapshot = await raw_snapshot(client, rl.namespace)
     assert not snapshot.get(f"{{{rl.namespace}}}:idem".encode())
     assert not snapshot.get(f"{{{rl.namespace}}}:ended".encode())
+
+
+async def test_records_that_ended_before_the_index_are_listed_once_and_trimmed(
+    rl: RedisLedger, client: aioredis.Redis
+) -> None:
+    from quotaguard.ledger.redis import RedisLedger
+
+    await rl.put_budget(Budget("a", Unit.USD, Decimal(100)))
+    ids = []
+    for i in range(5):
+        decision = await rl.reserve([usd("a", 1)], now=T0, idempotency_key=f"old{i}")
+        assert decision.reservation is not None
+        ids.append(decision.reservation.id)
+    await rl.commit(ids[0], now=T0)
+    await rl.release(ids[1], now=T0)
+    await rl.bind(ids[2], "job-2", sent_at=T0)
+    await rl.expire(now=T0 + timedelta(days=1))  # 2 lapsed (bound), 3 and 4 expired unsent
+    # As a ledger before trimming left them: no index of ended records, no mark.
+    prefix = f"{{{rl.namespace}}}:"
+    await client.delete(prefix + "ended", prefix + "ended_listed")
+    async with RedisLedger(client=client, namespace=rl.namespace, time_source="caller") as fresh:
+        fresh.trim_batch = 2  # the scan and the listing go in batches too
+        now = T0 + timedelta(days=10)
+        assert await fresh.trim(now=now, keep=timedelta(days=1)) == Trimmed(1, 4)
+        assert [r.id for r in await fresh.lapsed()] == [ids[2]]
+        assert await client.get(prefix + "ended_listed") == b"1"
+        assert (await fresh.state("a", now=now)).committed == 1

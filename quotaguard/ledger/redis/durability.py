@@ -50,6 +50,7 @@ WRITES = frozenset(
         "mark_in_doubt",
         "record_report",
         "trim",
+        "list_ended",
     }
 )
 

@@ -38,6 +38,7 @@ OPERATIONS = (
     "state",
     "committed_between",
     "trim",
+    "list_ended",
     "formula",  # a test hook: the used/remaining formula alone
 )
 
