@@ -426,11 +426,13 @@ END $$;
 -- (`total` has them already; put_budget sums the rows of a key that returns); ended
 -- reservations not owed, and their holds. No budget lock: each statement is atomic, and
 -- readers see the fold and the rows it replaced in one commit. -> [commits, reservations, more]
-CREATE OR REPLACE FUNCTION qg_trim(p_now bigint, p_cut bigint, p_mstart bigint,
-  p_limit integer, p_folded bigint) RETURNS bigint[] LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION qg_trim(p_now bigint, p_clock bigint, p_skew bigint,
+  p_cut bigint, p_mstart bigint, p_limit integer, p_folded bigint) RETURNS bigint[]
+LANGUAGE plpgsql AS $$
 DECLARE b budgets; upto bigint; n integer; folded bigint; done bigint := 0;
   room integer := p_limit; gone text[] := '{}';
 BEGIN
+  PERFORM qg_time(p_clock, p_now, p_skew); -- a now far from the server's dates windows wrongly
   FOR b IN SELECT * FROM budgets ORDER BY key LOOP
     EXIT WHEN room <= 0;
     upto := least(p_cut, CASE b.wkind WHEN 'fixed' THEN b.wstart

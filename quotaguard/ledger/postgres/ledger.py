@@ -369,8 +369,10 @@ class PostgresLedger(PostgresStore, LedgerBase):
 
     async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
         commits, reservations, more = await self._value(
-            "SELECT qg_trim($1, $2, $3, $4, $5)",
+            "SELECT qg_trim($1, $2, $3, $4, $5, $6, $7)",
             epoch_us(now),
+            self._clock_arg(now),
+            self._skew_us,
             epoch_us(cut),
             self._month_of(now)[0],
             limit,

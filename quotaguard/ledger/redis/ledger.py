@@ -341,7 +341,9 @@ class RedisLedger(RedisStore, LedgerBase):
             await self._list_ended(limit)
         at, until = epoch_us(now), epoch_us(cut)
         month = self._month_of(now, at)
-        reply = await self._call("trim", at, until, month, month_arg(cut)[2][0], limit, now=now)
+        reply = await self._call(
+            "trim", at, self._clock_arg(now), until, month, month_arg(cut)[2][0], limit, now=now
+        )
         return Trimmed(int(reply[1]), int(reply[2])), reply[3] == 1
 
     async def _list_ended(self, batch: int) -> None:

@@ -1,13 +1,17 @@
 --! needs: base usage
--- trim: [now, cut, month, cut_month, limit] -> {'ok', commits, reservations, more (0|1)}
+-- trim: [now, clock|null, cut, month, cut_month, limit]
+-- -> {'skew', server_time} | {'ok', commits, reservations, more (0|1)}
 -- Forget at most limit records dated before cut that no window can count (the rule of
 -- quotaguard/ledger/retention.py): a budget's commits before the earlier of cut and its
 -- window's start (unwindowed: and its report), which 'total' holds already; month sums
 -- before cut's month (cut_month: its index); ended reservations not owed, with their key.
 
-local A = args({'int', 'int', 'list', 'int', 'int'})
-local c = clock(A[1], A[3])
-local cut, cut_month, left = A[2], A[4], A[5]
+local A = args({'int', 'int?', 'int', 'list', 'int', 'int'})
+-- A caller's now far from the ledger's time would date windows wrongly: refused first.
+local at, server = ledger_time(A[1], A[2])
+if not at then return {'skew', fmt(server)} end
+local c = clock(A[1], A[4])
+local cut, cut_month, left = A[3], A[5], A[6]
 local commits, gone = 0, 0
 for _, key in ipairs(redis.call('SMEMBERS', P .. 'budgets')) do
   if left <= 0 then break end
