@@ -246,7 +246,8 @@ class Settler:
             async with asyncio.timeout(self.renew_timeout):
                 trimmed = await self.ledger.trim(now=now, keep=self.retention)
         except (BudgetUnavailable, TimeoutError) as exc:
-            log.warning("watch: trim cut short (%s); the rest goes at the next", exc or "timeout")
+            why = str(exc) or "timed out"
+            log.warning("watch: trim cut short (%s); the rest goes next hour", why)
             return
         log.info(
             "watch: trimmed %d commits, %d reservations", trimmed.commits, trimmed.reservations
