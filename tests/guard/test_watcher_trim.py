@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from quotaguard.engine import Budget, Unit
-from quotaguard.errors import InvalidInput, ReservationNotFound
+from quotaguard.errors import BudgetUnavailable, InvalidInput, ReservationNotFound
 from quotaguard.guard import BudgetGuard
-from quotaguard.ledger import MemoryLedger
+from quotaguard.ledger import MemoryLedger, Trimmed
 from quotaguard.testing import FakeClock
 from tests._support.ledger import usd
 
@@ -63,3 +63,17 @@ async def test_without_a_retention_the_watcher_never_trims() -> None:
 async def test_a_negative_retention_is_refused() -> None:
     with pytest.raises(InvalidInput, match="keep must not be negative"):
         BudgetGuard(MemoryLedger(), retention=timedelta(days=-1))
+
+
+async def test_a_failing_trim_is_logged_and_the_pass_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Unreachable(MemoryLedger):
+        async def trim(self, *, now: datetime, keep: timedelta = KEEP) -> Trimmed:
+            raise BudgetUnavailable("the store is down")
+
+    clock = FakeClock()
+    async with Unreachable() as ledger, BudgetGuard(ledger, clock=clock) as guard:
+        with caplog.at_level("WARNING", logger="quotaguard.guard"):
+            assert await guard.watch_once() == 0
+        assert "trim cut short (the store is down)" in caplog.text
