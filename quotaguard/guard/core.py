@@ -42,6 +42,7 @@ from quotaguard.guard.settlement import Settler
 from quotaguard.guard.stamps import Stamped
 from quotaguard.guard.units import UnitConverter
 from quotaguard.ledger.base import Ledger, check_lease
+from quotaguard.ledger.retention import DEFAULT_RETENTION, check_keep
 from quotaguard.ledger.sqlite import SQLiteLedger
 
 if TYPE_CHECKING:
@@ -63,8 +64,9 @@ class BudgetGuard(AsyncClosing):
     """Rejects over-budget work before it is sent.
 
     ``ledger=None`` opens the embedded SQLite ledger in the user state dir. The guard closes
-    what it opened (that ledger, the watcher) and never what it was given. ``guard.ibm`` and
-    ``guard.braket`` are its guarded sends (:mod:`quotaguard.guard.sends`).
+    what it opened (that ledger, the watcher) and never what it was given. The watcher trims
+    the ledger hourly, keeping ``retention`` (``Ledger.trim``; ``None``: never).
+    ``guard.ibm`` and ``guard.braket`` are its guarded sends (:mod:`quotaguard.guard.sends`).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class BudgetGuard(AsyncClosing):
         clock: Callable[[], datetime] = _utcnow,
         adapters: Sequence[Adapter] = (),
         max_in_doubt: timedelta = timedelta(hours=24),
+        retention: timedelta | None = DEFAULT_RETENTION,
     ) -> None:
         fail_mode = check_fail_mode(fail_mode)
         ibm_price_per_second = check_price_per_second(ibm_price_per_second)
@@ -99,6 +102,8 @@ class BudgetGuard(AsyncClosing):
         check_providers(ibm, braket, prices, ibm_policy)
         if not isinstance(max_in_doubt, timedelta) or max_in_doubt < lease:
             raise InvalidInput("max_in_doubt", f"must be a timedelta >= lease ({lease})")
+        if retention is not None:
+            check_keep(retention)
         self._owns_ledger = ledger is None
         self._ledger: Ledger = ledger if ledger is not None else SQLiteLedger()
         self._clock = clock
@@ -137,6 +142,7 @@ class BudgetGuard(AsyncClosing):
             converter=self._converter,
             max_in_doubt=max_in_doubt,
         )
+        self._settler.retention = retention
         self._events = self._sender.events = self._settler.events = Events(clock)
         self._admission = Admission(self)  # check and submit: where the guard decides
 

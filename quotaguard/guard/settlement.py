@@ -36,6 +36,8 @@ log = logging.getLogger("quotaguard.guard")
 
 #: The most reservation ids one ``Ledger.renew_many`` call takes.
 RENEW_BATCH = 10_000
+#: How often the watcher trims the ledger (``Ledger.trim``), when the guard has a retention.
+TRIM_EVERY = timedelta(hours=1)
 
 
 @runtime_checkable
@@ -62,6 +64,8 @@ class Settler:
     events: Events = LOG_ONLY
     concurrency: int = 8
     settle_timeout: float = 60.0
+    #: What the watcher's trims keep (``Ledger.trim``'s ``keep``); ``None``: it never trims.
+    retention: timedelta | None = None
 
     def __init__(
         self,
@@ -80,6 +84,7 @@ class Settler:
         self.converter = converter
         self.max_in_doubt = max_in_doubt
         self._watcher: asyncio.Task[None] | None = None
+        self._trimmed_at: datetime | None = None
 
     async def aclose(self) -> None:
         """Stop the watcher, if one runs."""
@@ -195,6 +200,7 @@ class Settler:
         passes). Returns how many reservations ended: committed, or released in-doubt holds.
         """
         held = await self._renew_due()
+        await self._trim_due()
         todo = [r for r in held if r.external_id is not None or r.in_doubt_since is not None]
         lapsed = await self.ledger.lapsed()
         self.events.lapsed(lapsed)
@@ -227,6 +233,25 @@ class Settler:
                 renewed += len(await self.ledger.renew_many(batch, lease=self.lease, now=now))
         self.events.renewed(len(due), renewed)
         return held
+
+    async def _trim_due(self) -> None:
+        """Trim the ledger once every :data:`TRIM_EVERY`, bounded; a failure waits an hour."""
+        now = self.clock()
+        if self.retention is None or (
+            self._trimmed_at is not None and now - self._trimmed_at < TRIM_EVERY
+        ):
+            return
+        self._trimmed_at = now
+        try:
+            async with asyncio.timeout(self.renew_timeout):
+                trimmed = await self.ledger.trim(now=now, keep=self.retention)
+        except (BudgetUnavailable, TimeoutError) as exc:
+            why = str(exc) or "timed out"
+            log.warning("watch: trim cut short (%s); the rest goes next hour", why)
+            return
+        log.info(
+            "watch: trimmed %d commits, %d reservations", trimmed.commits, trimmed.reservations
+        )
 
     async def _settle_from(self, queue: Iterator[Reservation], ended: list[int]) -> None:
         for reservation in queue:  # shared by the workers: each reservation is taken once

@@ -56,6 +56,7 @@ from quotaguard.ledger.postgres.schema import (
     usage_of,
 )
 from quotaguard.ledger.postgres.store import PostgresStore
+from quotaguard.ledger.retention import FOLDED_AT, Trimmed
 
 __all__ = ["SCHEMA_VERSION", "PostgresLedger"]
 
@@ -370,3 +371,17 @@ class PostgresLedger(PostgresStore, LedgerBase):
     async def _committed_between(self, key: str, start: int, end: int) -> int | Refusal:
         found = await self._value("SELECT qg_committed_between($1, $2, $3)", key, start, end)
         return NO_BUDGET if found is None else int(found)
+
+    async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
+        commits, reservations, more = await self._value(
+            "SELECT qg_trim($1, $2, $3, $4, $5, $6, $7)",
+            epoch_us(now),
+            self._clock_arg(now),
+            self._skew_us,
+            epoch_us(cut),
+            self._month_of(now)[0],
+            limit,
+            FOLDED_AT,
+            now=now,
+        )
+        return Trimmed(commits, reservations), more == 1

@@ -41,6 +41,7 @@ from quotaguard.ledger.outcomes import (
     Replayed,
     UnitInUse,
 )
+from quotaguard.ledger.retention import Trimmed
 from quotaguard.ledger.sqlite.schema import (
     SCHEMA_VERSION,
     committed_in,
@@ -54,11 +55,12 @@ from quotaguard.ledger.sqlite.schema import (
     usage_of,
 )
 from quotaguard.ledger.sqlite.store import SQLiteStore
+from quotaguard.ledger.sqlite.trim import CHUNK as _CHUNK
+from quotaguard.ledger.sqlite.trim import trim_rows
 
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger", "default_path"]
 
 _RELEASE = step(ReservationState.HELD, Event.RELEASE)
-_CHUNK = 500  # ids per statement: below every SQLite build's limit on bound parameters
 
 
 class SQLiteLedger(SQLiteStore, LedgerBase):
@@ -419,6 +421,9 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             return committed_in(conn, key, start, end)
 
         return await self._run(op, write=False)
+
+    async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
+        return await self._run(lambda conn: trim_rows(conn, now, cut, limit))
 
     async def integrity_check(self) -> str:
         """SQLite's own ``PRAGMA integrity_check`` result (``"ok"`` when sound)."""
