@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from quotaguard.engine.amounts import Unit, as_amount, money_context
-from quotaguard.engine.model import Charge, Reservation, ReservationState
+from quotaguard.engine.model import BudgetState, Charge, Reservation, ReservationState
 from quotaguard.errors import (
     BudgetUnavailable,
     InvalidInput,
@@ -30,12 +30,17 @@ from quotaguard.guard.events import LOG_ONLY, Events
 from quotaguard.guard.units import UnitConverter
 from quotaguard.ledger.base import Ledger
 
-__all__ = ["FindsSent", "Settler"]
+__all__ = ["FindsSent", "Settler", "budget_states"]
 
 log = logging.getLogger("quotaguard.guard")
 
 #: The most reservation ids one ``Ledger.renew_many`` call takes.
 RENEW_BATCH = 10_000
+
+
+async def budget_states(ledger: Ledger, now: datetime) -> list[BudgetState]:
+    """Every budget the ledger knows, as of ``now`` (``guard.status``; the budget gauges)."""
+    return [await ledger.state(b.key, now=now) for b in await ledger.budgets()]
 
 
 @runtime_checkable
@@ -198,6 +203,8 @@ class Settler:
         todo = [r for r in held if r.external_id is not None or r.in_doubt_since is not None]
         lapsed = await self.ledger.lapsed()
         self.events.lapsed(lapsed)
+        if self.events.states_due(now := self.clock()):  # the budget gauges, now and then
+            self.events.states(await budget_states(self.ledger, now), now)
         todo += lapsed
         if not todo:
             return 0
