@@ -335,7 +335,7 @@ class Events:
 
     def settled(self, before: Reservation, after: Reservation) -> None:
         if self.telemetry is not None:
-            self.telemetry.settled(after)
+            self.telemetry.settled(before, after)
         if not self.wants(Settled.level) or after.actual is None:
             return
         self.emit(

@@ -133,11 +133,17 @@ async def test_a_scripted_run_records_decisions_amounts_gauges_and_spans(
         key(provider="braket", decision="rejected", rule="budget.remaining", budget=TEAM): 3,
     }
     assert otel.values("quotaguard.fail_open") == {key(provider="braket", budget=device): 1}
+    assert otel.values("quotaguard.in_doubt") == {}  # every send returned its task
+    # Reserved against settled, per budget, recorded as each hold settles.
     reserved = {frozenset(a.items()): p for a, p in otel.points("quotaguard.reserved")}
-    team_held = reserved[key(provider="braket", budget=TEAM, unit="USD")]
-    assert (team_held.count, team_held.sum) == (7, pytest.approx(7.70))
     settled = {frozenset(a.items()): p for a, p in otel.points("quotaguard.settled")}
-    assert settled[key(budget=TEAM, unit="USD")].sum == pytest.approx(0.5)
+    for budget in (TEAM, device):
+        held, spent = (
+            reserved[key(budget=budget, unit="USD")],
+            settled[key(budget=budget, unit="USD")],
+        )
+        assert (held.count, held.sum) == (1, pytest.approx(1.10))
+        assert (spent.count, spent.sum) == (1, pytest.approx(0.5))
     latency = {frozenset(a.items()): p for a, p in otel.points("quotaguard.admission.duration")}
     assert latency[key(**admitted)].count == 7
     assert latency[key(provider="braket", decision="rejected")].count == 3
