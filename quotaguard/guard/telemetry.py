@@ -12,6 +12,7 @@ units, never credentials; amounts are recorded as floats (the ledger keeps the e
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -35,29 +36,61 @@ LATENCY_BUCKETS = (0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.
                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)  # fmt: skip
 
 Attributes = dict[str, str]
+Counts = dict[tuple[str | None, ...], int]
+
+
+def _count(counts: Counts, key: tuple[str | None, ...]) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
+def _totals(
+    counts: Counts, fields: tuple[str, ...]
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    """An observable counter's callback: each running total, with its attributes."""
+
+    def observe(options: CallbackOptions) -> list[Observation]:
+        from opentelemetry.metrics import Observation
+
+        return [
+            Observation(n, {f"quotaguard.{f}": v for f, v in zip(fields, key, strict=True) if v})
+            for key, n in list(counts.items())
+        ]
+
+    return observe
 
 
 class Recorder:
     """The guard's instruments, and what its gauges report when the SDK collects."""
 
-    def __init__(self, provider: MeterProvider, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, provider: MeterProvider, clock: Callable[[], datetime], latency_interval: float
+    ) -> None:
         meter = provider.get_meter(_otel.SCOPE, __version__)
         self.clock = clock
+        # One SDK call (opentelemetry-sdk 1.45) costs about half an admission on the memory
+        # ledger (bench/telemetry.py: a median 90 us against 160 us, loaded 2-core machine):
+        # the latency histogram takes a sample, at most one decision per ``latency_interval``
+        # seconds (0: every one), and the counters are counted here, read when the SDK
+        # collects (observable counters of the running totals): a dict increment each.
+        self.latency_interval = latency_interval
+        self._latency_at = -math.inf
         self._attributes: dict[tuple[tuple[str, str], ...], Attributes] = {}
-        # The counters are counted here and reported when the SDK collects (observable
-        # counters of the running totals): a dict increment on the admission path instead of
-        # an SDK call per decision, which costs a tenth of an admission.
-        self._counts: dict[str, dict[tuple[tuple[str, str], ...], int]] = {}
-        for name, unit, description in (
+        # Running totals by attribute values, in the order of each counter's fields (None:
+        # that attribute is absent).
+        self._decided: Counts = {}
+        self._failed_open: Counts = {}
+        self._doubted: Counts = {}
+        for name, unit, description, counts, fields in (
             ("quotaguard.decisions", "{decision}",
-             "Admission decisions: one per budget charged (rejections: one per rule)"),
+             "Admission decisions: one per budget charged (rejections: one per rule)",
+             self._decided, ("provider", "decision", "budget", "rule")),
             ("quotaguard.fail_open", "{admission}",
-             "Admissions without fresh provider state (fail_mode=open)"),
-            ("quotaguard.in_doubt", "{reservation}", "Holds marked in doubt"),
+             "Admissions without fresh provider state (fail_mode=open)",
+             self._failed_open, ("provider", "budget")),
+            ("quotaguard.in_doubt", "{reservation}", "Holds marked in doubt", self._doubted, ()),
         ):  # fmt: skip
-            counts = self._counts[name] = {}
             meter.create_observable_counter(
-                name, callbacks=[self._totals(counts)], unit=unit, description=description
+                name, callbacks=[_totals(counts, fields)], unit=unit, description=description
             )
         self._reserved = meter.create_histogram(
             "quotaguard.reserved", description="Amount settled work had held, per charge"
@@ -87,9 +120,7 @@ class Recorder:
 
     def _attrs(self, **values: str) -> Attributes:
         """``quotaguard.<name>`` attributes, one dict per set: the same few recur on every call."""
-        return self._attributes_of(tuple(values.items()))
-
-    def _attributes_of(self, key: tuple[tuple[str, str], ...]) -> Attributes:
+        key = tuple(values.items())
         found = self._attributes.get(key)
         if found is None:
             if len(self._attributes) >= 4096:
@@ -97,43 +128,29 @@ class Recorder:
             found = self._attributes[key] = {f"quotaguard.{k}": v for k, v in key}
         return found
 
-    def _count(self, name: str, *key: tuple[str, str]) -> None:
-        counts = self._counts[name]
-        counts[key] = counts.get(key, 0) + 1
-
-    def _totals(
-        self, counts: dict[tuple[tuple[str, str], ...], int]
-    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        def observe(options: CallbackOptions) -> list[Observation]:
-            from opentelemetry.metrics import Observation
-
-            return [Observation(n, self._attributes_of(k)) for k, n in list(counts.items())]
-
-        return observe
+    def _time(self, started: float, provider: str, decision: str) -> None:
+        now = time.perf_counter()
+        if now - self._latency_at >= self.latency_interval:
+            self._latency_at = now
+            self._latency.record(now - started, self._attrs(provider=provider, decision=decision))
 
     # -- fed by the events hub, at the events' call sites ------------------------------------
 
     def admitted(
         self, decision: Decision, provider: str, fail_open: Sequence[str], started: float
     ) -> None:
-        elapsed = time.perf_counter() - started
-        self._latency.record(elapsed, self._attrs(provider=provider, decision="admitted"))
-        by = ("provider", provider)
+        self._time(started, provider, "admitted")
         for budget in fail_open:
-            self._count("quotaguard.fail_open", by, ("budget", budget))
+            _count(self._failed_open, (provider, budget))
         if not decision.charges:
-            self._count("quotaguard.decisions", by, ("decision", "admitted"))
+            _count(self._decided, (provider, "admitted", None, None))
         for c in decision.charges:
-            self._count("quotaguard.decisions", by, ("decision", "admitted"), ("budget", c.budget))
+            _count(self._decided, (provider, "admitted", c.budget, None))
 
     def rejected(self, decision: Decision, provider: str, started: float) -> None:
-        elapsed = time.perf_counter() - started
-        self._latency.record(elapsed, self._attrs(provider=provider, decision="rejected"))
-        by = ("provider", provider)
+        self._time(started, provider, "rejected")
         for v in decision.violations:
-            where = (("budget", v.budget),) if v.budget else ()
-            self._count("quotaguard.decisions", by, ("decision", "rejected"), ("rule", v.rule),
-                        *where)  # fmt: skip
+            _count(self._decided, (provider, "rejected", v.budget or None, v.rule))
 
     def settled(self, before: Reservation, after: Reservation) -> None:
         for c in before.charges:
@@ -142,7 +159,7 @@ class Recorder:
             self._settled.record(float(c.amount), self._attrs(budget=c.budget, unit=c.unit.value))
 
     def marked_in_doubt(self) -> None:
-        self._count("quotaguard.in_doubt")
+        _count(self._doubted, ())
 
     def refreshed(self, source: str, now: datetime) -> None:
         self._fetched[source] = now
@@ -189,7 +206,9 @@ class Telemetry:
     """Where a guard's metrics and spans go: ``BudgetGuard(..., telemetry=Telemetry(...))``.
 
     Each provider defaults to the global one (``opentelemetry.metrics`` / ``.trace``);
-    ``metrics=False`` or ``traces=False`` turns that half off. Needs ``opentelemetry-api``
+    ``metrics=False`` or ``traces=False`` turns that half off. The latency histogram records
+    at most one decision per ``latency_interval`` seconds (a sample; ``0``: every decision;
+    the decision counters always count all). Needs ``opentelemetry-api``
     (the ``otel`` extra): :class:`~quotaguard.errors.MissingDependency` otherwise.
     """
 
@@ -200,6 +219,7 @@ class Telemetry:
         tracer_provider: TracerProvider | None = None,
         metrics: bool = True,
         traces: bool = True,
+        latency_interval: float = 0.05,
     ) -> None:
         try:
             from opentelemetry import metrics as api_metrics
@@ -210,6 +230,13 @@ class Telemetry:
         self.tracer_provider = tracer_provider or api_trace.get_tracer_provider()
         self.metrics = bool(metrics)
         self.traces = bool(traces)
+        if (
+            isinstance(latency_interval, bool)
+            or not isinstance(latency_interval, int | float)
+            or not 0 <= latency_interval < math.inf
+        ):
+            raise InvalidInput("latency_interval", "must be a finite number of seconds >= 0")
+        self.latency_interval = float(latency_interval)
 
     def __repr__(self) -> str:
         return f"Telemetry(metrics={self.metrics}, traces={self.traces})"
@@ -222,7 +249,9 @@ class Telemetry:
         return cls(metrics=meters, traces=traces) if meters or traces else None
 
     def recorder(self, clock: Callable[[], datetime]) -> Recorder | None:
-        return Recorder(self.meter_provider, clock) if self.metrics else None
+        if not self.metrics:
+            return None
+        return Recorder(self.meter_provider, clock, self.latency_interval)
 
     def tracer(self) -> Tracer | None:
         return self.tracer_provider.get_tracer(_otel.SCOPE, __version__) if self.traces else None

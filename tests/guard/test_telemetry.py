@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +29,7 @@ from quotaguard.ibm.client import IBMRuntimeClient
 from quotaguard.ibm.work import IBMJob
 from quotaguard.testing import Emulator, FakeClock
 from quotaguard.testing.seed import DemoSeed, seed_demo
+from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
 from tests._support.secrets import GUARD_AWS_SECRET_KEY
 from tests.test_extras import python, uninstalled
 
@@ -41,13 +43,17 @@ TEAM = "team:q"
 class Otel:
     """One test's meter and tracer providers, read back in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency_interval: float = 0) -> None:
         self.reader = InMemoryMetricReader()
         self.meters = MeterProvider(metric_readers=[self.reader])
         self.exporter = InMemorySpanExporter()
         self.tracers = TracerProvider()
         self.tracers.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.telemetry = Telemetry(meter_provider=self.meters, tracer_provider=self.tracers)
+        self.telemetry = Telemetry(
+            meter_provider=self.meters,
+            tracer_provider=self.tracers,
+            latency_interval=latency_interval,  # every decision timed (the default samples)
+        )
 
     def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
         """(attributes, point) of every data point of metric ``name``."""
@@ -236,6 +242,26 @@ async def test_an_ibm_error_puts_its_trace_id_on_the_http_span(
 def test_the_telemetry_argument_is_checked() -> None:
     with pytest.raises(InvalidInput, match="telemetry"):
         BudgetGuard(MemoryLedger(), telemetry="yes")  # type: ignore[arg-type]
+    for bad in (-1, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(InvalidInput, match="latency_interval"):
+            Telemetry(latency_interval=bad)  # type: ignore[arg-type]
+
+
+async def test_the_latency_histogram_samples_while_the_counters_count_all() -> None:
+    otel = Otel(latency_interval=3600)  # at most one timed decision an hour
+    try:
+        toy = ToyAdapter()
+        async with BudgetGuard(MemoryLedger(), adapters=[toy], telemetry=otel.telemetry) as g:
+            await add_toy_budget(g, "10")
+            for n in range(4):
+                await g.submit(Work(Decimal(1)), lambda n=n: Job(f"toy-{n}"))
+        latency = otel.points("quotaguard.admission.duration")
+        assert [p.count for _, p in latency] == [1]
+        admitted = key(provider="toy", decision="admitted", budget="toy:device")
+        assert otel.values("quotaguard.decisions") == {admitted: 4}
+    finally:
+        otel.meters.shutdown()
+        otel.tracers.shutdown()
 
 
 def test_without_a_global_provider_the_default_records_nothing() -> None:
@@ -277,3 +303,49 @@ async def test_without_the_api_nothing_breaks_and_nothing_is_recorded(tmp_path: 
     assert "submitted True None None" in lines
     assert lines[-1] == "loaded []"
     assert not any(line.startswith("telemetry None") for line in lines)  # the default: quiet
+
+
+async def test_a_watcher_pass_reads_the_budget_gauges_at_most_every_15_s(
+    clock: FakeClock, otel: Otel
+) -> None:
+    def remaining() -> object:
+        return otel.values("quotaguard.budget.remaining").get(key(budget=TEAM, unit="USD"))
+
+    async with BudgetGuard(MemoryLedger(), clock=clock, telemetry=otel.telemetry) as guard:
+        await guard.add_budget(Budget(TEAM, Unit.USD, Decimal(5)))
+        assert remaining() is None  # nothing read yet
+        await guard.watch_once()
+        assert remaining() == 5.0
+        await guard.add_budget(Budget(TEAM, Unit.USD, Decimal(8)))
+        clock.advance(seconds=14)
+        await guard.watch_once()
+        assert remaining() == 5.0  # the snapshot is 14 s old: not read again
+        clock.advance(seconds=1)
+        await guard.watch_once()
+        assert remaining() == 8.0
+
+
+GLOBAL = """
+import asyncio
+from decimal import Decimal
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from quotaguard import Budget, BudgetGuard, MemoryLedger, Unit
+
+before = BudgetGuard(MemoryLedger())  # made before the application set a provider
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+after = BudgetGuard(MemoryLedger())
+print("before", before._events.telemetry is not None, "after", after._events.telemetry is not None)
+print("tracing", after._tracer is not None)  # no tracer provider was set
+"""
+
+
+async def test_the_default_records_to_a_global_provider_set_before_the_guard(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    code, out = await python(GLOBAL, env)
+    assert code == 0, out
+    assert out.splitlines()[-2:] == ["before False after True", "tracing False"]
