@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from quotaguard.engine.amounts import Unit, as_amount, money_context
-from quotaguard.engine.model import Charge, Reservation, ReservationState
+from quotaguard.engine.model import BudgetState, Charge, Reservation, ReservationState
 from quotaguard.errors import (
     BudgetUnavailable,
     InvalidInput,
@@ -30,7 +30,7 @@ from quotaguard.guard.events import LOG_ONLY, Events
 from quotaguard.guard.units import UnitConverter
 from quotaguard.ledger.base import Ledger
 
-__all__ = ["FindsSent", "Settler"]
+__all__ = ["FindsSent", "Settler", "budget_states"]
 
 log = logging.getLogger("quotaguard.guard")
 
@@ -38,6 +38,11 @@ log = logging.getLogger("quotaguard.guard")
 RENEW_BATCH = 10_000
 #: How often the watcher trims the ledger (``Ledger.trim``), when the guard has a retention.
 TRIM_EVERY = timedelta(hours=1)
+
+
+async def budget_states(ledger: Ledger, now: datetime) -> list[BudgetState]:
+    """Every budget the ledger knows, as of ``now`` (``guard.status``; the budget gauges)."""
+    return [await ledger.state(b.key, now=now) for b in await ledger.budgets()]
 
 
 @runtime_checkable
@@ -204,6 +209,8 @@ class Settler:
         todo = [r for r in held if r.external_id is not None or r.in_doubt_since is not None]
         lapsed = await self.ledger.lapsed()
         self.events.lapsed(lapsed)
+        if self.events.states_due(now := self.clock()):  # the budget gauges, now and then
+            self.events.states(await budget_states(self.ledger, now), now)
         todo += lapsed
         if not todo:
             return 0
