@@ -37,6 +37,7 @@ OPERATIONS = (
     "record_report",
     "state",
     "committed_between",
+    "reservations",
     "formula",  # a test hook: the used/remaining formula alone
 )
 
