@@ -98,13 +98,14 @@ def series_start(state: BudgetState, since: datetime | None) -> datetime:
     return since or state.window_start or state.at - BASIS
 
 
-def terminal_chart(s: Series, *, width: int = 60, height: int = 10) -> list[str]:
-    """The series in plain text: ``●`` committed, ``·`` forecast, ``─`` limit, ``│`` now.
-
-    The forecast is drawn up to the limit (where the budget runs out at that rate).
-    """
+def terminal_chart(s: Series, *, columns: int = 80, height: int = 10) -> list[str]:
+    """The series in plain text, ``columns`` wide: ``●`` committed, ``·`` forecast (drawn up
+    to the limit, where the budget runs out at that rate), ``─`` limit, ``│`` now."""
     now, limit, used = s.state.at, s.state.limit, s.state.used
     span = s.end - s.start
+    top = max(limit, used) or Decimal(1)  # the forecast stops at the limit: never above
+    label = max(len(_num(top)), len(_num(limit)))
+    width = max(10, columns - label - len(" ┤") - len(" limit"))
     now_col = round((now - s.start) / span * (width - 1)) if s.start <= now <= s.end else None
     marks: list[tuple[int, Decimal, str]] = []
     for c in range(width):
@@ -113,7 +114,6 @@ def terminal_chart(s: Series, *, width: int = 60, height: int = 10) -> list[str]
             marks.append((c, s.committed_at(t), "●"))
         elif used < limit and (value := forecast_at(s.forecast, t)) <= limit:
             marks.append((c, value, "·"))
-    top = max([limit, used, *(v for _, v, _ in marks)]) or Decimal(1)
 
     def row(value: Decimal) -> int:
         return min(height - 1, max(0, round(float(value / top) * (height - 1))))
@@ -126,7 +126,6 @@ def terminal_chart(s: Series, *, width: int = 60, height: int = 10) -> list[str]
     for c, value, mark in marks:
         grid[row(value)][c] = mark
     ticks = {height - 1: _num(top), row(limit): _num(limit), 0: _num(Decimal(0))}
-    label = max(len(t) for t in ticks.values())
     lines = []
     for r in range(height - 1, -1, -1):
         suffix = " limit" if r == row(limit) else ""

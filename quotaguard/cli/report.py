@@ -162,10 +162,10 @@ def _print(series: Sequence[Series], absent: Path | None) -> None:
         )
     if not series:
         out.print("no budgets to report")
-    width = max(20, min(100, out.width - 14))
+    columns = min(120, out.width)
     for s in series:
         out.print(f"{short_key(s.key, 60)} ({s.unit})", markup=False, style="bold")
-        for line in terminal_chart(s, width=width):
+        for line in terminal_chart(s, columns=columns):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
         out.print(f"  {s.forecast.line(short_key(s.key))}", markup=False, soft_wrap=True)
         out.print()
