@@ -173,6 +173,11 @@ async def test_budget_and_time_filters(known: dict[str, Any]) -> None:
     header, *rows = list(csv.reader(io.StringIO(out)))
     assert header[-2:] == ["b reserved (USD)", "b actual (USD)"] and len(header) == 10
     assert sorted(r[-1] for r in rows) == ["1", "2"]
+    code, out, err = await run("report", "--budget", "b", "--json", env=env)
+    assert code == 0, err
+    (series,) = json.loads(out)
+    assert (series["key"], series["committed"][-1]["total"], series["used"]) == ("b", "3", "3")
+    assert series["forecast"]["line"].startswith("b: ")
 
 
 @pytest.mark.parametrize(
