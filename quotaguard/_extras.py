@@ -19,6 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "braket": ("amazon-braket-sdk>=1.90",),
     "postgres": ("asyncpg>=0.30",),
     "otel": ("opentelemetry-api>=1.30",),
+    "plot": ("matplotlib>=3.9",),
 }
 
 

@@ -17,6 +17,7 @@ from quotaguard.cli.emulator import emulator
 from quotaguard.cli.ledger import ledger as ledger_commands
 from quotaguard.cli.limits import ibm_limit, limits
 from quotaguard.cli.output import fail
+from quotaguard.cli.report import report
 from quotaguard.cli.status import status
 
 __all__ = ["main"]
@@ -46,6 +47,7 @@ def main(ctx: click.Context, config_path: Path | None, ledger: str | None) -> No
 
 main.add_command(demo)
 main.add_command(status)
+main.add_command(report)
 main.add_command(check)
 main.add_command(limits)
 main.add_command(ibm_limit)

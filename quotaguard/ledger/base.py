@@ -32,7 +32,7 @@ store with a clock of its own reads it instead (and checks the skew in the same 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -47,6 +47,7 @@ from quotaguard.errors import (
     ReservationNotFound,
     UnknownBudget,
 )
+from quotaguard.ledger.audit import Page, audit_filter, check_page_size, read_pages
 from quotaguard.ledger.checks import (
     DEFAULT_MAX_SKEW,
     MAX_RENEW_MANY,
@@ -113,6 +114,8 @@ class LedgerBase(AsyncClosing):
     max_skew: timedelta = DEFAULT_MAX_SKEW
     #: The most records one step of :meth:`trim` forgets.
     trim_batch: int = TRIM_BATCH
+    #: ``_reservation_page`` may give a record on two pages (Redis ``SCAN``).
+    _pages_repeat = False
 
     def _use_time(
         self, time_source: object, max_skew: object, allowed: Sequence[TimeSource]
@@ -285,6 +288,20 @@ class LedgerBase(AsyncClosing):
     async def lapsed(self) -> list[Reservation]:
         """Reservations that expired after their work may have been sent, not committed since."""
         return await self._lapsed()
+
+    def reservations(
+        self,
+        *,
+        budgets: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 500,
+    ) -> AsyncIterator[Reservation]:
+        """Each reservation on any of ``budgets`` alive in ``[since, until)``, page by page."""
+        # The audit read (ledger.audit): checked now, read as the caller iterates.
+        wanted = audit_filter(budgets, since, until)
+        size = check_page_size(page_size)
+        return read_pages(self._reservation_page, wanted, size, repeats=self._pages_repeat)
 
     # -- provider reports and state ---------------------------------------------------------
 
@@ -488,6 +505,14 @@ class LedgerBase(AsyncClosing):
 
         Whether more may be left (the base then calls again). Commits are folded into their
         budget's running total in the same atomic step that drops them.
+        """
+        raise NotImplementedError
+
+    async def _reservation_page(self, after: str | None, limit: int) -> Page:
+        """About ``limit`` records after the cursor ``after``, and the next page's cursor.
+
+        ``after`` ``None``: the first page; a next cursor ``None``: no page after this one.
+        The store's own stable order; no filter (the base applies it). A read only.
         """
         raise NotImplementedError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from quotaguard.engine.reservations import (
 )
 from quotaguard.engine.rules import check_charges, evaluate
 from quotaguard.ledger.accounts import Account, BudgetView
+from quotaguard.ledger.audit import Page, by_id
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
 from quotaguard.ledger.encoding import epoch_us
@@ -311,6 +313,11 @@ class MemoryLedger(LedgerBase):
 
     async def _lapsed(self) -> list[Reservation]:
         return [self._reservations[rid] for rid in self._owed]
+
+    async def _reservation_page(self, after: str | None, limit: int) -> Page:
+        ids = sorted(self._reservations)  # by id, as the SQL stores page
+        start = 0 if after is None else bisect.bisect_right(ids, after)
+        return by_id([self._reservations[rid] for rid in ids[start : start + limit]], limit)
 
     # -- provider reports and state ---------------------------------------------------------
 

@@ -6,7 +6,7 @@ signatures are these, word for word); a backend writes only its primitives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
@@ -89,6 +89,17 @@ class Ledger(Protocol):
 
     async def lapsed(self) -> list[Reservation]:
         """Reservations that expired after their work may have been sent, not committed since."""
+
+    def reservations(
+        self,
+        *,
+        budgets: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 500,
+    ) -> AsyncIterator[Reservation]:
+        """Each reservation on any of ``budgets`` alive in ``[since, until)``, page by page."""
+        ...
 
     async def record_report(
         self,

@@ -143,7 +143,18 @@ async def _observe(ledger: Ledger, state: dict[str, Any]) -> tuple[Any, ...]:
             for listing in (ledger.outstanding, ledger.in_doubt, ledger.lapsed)
         ]
     )
-    return states, listed
+    # The audit read, in pages of 2 (pages are read as the ledger stands between them),
+    # whole and filtered by one budget and by a span.
+    audit = tuple(
+        [
+            tuple(sorted([_reservation(r, names) async for r in read]))
+            for read in (
+                ledger.reservations(page_size=2),
+                ledger.reservations(budgets=["b"], since=now - timedelta(seconds=600)),
+            )
+        ]
+    )
+    return states, listed, audit
 
 
 async def _run(ops: list[tuple[Any, ...]], request: pytest.FixtureRequest, tmp: Path) -> None:

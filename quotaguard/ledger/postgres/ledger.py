@@ -26,6 +26,7 @@ from quotaguard.engine.amounts import Unit, to_micro
 from quotaguard.engine.model import Budget, Charge, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.errors import BudgetUnavailable, ClockSkew
+from quotaguard.ledger.audit import Page, by_id
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
 from quotaguard.ledger.encoding import (
@@ -310,9 +311,14 @@ class PostgresLedger(PostgresStore, LedgerBase):
         )
         return None if row is None else reservation_from_row(row)
 
-    async def _select(self, where: str) -> list[Reservation]:
+    async def _select(self, where: str, *args: object) -> list[Reservation]:
         """Reservations matching a fixed clause of this module (never caller input)."""
-        return [reservation_from_row(row) for row in await self._rows(_SELECT + where)]
+        return [reservation_from_row(row) for row in await self._rows(_SELECT + where, *args)]
+
+    async def _reservation_page(self, after: str | None, limit: int) -> Page:
+        # By id: the primary key's index pages it, and adds no index to write on reserve.
+        page = await self._select("id > $1 ORDER BY id LIMIT $2", after or "", limit)
+        return by_id(page, limit)
 
     async def _outstanding(self) -> list[Reservation]:
         return await self._select("state = 'held' ORDER BY lease_expires_at, id")

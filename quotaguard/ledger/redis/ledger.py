@@ -34,6 +34,7 @@ from quotaguard.engine.amounts import Unit, to_micro
 from quotaguard.engine.model import Budget, Charge, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.errors import BudgetUnavailable, ClockSkew
+from quotaguard.ledger.audit import Page
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
 from quotaguard.ledger.encoding import charges_fingerprint, charges_json, epoch_us, from_epoch_us
@@ -111,6 +112,9 @@ class RedisLedger(RedisStore, LedgerBase):
             wait_timeout=wait_timeout,
         )
         self._ended_listed = False  # see _list_ended
+
+    # SCAN (the audit read's pages) may give a key twice when the keyspace rehashes.
+    _pages_repeat = True
 
     def __repr__(self) -> str:
         return f"RedisLedger(namespace={self.namespace!r})"
@@ -301,6 +305,11 @@ class RedisLedger(RedisStore, LedgerBase):
         reply = await self._call("lapsed")
         found = [reservation_from(flat) for flat in reply[1:]]
         return sorted(found, key=lambda r: (r.ended_at or r.created_at, r.id))
+
+    async def _reservation_page(self, after: str | None, limit: int) -> Page:
+        reply = await self._call("reservations", after or "0", limit)
+        cursor = text(reply[1])
+        return [reservation_from(flat) for flat in reply[2:]], None if cursor == "0" else cursor
 
     # -- provider reports and state ---------------------------------------------------------
 

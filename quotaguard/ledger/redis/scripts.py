@@ -39,6 +39,7 @@ OPERATIONS = (
     "committed_between",
     "trim",
     "list_ended",
+    "reservations",
     "formula",  # a test hook: the used/remaining formula alone
 )
 

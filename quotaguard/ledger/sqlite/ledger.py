@@ -25,6 +25,7 @@ from quotaguard.engine.reservations import Event, misfit, same_charges, step
 from quotaguard.engine.rules import check_charges, evaluate
 from quotaguard.engine.windows import window_to_dict
 from quotaguard.errors import InvalidInput
+from quotaguard.ledger.audit import Page, by_id
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
 from quotaguard.ledger.encoding import charges_json, epoch_us, reservation_from_row
@@ -368,12 +369,17 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             "ORDER BY ended_at, id"
         )
 
-    async def _select(self, where: str) -> list[Reservation]:
+    async def _select(self, where: str, *args: object) -> list[Reservation]:
         """Reservations matching a fixed clause of this module (never caller input)."""
         sql = f"SELECT * FROM reservations WHERE {where}"
         return await self._run(
-            lambda conn: [reservation_from_row(r) for r in conn.execute(sql)], write=False
+            lambda conn: [reservation_from_row(r) for r in conn.execute(sql, args)], write=False
         )
+
+    async def _reservation_page(self, after: str | None, limit: int) -> Page:
+        # By id: the primary key's index pages it, and adds no index to write on reserve.
+        page = await self._select("id > ? ORDER BY id LIMIT ?", after or "", limit)
+        return by_id(page, limit)
 
     # -- provider reports and state ---------------------------------------------------------
 
