@@ -38,6 +38,10 @@ API_ENTRIES = (
     "quotaguard.braket.BraketTask",
     "quotaguard.errors.BudgetExceeded",
     "quotaguard.testing.Emulator",
+    "quotaguard.guard.telemetry.Telemetry",
+    "quotaguard.ledger.redis.RedisLedger",
+    "quotaguard.ledger.postgres.PostgresLedger",
+    "quotaguard.ledger.retention.Trimmed",
 )
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
