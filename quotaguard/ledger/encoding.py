@@ -1,7 +1,9 @@
-"""How every ledger writes engine values down: instants and charge lists.
+"""How every ledger writes engine values down: instants, charge lists and alerts.
 
 Instants are integer microseconds since the epoch (exact, sortable, and exact in Lua's
-doubles); charge lists are JSON ``[[budget, amount, unit], ...]`` with the exact Decimal text.
+doubles); charge lists are JSON ``[[budget, amount, unit], ...]`` with the exact Decimal text;
+the alerts a Lua or PL/pgSQL reserve reports, JSON ``[[budget, level, used micro, limit,
+unit], ...]``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quotaguard.engine.amounts import Unit
-from quotaguard.engine.model import Charge
+from quotaguard.engine.amounts import Unit, from_micro
+from quotaguard.engine.model import Alert, Charge
 from quotaguard.engine.reservations import charges_key
 
-__all__ = ["charges_fingerprint", "charges_from", "charges_json", "epoch_us", "from_epoch_us"]
+__all__ = [
+    "alerts_from",
+    "charges_fingerprint",
+    "charges_from",
+    "charges_json",
+    "epoch_us",
+    "from_epoch_us",
+]
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
@@ -50,3 +59,11 @@ def charges_fingerprint(charges: Sequence[Charge]) -> str:
     What a store compares where it cannot call ``engine.reservations.same_charges`` (Lua).
     """
     return json.dumps(charges_key(charges), separators=(",", ":"))
+
+
+def alerts_from(raw: str | bytes) -> tuple[Alert, ...]:
+    """A store's crossed levels: JSON ``[[budget, level, used micro, limit, unit], ...]``."""
+    return tuple(
+        Alert(key, int(level), from_micro(int(used)), Decimal(limit), Unit(unit))
+        for key, level, used, limit, unit in json.loads(raw)
+    )
