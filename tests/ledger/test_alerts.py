@@ -4,15 +4,19 @@ window instance (a rolling window re-arms), in the same atomic step as its hold.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from quotaguard.engine import Alert, Budget, CalendarMonth, Charge, Decision, RollingDays, Unit
 from quotaguard.ledger import Ledger
-from tests._support.ledger import usd
+from tests._support.ledger import drop_schema, usd
+from tests._support.processes import run_processes
 from tests._support.times import T0, utc
+from tests._support.workers import KEY, alert_worker, open_ledger
 
 
 def levels(decision: Decision) -> list[tuple[str, int, Decimal]]:
@@ -130,3 +134,56 @@ async def test_of_many_concurrent_reservers_exactly_one_sees_each_crossing(
     assert sorted(a.level for a in seen) == [50, 80, 95]
     # Each was seen by the reserve whose hold reached it: used is exactly the level.
     assert sorted(a.used for a in seen) == [Decimal(50), Decimal(80), Decimal(95)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
+async def test_of_a_fleet_of_processes_exactly_one_sees_each_crossing(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    server = request.getfixturevalue(f"{kind}_server")
+    where = server.url if kind == "redis" else server.dsn
+    namespace = f"alerts_{uuid.uuid4().hex[:8]}"
+    try:
+        async with open_ledger(kind, where, namespace) as ledger:
+            await ledger.put_budget(Budget(KEY, Unit.USD, Decimal(200), alert_levels=(50, 80, 95)))
+            # 4 processes x 60 reserves of 1 USD: 200 admitted, crossing 100, 160 and 190.
+            per_worker = await run_processes(
+                alert_worker, [(kind, where, namespace, 60)] * 4, timeout=120
+            )
+            assert sorted(level for seen in per_worker for level in seen) == [50, 80, 95]
+            assert (await ledger.state(KEY, now=T0)).reserved == Decimal(200)
+    finally:
+        if kind == "postgres":
+            await drop_schema(where, namespace)
+        else:
+            await _drop_namespace(where, namespace)
+
+
+async def _drop_namespace(url: str, namespace: str) -> None:
+    import redis.asyncio as aioredis
+
+    async with aioredis.Redis.from_url(url) as client:
+        keys = [k async for k in client.scan_iter(match=f"{{{namespace}}}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+
+
+@pytest.mark.redis
+async def test_a_redis_budget_hash_written_before_alert_levels_reads_as_having_none(
+    rl: Any, client: Any
+) -> None:
+    # Redis keeps no schema version: a hash without the alert fields is a budget without
+    # levels, and putting levels on it later arms them.
+    await rl.put_budget(Budget("a", Unit.USD, Decimal(100), alert_levels=(50,)))
+    await client.hdel(f"{{{rl.namespace}}}:b:a", "levels", "alerts", "alert_epoch", "alert_level")
+    assert (await rl.get_budget("a")).alert_levels == ()
+    assert (await rl.reserve([usd("a", 60)], now=T0)).alerts == ()
+    await rl.put_budget(Budget("a", Unit.USD, Decimal(100), alert_levels=(50,)))
+    assert levels(await rl.reserve([usd("a", 1)], now=T0)) == [("a", 50, Decimal(61))]
