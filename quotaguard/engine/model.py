@@ -24,6 +24,7 @@ __all__ = [
     "Reservation",
     "ReservationState",
     "Violation",
+    "check_alert_levels",
     "check_key",
 ]
 

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from quotaguard._aio import AsyncClosing
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.forecast import Forecast
-from quotaguard.engine.model import Budget, BudgetState, Decision, Reservation
+from quotaguard.engine.model import (
+    Budget,
+    BudgetState,
+    Decision,
+    Reservation,
+    check_alert_levels,
+)
 from quotaguard.errors import InvalidInput
 from quotaguard.guard.admission import Admission
 from quotaguard.guard.checks import (
@@ -65,6 +71,8 @@ class BudgetGuard(AsyncClosing):
     ``ledger=None`` opens the embedded SQLite ledger in the user state dir. The guard closes
     what it opened (that ledger, the watcher) and never what it was given. ``guard.ibm`` and
     ``guard.braket`` are its guarded sends (:mod:`quotaguard.guard.sends`).
+    ``provider_alert_levels``: the alert levels (percents) of the ``ibm:`` and ``braket:``
+    budgets the guard makes from the providers (a user budget carries its own).
     """
 
     def __init__(
@@ -84,8 +92,10 @@ class BudgetGuard(AsyncClosing):
         clock: Callable[[], datetime] = _utcnow,
         adapters: Sequence[Adapter] = (),
         max_in_doubt: timedelta = timedelta(hours=24),
+        provider_alert_levels: Sequence[int] = (),
     ) -> None:
         fail_mode = check_fail_mode(fail_mode)
+        levels = check_alert_levels(provider_alert_levels, "provider_alert_levels")
         ibm_price_per_second = check_price_per_second(ibm_price_per_second)
         check_period(state_ttl, "state_ttl")
         if check_period(max_staleness, "max_staleness") < state_ttl:
@@ -113,6 +123,7 @@ class BudgetGuard(AsyncClosing):
             "clock": clock,
             "ttl": state_ttl,
             "max_staleness": max_staleness,
+            "alert_levels": levels,
         }
         # Imported when used: a guard for one provider does not load the other's modules.
         if ibm is not None:
