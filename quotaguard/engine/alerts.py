@@ -21,6 +21,7 @@ same in Lua and PL/pgSQL, on the thresholds of :func:`thresholds` (exact integer
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -39,10 +40,14 @@ __all__ = [
 ]
 
 
-def thresholds(budget: Budget) -> list[tuple[int, int]]:
-    """``(level, micro)`` per level: the least used micro-units that meet it (rounded up)."""
+@functools.lru_cache(maxsize=1024)
+def thresholds(budget: Budget) -> tuple[tuple[int, int], ...]:
+    """``(level, micro)`` per level: the least used micro-units that meet it (rounded up).
+
+    Cached: every reserve on a budget with levels asks, and budgets rarely change.
+    """
     limit = to_micro(budget.limit, round_up=False)
-    return [(level, -(-level * limit // 100)) for level in budget.alert_levels]
+    return tuple((level, -(-level * limit // 100)) for level in budget.alert_levels)
 
 
 def alert_epoch(budget: Budget, now: datetime) -> int:

@@ -34,7 +34,7 @@ def test_a_level_that_is_not_a_whole_percent_in_1_to_100_is_refused(bad: object)
 def test_thresholds_are_the_least_used_micro_units_that_meet_each_level() -> None:
     # 1/3 of 0.000010 is 3.33 micro-units: 4 meets 33 %, 3 does not (never early, never late).
     budget = Budget("a", Unit.USD, Decimal("0.00001"), alert_levels=(33, 100))
-    assert thresholds(budget) == [(33, 4), (100, 10)]
+    assert thresholds(budget) == ((33, 4), (100, 10))
     assert crossing(budget, 0, 0, 3) == (0, ())
     assert crossing(budget, 0, 3, 4) == (33, (33,))
 

@@ -228,7 +228,7 @@ CREATE OR REPLACE FUNCTION qg_reserve(p_now bigint, p_clock bigint, p_skew bigin
   p_charges text, p_keys text[], p_units text[], p_amounts bigint[],
   OUT tag text, OUT val bigint, OUT detail text) LANGUAGE plpgsql AS $$
 DECLARE clk bigint; r reservations; b budgets; admit boolean := true;
-  seen jsonb := '[]'::jsonb; before bigint[] := '{}';
+  seen jsonb := '[]'::jsonb; before bigint[] := '{}'; armed boolean := false;
 BEGIN
   clk := qg_time(p_clock, p_now, p_skew);
   IF (SELECT count(*) FROM budgets JOIN unnest(p_keys, p_units) AS w(k, un)
@@ -261,6 +261,7 @@ BEGIN
       RETURN;
     END IF;
     before[i] := qg_used(qg_usage(b, p_now, p_mstart, p_mend));
+    armed := armed OR b.levels <> '';
     IF (b.wkind = 'fixed' AND NOT (b.wstart <= p_now AND p_now < b.wend))
        OR p_amounts[i] > b.limit_micro - before[i] THEN
       admit := false;
@@ -288,7 +289,8 @@ BEGIN
   SELECT p_rid, k, un, a FROM unnest(p_keys, p_units, p_amounts) AS x(k, un, a);
   UPDATE budgets SET reserved = reserved + x.a, outstanding = outstanding + 1
   FROM unnest(p_keys, p_amounts) AS x(k, a) WHERE key = x.k;
-  tag := 'new'; val := clk + p_lease; detail := qg_cross(p_keys, p_amounts, before, p_mstart);
+  tag := 'new'; val := clk + p_lease;
+  IF armed THEN detail := qg_cross(p_keys, p_amounts, before, p_mstart); END IF;
 END $$;
 
 -- The undo of a reserve whose outcome is unknown: release it, or leave a released record
