@@ -14,6 +14,7 @@ from quotaguard.cli.check import check
 from quotaguard.cli.context import OneLineErrors, Unread
 from quotaguard.cli.demo import demo
 from quotaguard.cli.emulator import emulator
+from quotaguard.cli.ledger import ledger as ledger_commands
 from quotaguard.cli.limits import ibm_limit, limits
 from quotaguard.cli.output import fail
 from quotaguard.cli.status import status
@@ -49,3 +50,4 @@ main.add_command(check)
 main.add_command(limits)
 main.add_command(ibm_limit)
 main.add_command(emulator)
+main.add_command(ledger_commands)

@@ -209,7 +209,8 @@ class Decision:
     charges: tuple[Charge, ...] = ()
     #: True when an idempotency key matched an earlier reservation: nothing new was held.
     replayed: bool = False
-    #: Alert levels this reserve crossed, reported to this caller only (once per crossing).
+    #: Alert levels this reserve crossed, reported to this caller only (once per crossing),
+    #: by budget key, then level.
     alerts: tuple[Alert, ...] = ()
 
     @property

@@ -77,6 +77,7 @@ from quotaguard.ledger.outcomes import (
     UnitInUse,
 )
 from quotaguard.ledger.protocol import DEFAULT_LEASE, Ledger, TimeSourceName
+from quotaguard.ledger.retention import DEFAULT_RETENTION, TRIM_BATCH, Trimmed, check_keep
 
 # The checks, the encoding of instants and the protocol live in .checks, .encoding and
 # .protocol; guard, CLI and tests import them from here, the contract's one address.
@@ -111,6 +112,8 @@ class LedgerBase(AsyncClosing):
     time_source: TimeSource = TimeSource.CALLER
     #: How far a caller's ``now`` may be from the ledger's own time.
     max_skew: timedelta = DEFAULT_MAX_SKEW
+    #: The most records one step of :meth:`trim` forgets.
+    trim_batch: int = TRIM_BATCH
 
     def _use_time(
         self, time_source: object, max_skew: object, allowed: Sequence[TimeSource]
@@ -184,8 +187,9 @@ class LedgerBase(AsyncClosing):
         outcome = await self._reserve(held, now, lease, key, self._clock(now))
         if type(outcome) is Reservation:  # the common case first
             return Decision(True, (), outcome, held)
-        if isinstance(outcome, Alerted):
-            return Decision(True, (), outcome.reservation, held, alerts=outcome.alerts)
+        if isinstance(outcome, Alerted):  # in one order whatever the store's: key, then level
+            alerts = tuple(sorted(outcome.alerts, key=lambda a: (a.budget, a.level)))
+            return Decision(True, (), outcome.reservation, held, alerts=alerts)
         if isinstance(outcome, Rejected):
             return Decision.reject(outcome.violations, held)
         if isinstance(outcome, Replayed):
@@ -352,6 +356,24 @@ class LedgerBase(AsyncClosing):
             raise UnknownBudget("key", key)
         return from_micro(found)
 
+    async def trim(self, *, now: datetime, keep: timedelta = DEFAULT_RETENTION) -> Trimmed:
+        """Forget ended reservations and commits no window counts, older than ``now - keep``."""
+        # What goes and what stays, and why ``used`` never drops: ledger/retention.py. Steps
+        # of at most ``trim_batch`` records each, so that no one step holds the store long.
+        check_now(now)
+        check_keep(keep)
+        self._clock(now)
+        try:
+            cut = now - keep
+        except OverflowError:
+            return Trimmed()  # nothing is dated before year 1
+        done = Trimmed()
+        while True:
+            step, more = await self._trim(now, cut, self.trim_batch)
+            done += step
+            if not more:
+                return done
+
     async def aclose(self) -> None:  # pragma: no cover - overridden where there is I/O
         """Release the ledger's connections and threads; safe to call twice."""
         return None
@@ -465,6 +487,14 @@ class LedgerBase(AsyncClosing):
         """Micro-units committed to ``key`` at epoch-µs instants in ``[start, end)``.
 
         ``NO_BUDGET`` for an unknown key. A read only: it expires nothing.
+        """
+        raise NotImplementedError
+
+    async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
+        """Forget at most ``limit`` records that :mod:`.retention` lets go before ``cut``.
+
+        Whether more may be left (the base then calls again). Commits are folded into their
+        budget's running total in the same atomic step that drops them.
         """
         raise NotImplementedError
 

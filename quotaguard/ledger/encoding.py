@@ -12,9 +12,10 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, Protocol
 
 from quotaguard.engine.amounts import Unit, from_micro
-from quotaguard.engine.model import Alert, Charge
+from quotaguard.engine.model import Alert, Charge, Reservation, ReservationState
 from quotaguard.engine.reservations import charges_key
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "charges_json",
     "epoch_us",
     "from_epoch_us",
+    "reservation_from_row",
 ]
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
@@ -67,3 +69,30 @@ def alerts_from(raw: str | bytes) -> tuple[Alert, ...]:
         Alert(key, int(level), from_micro(int(used)), Decimal(limit), Unit(unit))
         for key, level, used, limit, unit in json.loads(raw)
     )
+
+
+class Row(Protocol):
+    """A row read by column name: ``sqlite3.Row``, an asyncpg record, a decoded JSON object."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def reservation_from_row(row: Row) -> Reservation:
+    """A ``reservations`` row of the SQL ledgers (SQLite and PostgreSQL share its columns)."""
+    return Reservation(
+        id=row["id"],
+        charges=charges_from(row["charges"]) or (),
+        created_at=from_epoch_us(row["created_at"]),
+        lease_expires_at=from_epoch_us(row["lease_expires_at"]),
+        state=ReservationState(row["state"]),
+        idempotency_key=row["idem"],
+        actual=charges_from(row["actual"]),
+        ended_at=_instant(row["ended_at"]),
+        external_id=row["external_id"],
+        sent_at=_instant(row["sent_at"]),
+        in_doubt_since=_instant(row["in_doubt_since"]),
+    )
+
+
+def _instant(value: int | None) -> datetime | None:
+    return None if value is None else from_epoch_us(value)

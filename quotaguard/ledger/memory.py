@@ -38,6 +38,7 @@ from quotaguard.ledger.outcomes import (
     Replayed,
     UnitInUse,
 )
+from quotaguard.ledger.retention import Trimmed, commit_cutoff
 
 __all__ = ["MemoryLedger"]
 
@@ -345,3 +346,28 @@ class MemoryLedger(LedgerBase):
         self._sweep(clock)
         doubt = sum(key in self._holds[rid] for rid in self._doubt)
         return Counters(account.budget, account.usage(now, doubt))
+
+    # -- trimming (ledger/retention.py) -----------------------------------------------------
+
+    async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
+        # In-process: one step forgets everything due (nothing waits on it but this caller).
+        cut_us, commits = epoch_us(cut), 0
+        for account in self._accounts.values():
+            reported = account.reported_at
+            upto = commit_cutoff(
+                account.budget.window, None if reported is None else epoch_us(reported), now, cut_us
+            )
+            commits += account.commits.fold_before(upto)
+            account.floors.fold_before(upto)
+        gone = [
+            r
+            for r in self._reservations.values()
+            if r.ended_at is not None and r.ended_at < cut and r.id not in self._owed
+        ]
+        for r in gone:
+            del self._reservations[r.id]
+            if r.idempotency_key is not None and self._by_key.get(r.idempotency_key) == r.id:
+                del self._by_key[r.idempotency_key]
+            if r.external_id is not None and self._by_external.get(r.external_id) == r.id:
+                del self._by_external[r.external_id]
+        return Trimmed(commits, len(gone)), False

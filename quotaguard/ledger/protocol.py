@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Reservation
+from quotaguard.ledger.retention import DEFAULT_RETENTION, Trimmed
 
 __all__ = ["DEFAULT_LEASE", "Ledger", "TimeSourceName"]
 
@@ -105,6 +106,9 @@ class Ledger(Protocol):
 
     async def committed_between(self, key: str, start: datetime, end: datetime) -> Decimal:
         """What was committed to ``key`` at commit instants in ``[start, end)``, any window."""
+
+    async def trim(self, *, now: datetime, keep: timedelta = DEFAULT_RETENTION) -> Trimmed:
+        """Forget ended reservations and commits no window counts, older than ``now - keep``."""
 
     async def aclose(self) -> None:
         """Release the ledger's connections and threads; safe to call twice."""

@@ -37,6 +37,8 @@ OPERATIONS = (
     "record_report",
     "state",
     "committed_between",
+    "trim",
+    "list_ended",
     "formula",  # a test hook: the used/remaining formula alone
 )
 

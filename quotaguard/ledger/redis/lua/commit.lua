@@ -45,4 +45,5 @@ end
 redis.call('HSET', P .. 'r:' .. rid, 'state', 'committed', 'ended', fmt(now),
   'actual', has_actual and A[6] or r.charges)
 if r.state == 'expired' then redis.call('SREM', P .. 'lapsed', rid) end
+redis.call('ZADD', P .. 'ended', fmt(now), rid)
 return {'ok', reservation(rid)}

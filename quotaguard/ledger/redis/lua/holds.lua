@@ -61,6 +61,7 @@ local function finish(rid, state, now)
   -- An expired hold of work that may have been sent keeps its key: a retry must not resend it.
   if state ~= 'expired' or not maybe_sent then
     forget_idem(rid)
+    redis.call('ZADD', P .. 'ended', fmt(now), rid)
   else
     redis.call('SADD', P .. 'lapsed', rid) -- the work may have run: its cost is still owed
   end
