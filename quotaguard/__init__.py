@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from quotaguard.braket.work import BraketTask
 from quotaguard.engine import (
+    Alert,
     Budget,
     BudgetState,
     CalendarMonth,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 from quotaguard._version import __version__
 
 __all__ = [
+    "Alert",
     "AuthenticationError",
     "BadRequest",
     "BraketTask",

@@ -138,3 +138,30 @@ def test_an_unknown_ibm_plan_names_the_allowed_values(tmp_path: Path, value: str
         load_settings(env={}, cwd=tmp_path)
     assert info.value.field == "ibm.plan"
     assert "'open', 'pay-as-you-go', 'flex', 'premium'" in str(info.value)
+
+
+def test_alert_levels_come_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    write(tmp_path, "[alerts]\nlevels = [95, 80]\n")
+    assert load_settings(env={}, cwd=tmp_path).alert_levels == (80, 95)
+    env = {"QUOTAGUARD_ALERT_LEVELS": "50, 90"}
+    assert load_settings(env=env, cwd=tmp_path).alert_levels == (50, 90)
+    assert load_settings(env={}, cwd=tmp_path / "nowhere").alert_levels == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("[alerts]\nlevels = [0, 80]", {}, "alerts.levels: each level must be a whole percent"),
+        ("[alerts]\nlevels = [80.5]", {}, "alerts.levels: each level must be a whole percent"),
+        ('[alerts]\nlevels = "80"', {}, "alerts.levels: must be a list, got str"),
+        ("[alerts]\nlevel = [80]", {}, "alerts.level: unknown setting (did you mean levels?)"),
+        ("", {"QUOTAGUARD_ALERT_LEVELS": "80%"}, "alerts.levels: must be whole percents"),
+    ],
+)
+def test_bad_alert_levels_name_the_setting(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    write(tmp_path, text)
+    with pytest.raises(InvalidInput) as info:
+        load_settings(env=env, cwd=tmp_path)
+    assert str(info.value).startswith(message)

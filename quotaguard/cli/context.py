@@ -200,5 +200,6 @@ async def open_guard(
             fail_mode=settings.fail_mode,  # type: ignore[arg-type]
             state_ttl=timedelta(seconds=settings.state_ttl_seconds),
             max_staleness=timedelta(seconds=max(600, settings.state_ttl_seconds)),
+            provider_alert_levels=settings.alert_levels,
         )
         yield await stack.enter_async_context(guard)

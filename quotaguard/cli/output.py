@@ -99,7 +99,18 @@ def state_row(s: BudgetState) -> dict[str, object]:
         "window": s.budget.window.kind,
         "window_start": s.window_start,
         "window_end": s.window_end,
+        "alert_levels": list(s.budget.alert_levels),
     }
+
+
+def alert_levels_line(states: Sequence[BudgetState]) -> str | None:
+    """``alert levels: braket:…Forte-1 80%, 95%; …`` for the budgets that have any."""
+    armed = [
+        f"{short_key(s.key)} {', '.join(f'{level}%' for level in s.budget.alert_levels)}"
+        for s in states
+        if s.budget.alert_levels
+    ]
+    return f"alert levels: {'; '.join(armed)}" if armed else None
 
 
 def bar(used: Decimal, limit: Decimal, width: int = 10) -> str:

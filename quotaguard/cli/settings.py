@@ -20,6 +20,9 @@ plan = "open"   # or "pay-as-you-go", "flex", "premium": when IBM's answers cann
 
 [braket]
 region = "us-east-1"
+
+[alerts]
+levels = [80, 95]   # percents of each provider budget (ibm:..., braket:...) that raise an alert
 ```
 """
 
@@ -36,6 +39,7 @@ from typing import Any
 import attrs
 import platformdirs
 
+from quotaguard.engine.model import check_alert_levels
 from quotaguard.errors import InvalidInput
 from quotaguard.ibm.plans import Plan, check_plan
 
@@ -55,6 +59,7 @@ ENV = {
     ("ibm", "plan"): "QUOTAGUARD_IBM_PLAN",
     ("braket", "region"): "AWS_REGION",
     ("braket", "endpoint_url"): "AWS_ENDPOINT_URL_BRAKET",
+    ("alerts", "levels"): "QUOTAGUARD_ALERT_LEVELS",  # "80,95"
 }
 
 
@@ -64,8 +69,9 @@ TYPES: dict[tuple[str, str], tuple[type, ...]] = {
 } | {
     ("guard", "state_ttl_seconds"): (int, float, str),
     ("ibm", "price_per_second"): (str, int, float),
+    ("alerts", "levels"): (list,),
 }
-_TYPE_NAMES = {str: "a string", int: "a number", float: "a number"}
+_TYPE_NAMES = {str: "a string", int: "a number", float: "a number", list: "a list"}
 # Key fragments that look like a credential someone meant to put here.
 _SECRETS = ("key", "token", "secret", "password", "passwd", "credential", "apikey")
 _WHERE_CREDENTIALS = {
@@ -81,7 +87,8 @@ def _check_file(data: Mapping[str, object]) -> None:
         if not isinstance(values, dict):
             raise InvalidInput(
                 section,
-                "unknown setting (settings go in [ledger], [guard], [ibm] or [braket] sections)",
+                "unknown setting (settings go in [ledger], [guard], [ibm], [braket] or [alerts] "
+                "sections)",
             )
         for key, value in values.items():
             dotted = f"{section}.{key}"
@@ -127,6 +134,8 @@ class Settings:
     ibm_plan: Plan | None = None
     braket_region: str | None = None
     braket_endpoint_url: str | None = None
+    #: Alert levels of the provider budgets (``ibm:...``, ``braket:...``), in percent.
+    alert_levels: tuple[int, ...] = ()
     source: tuple[str, ...] = ()
 
 
@@ -212,5 +221,20 @@ def _build(m: Mapping[tuple[str, str], object], source: str | None) -> Settings:
         ibm_plan=plan,
         braket_region=text("braket", "region"),
         braket_endpoint_url=text("braket", "endpoint_url"),
+        alert_levels=_levels(m.get(("alerts", "levels"))),
         source=(source,) if source else (),
     )
+
+
+def _levels(value: object) -> tuple[int, ...]:
+    """``[80, 95]`` from the file, or ``"80,95"`` from the environment."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        try:
+            value = [int(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise InvalidInput(
+                "alerts.levels", f"must be whole percents separated by commas, got {value!r}"
+            ) from None
+    return check_alert_levels(value, "alerts.levels")

@@ -9,6 +9,7 @@ import click
 from quotaguard.cli.context import missing_ledger, open_guard, run_async, settings_of
 from quotaguard.cli.limits import limit_rows
 from quotaguard.cli.output import (
+    alert_levels_line,
     budgets_table,
     limit_on_server,
     out,
@@ -84,6 +85,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         out.print(budgets_table(states, "Budgets in the ledger", notes=gone))
         if gone:
             out.print("* no limit on the server any more; the guard no longer charges it")
+        if levels := alert_levels_line(states):
+            out.print(levels, markup=False)
         print_forecasts(burn)
     else:
         out.print("no budgets yet: add one with BudgetGuard.add_budget() or a provider limit")

@@ -3,6 +3,7 @@
 from quotaguard.engine.amounts import MICRO, Unit, as_amount, from_micro, to_micro
 from quotaguard.engine.forecast import Forecast, forecast, forecast_basis
 from quotaguard.engine.model import (
+    Alert,
     Budget,
     BudgetState,
     Charge,
@@ -35,6 +36,7 @@ __all__ = [
     "MICRO",
     "RULE_REMAINING",
     "RULE_WINDOW_CLOSED",
+    "Alert",
     "Budget",
     "BudgetState",
     "CalendarMonth",

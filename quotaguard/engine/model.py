@@ -15,6 +15,7 @@ from quotaguard.engine.windows import NoWindow, Window, check_aware
 from quotaguard.errors import InvalidInput
 
 __all__ = [
+    "Alert",
     "Budget",
     "BudgetState",
     "Charge",
@@ -23,6 +24,7 @@ __all__ = [
     "Reservation",
     "ReservationState",
     "Violation",
+    "check_alert_levels",
     "check_key",
 ]
 
@@ -86,14 +88,50 @@ def _window(value: object) -> Window:
     return value
 
 
+def check_alert_levels(value: object, field: str = "alert_levels") -> tuple[int, ...]:
+    """Alert levels: whole percents of the limit in 1-100, sorted, each once."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidInput(
+            field, f"must be a sequence of whole percents such as (80, 95), got {value!r}"
+        )
+    levels = tuple(value)
+    for level in levels:
+        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 100:
+            raise InvalidInput(
+                field, f"each level must be a whole percent of the limit in 1-100, got {level!r}"
+            )
+    return tuple(sorted(set(levels)))
+
+
 @attrs.frozen
 class Budget:
-    """A limit on one key, in one unit, over one window."""
+    """A limit on one key, in one unit, over one window.
+
+    ``alert_levels``: percents of the limit (1-100) whose crossing the ledger reports once
+    per window (:class:`Alert`, docs/budgets.md); they never refuse anything.
+    """
 
     key: str = attrs.field(converter=_budget_key)
     unit: Unit = attrs.field(converter=_unit)
     limit: Decimal = attrs.field(converter=_limit)
     window: Window = attrs.field(factory=NoWindow, converter=_window)
+    alert_levels: tuple[int, ...] = attrs.field(default=(), converter=check_alert_levels)
+
+
+@attrs.frozen
+class Alert:
+    """A budget's usage reached ``level`` percent of its limit: reported once per crossing.
+
+    ``used`` is what the remaining-budget rule counts (committed in the window plus held,
+    never below the provider's report plus what was held since), just after the reserve
+    that crossed.
+    """
+
+    budget: str
+    level: int
+    used: Decimal
+    limit: Decimal
+    unit: Unit
 
 
 @attrs.frozen
@@ -171,6 +209,9 @@ class Decision:
     charges: tuple[Charge, ...] = ()
     #: True when an idempotency key matched an earlier reservation: nothing new was held.
     replayed: bool = False
+    #: Alert levels this reserve crossed, reported to this caller only (once per crossing),
+    #: by budget key, then level.
+    alerts: tuple[Alert, ...] = ()
 
     @property
     def rules(self) -> tuple[str, ...]:

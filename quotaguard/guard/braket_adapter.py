@@ -59,9 +59,12 @@ class BraketAdapter:
         clock: Callable[[], datetime],
         ttl: timedelta,
         max_staleness: timedelta,
+        alert_levels: tuple[int, ...] = (),
     ) -> None:
         self.client = client
         self.prices = prices or PriceTable.default()
+        #: The alert levels every ``braket:`` budget this adapter puts carries.
+        self.alert_levels = alert_levels
         self.ledger = ledger
         self.clock = clock
         self.ttl = ttl
@@ -118,6 +121,7 @@ class BraketAdapter:
         check_not_future(limit.created_at, at, "$.createdAt", self.provider)
         check_not_future(limit.updated_at, at, "$.updatedAt", self.provider)
         budget, reported = rules.limit_budget(limit), rules.reported_used(limit)
+        budget = attrs.evolve(budget, alert_levels=self.alert_levels)
         await self.ledger.put_budget(budget)
         await self.ledger.record_report(budget.key, reported, at=at, covers_sent=True)
 

@@ -20,7 +20,13 @@ from quotaguard import _otel
 from quotaguard._aio import AsyncClosing
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.forecast import Forecast
-from quotaguard.engine.model import Budget, BudgetState, Decision, Reservation
+from quotaguard.engine.model import (
+    Budget,
+    BudgetState,
+    Decision,
+    Reservation,
+    check_alert_levels,
+)
 from quotaguard.errors import InvalidInput
 from quotaguard.guard.admission import Admission
 from quotaguard.guard.checks import (
@@ -75,6 +81,8 @@ class BudgetGuard(AsyncClosing):
     ``otel`` extra). ``None`` records to the global providers the application set before
     the guard was made, if any (nothing is done otherwise); ``True`` to the global providers
     even if set later; ``False`` to none; a :class:`Telemetry` to the providers it names.
+    ``provider_alert_levels``: the alert levels (percents) of the ``ibm:`` and ``braket:``
+    budgets the guard makes from the providers (a user budget carries its own).
     """
 
     def __init__(
@@ -96,9 +104,11 @@ class BudgetGuard(AsyncClosing):
         max_in_doubt: timedelta = timedelta(hours=24),
         retention: timedelta | None = DEFAULT_RETENTION,
         telemetry: Telemetry | bool | None = None,
+        provider_alert_levels: Sequence[int] = (),
     ) -> None:
         fail_mode = check_fail_mode(fail_mode)
         chosen = resolve(telemetry)
+        levels = check_alert_levels(provider_alert_levels, "provider_alert_levels")
         ibm_price_per_second = check_price_per_second(ibm_price_per_second)
         check_period(state_ttl, "state_ttl")
         if check_period(max_staleness, "max_staleness") < state_ttl:
@@ -128,6 +138,7 @@ class BudgetGuard(AsyncClosing):
             "clock": clock,
             "ttl": state_ttl,
             "max_staleness": max_staleness,
+            "alert_levels": levels,
         }
         # Imported when used: a guard for one provider does not load the other's modules.
         if ibm is not None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOG_ONLY",
     "Admitted",
+    "AlertCrossed",
     "Bound",
     "Event",
     "EventStream",
@@ -92,6 +93,30 @@ class Admitted(Event):
 
     def message(self) -> str:
         return f"admitted {self.reservation_id} ({self.provider}): held {self.amounts}"
+
+
+@attrs.frozen(kw_only=True)
+class AlertCrossed(Event):
+    """A budget's usage reached one of its alert levels: one event per level per window,
+    fleet-wide (the ledger's reserve reported it to this guard alone)."""
+
+    kind: ClassVar[str] = "alert_crossed"
+    level: ClassVar[int] = logging.WARNING
+    budget: str
+    #: The level crossed, in whole percents of the limit.
+    alert_level: int
+    #: Committed in the window plus held (the remaining-budget rule's), after the hold.
+    used: Decimal
+    limit: Decimal
+    unit: str
+    provider: str
+    reservation_id: str
+
+    def message(self) -> str:
+        return (
+            f"budget {self.budget!r} reached {self.alert_level}% of its limit: "
+            f"{self.used} of {self.limit} {self.unit} used"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -300,6 +325,21 @@ class Events:
                     amounts=_amounts(decision.charges),
                 )
             )
+        if decision.alerts and self.wants(AlertCrossed.level):
+            assert decision.reservation is not None  # only a hold crosses a level
+            for alert in decision.alerts:
+                self.emit(
+                    AlertCrossed(
+                        at=self.clock(),
+                        budget=alert.budget,
+                        alert_level=alert.level,
+                        used=alert.used,
+                        limit=alert.limit,
+                        unit=alert.unit.value,
+                        provider=provider,
+                        reservation_id=decision.reservation.id,
+                    )
+                )
 
     def rejected(self, decision: Decision, provider: str, started: float = 0.0) -> None:
         if self.telemetry is not None:

@@ -54,9 +54,12 @@ class IBMAdapter:
         clock: Callable[[], datetime],
         ttl: timedelta,
         max_staleness: timedelta,
+        alert_levels: tuple[int, ...] = (),
     ) -> None:
         self.client = client
         self.policy = policy or rules.IBMPolicy()
+        #: The alert levels every ``ibm:`` budget this adapter puts carries.
+        self.alert_levels = alert_levels
         self.ledger = ledger
         self.clock = clock
         self.key = rules.budget_key(client.service_crn)
@@ -90,6 +93,7 @@ class IBMAdapter:
             start = usage.usage_period.start_time
             check_not_future(start, at, "$.usage_period.start_time", self.provider)
         budget = rules.instance_budget(usage, self.policy, at, crn=reading.crn, limit=reading.limit)
+        budget = attrs.evolve(budget, alert_levels=self.alert_levels)
         self.readings[reading.crn] = reading
         reported = rules.reported_used(usage)
         await self.ledger.put_budget(budget)

@@ -80,6 +80,7 @@ class Recorder:
         self._decided: Counts = {}
         self._failed_open: Counts = {}
         self._doubted: Counts = {}
+        self._alerted: Counts = {}
         for name, unit, description, counts, fields in (
             ("quotaguard.decisions", "{decision}",
              "Admission decisions: one per budget charged (rejections: one per rule)",
@@ -88,6 +89,9 @@ class Recorder:
              "Admissions without fresh provider state (fail_mode=open)",
              self._failed_open, ("provider", "budget")),
             ("quotaguard.in_doubt", "{reservation}", "Holds marked in doubt", self._doubted, ()),
+            ("quotaguard.alerts", "{alert}",
+             "Alert levels crossed: once per level per window, fleet-wide",
+             self._alerted, ("provider", "budget", "level")),
         ):  # fmt: skip
             meter.create_observable_counter(
                 name, callbacks=[_totals(counts, fields)], unit=unit, description=description
@@ -146,6 +150,8 @@ class Recorder:
             _count(self._decided, (provider, "admitted", None, None))
         for c in decision.charges:
             _count(self._decided, (provider, "admitted", c.budget, None))
+        for a in decision.alerts:
+            _count(self._alerted, (provider, a.budget, str(a.level)))
 
     def rejected(self, decision: Decision, provider: str, started: float) -> None:
         self._time(started, provider, "rejected")

@@ -87,6 +87,9 @@ class Account:
     inside: int = 0
     #: Held reservations on this budget with a send time: id -> (sent_at in us, amount).
     sent: dict[str, tuple[int, int]] = attrs.Factory(dict)
+    #: The alert mark (quotaguard.engine.alerts): window instance, highest level reported.
+    alert_epoch: int = 0
+    alert_level: int = 0
     _limit_of: Budget | None = attrs.field(default=None, init=False, repr=False)
     _limit_micro: int = attrs.field(default=0, init=False, repr=False)
 

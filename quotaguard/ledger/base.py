@@ -69,6 +69,7 @@ from quotaguard.ledger.outcomes import (
     OUTSTANDING,
     ActualMismatch,
     Ahead,
+    Alerted,
     Counters,
     KeyConflict,
     Refusal,
@@ -189,6 +190,9 @@ class LedgerBase(AsyncClosing):
         outcome = await self._reserve(held, now, lease, key, self._clock(now))
         if type(outcome) is Reservation:  # the common case first
             return Decision(True, (), outcome, held)
+        if isinstance(outcome, Alerted):  # in one order whatever the store's: key, then level
+            alerts = tuple(sorted(outcome.alerts, key=lambda a: (a.budget, a.level)))
+            return Decision(True, (), outcome.reservation, held, alerts=alerts)
         if isinstance(outcome, Rejected):
             return Decision.reject(outcome.violations, held)
         if isinstance(outcome, Replayed):
@@ -415,8 +419,11 @@ class LedgerBase(AsyncClosing):
         lease: timedelta,
         key: str | None,
         clock: datetime,
-    ) -> Reservation | Rejected | Replayed | KeyConflict:
+    ) -> Reservation | Alerted | Rejected | Replayed | KeyConflict:
         """Expire due leases (a lapsed one frees its key), replay the key, or check and hold.
+
+        A hold that crosses alert levels moves each budget's mark in the same step and
+        answers :class:`Alerted` (:mod:`quotaguard.engine.alerts`).
 
         ``charges`` passed :func:`check_charge_types`; checking them against the budgets
         (:func:`~quotaguard.engine.rules.check_charges`) is part of the atomic step. The

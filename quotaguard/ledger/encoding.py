@@ -1,7 +1,9 @@
-"""How every ledger writes engine values down: instants and charge lists.
+"""How every ledger writes engine values down: instants, charge lists and alerts.
 
 Instants are integer microseconds since the epoch (exact, sortable, and exact in Lua's
-doubles); charge lists are JSON ``[[budget, amount, unit], ...]`` with the exact Decimal text.
+doubles); charge lists are JSON ``[[budget, amount, unit], ...]`` with the exact Decimal text;
+the alerts a Lua or PL/pgSQL reserve reports, JSON ``[[budget, level, used micro, limit,
+unit], ...]``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from quotaguard.engine.amounts import Unit
-from quotaguard.engine.model import Charge, Reservation, ReservationState
+from quotaguard.engine.amounts import Unit, from_micro
+from quotaguard.engine.model import Alert, Charge, Reservation, ReservationState
 from quotaguard.engine.reservations import charges_key
 
 __all__ = [
+    "alerts_from",
     "charges_fingerprint",
     "charges_from",
     "charges_json",
@@ -58,6 +61,14 @@ def charges_fingerprint(charges: Sequence[Charge]) -> str:
     What a store compares where it cannot call ``engine.reservations.same_charges`` (Lua).
     """
     return json.dumps(charges_key(charges), separators=(",", ":"))
+
+
+def alerts_from(raw: str | bytes) -> tuple[Alert, ...]:
+    """A store's crossed levels: JSON ``[[budget, level, used micro, limit, unit], ...]``."""
+    return tuple(
+        Alert(key, int(level), from_micro(int(used)), Decimal(limit), Unit(unit))
+        for key, level, used, limit, unit in json.loads(raw)
+    )
 
 
 class Row(Protocol):

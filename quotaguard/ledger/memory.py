@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from quotaguard.engine.alerts import advance, alert, rearms
 from quotaguard.engine.amounts import to_micro
-from quotaguard.engine.model import Budget, Charge, Reservation
+from quotaguard.engine.model import Alert, Budget, Charge, Reservation
 from quotaguard.engine.reservations import (
     Event,
     Step,
@@ -31,6 +32,7 @@ from quotaguard.ledger.outcomes import (
     OUTSTANDING,
     ActualMismatch,
     Ahead,
+    Alerted,
     Counters,
     KeyConflict,
     Refusal,
@@ -89,6 +91,8 @@ class MemoryLedger(LedgerBase):
         elif account.budget.unit is not budget.unit and (account.reserved or account.commits.times):
             return UnitInUse(account.budget.unit)
         else:
+            if rearms(account.budget, budget):
+                account.alert_level = 0
             account.budget = budget
         return None
 
@@ -118,7 +122,7 @@ class MemoryLedger(LedgerBase):
         lease: timedelta,
         key: str | None,
         clock: datetime,
-    ) -> Reservation | Rejected | Replayed | KeyConflict:
+    ) -> Reservation | Alerted | Rejected | Replayed | KeyConflict:
         budgets = self._budgets_view
         requested = check_charges(charges, budgets)
         if self._leases and self._leases[0][0] <= epoch_us(clock):
@@ -143,8 +147,16 @@ class MemoryLedger(LedgerBase):
         rid = new_reservation_id()
         until = clock + lease
         reservation = Reservation(rid, charges, now, until, idempotency_key=key)
+        alerts: list[Alert] = []
         for k, amount in requested.items():
             account = accounts[k]
+            budget = account.budget
+            if budget.alert_levels:  # a hold adds its amount to used, whichever term wins
+                before = account.used(now)
+                account.alert_epoch, account.alert_level, crossed = advance(
+                    budget, account.alert_epoch, account.alert_level, before, before + amount, now
+                )
+                alerts.extend(alert(budget, level, before + amount) for level in crossed)
             account.reserved += amount
             account.outstanding += 1
         self._reservations[rid] = reservation
@@ -152,7 +164,7 @@ class MemoryLedger(LedgerBase):
         if key is not None:
             self._by_key[key] = rid
         heapq.heappush(self._leases, (epoch_us(until), rid))
-        return reservation
+        return Alerted(reservation, tuple(alerts)) if alerts else reservation
 
     def _end(
         self,

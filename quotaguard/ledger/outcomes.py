@@ -13,7 +13,7 @@ from datetime import datetime
 import attrs
 
 from quotaguard.engine.amounts import Unit
-from quotaguard.engine.model import Budget, Reservation, Violation
+from quotaguard.engine.model import Alert, Budget, Reservation, Violation
 from quotaguard.engine.rules import Usage
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "OUTSTANDING",
     "ActualMismatch",
     "Ahead",
+    "Alerted",
     "Counters",
     "KeyConflict",
     "Refusal",
@@ -49,6 +50,17 @@ class Replayed:
     """``reserve``: the idempotency key's reservation, for the same charges; nothing new held."""
 
     reservation: Reservation
+
+
+@attrs.frozen
+class Alerted:
+    """``reserve``: held, and the hold crossed alert levels (the mark moved in the same step).
+
+    A plain :class:`Reservation` is the answer when nothing was crossed (the common case).
+    """
+
+    reservation: Reservation
+    alerts: tuple[Alert, ...]
 
 
 @attrs.frozen

@@ -27,6 +27,7 @@ __all__ = [
     "KEY",
     "LEASE",
     "RestartGate",
+    "alert_worker",
     "crash_worker",
     "load_worker",
     "open_ledger",
@@ -189,3 +190,19 @@ async def _reserve_many(path: str, count: int, size: str, now: datetime) -> int:
 def reserve_many(path: str, count: int, size: str, now: datetime) -> int:
     """How many of ``count`` reserves of ``size`` on budget "shared" this process got."""
     return asyncio.run(_reserve_many(path, count, size, now))
+
+
+async def _alerts(kind: str, where: str, namespace: str, count: int) -> list[int]:
+    seen: list[int] = []
+    async with open_ledger(kind, where, namespace) as ledger:
+        for _ in range(count):
+            decision = await ledger.reserve(
+                [Charge(KEY, Decimal(1), Unit.USD)], now=T0, lease=LEASE
+            )
+            seen.extend(a.level for a in decision.alerts)
+    return seen
+
+
+def alert_worker(kind: str, where: str, namespace: str, count: int) -> list[int]:
+    """``count`` reserves of 1 USD on :data:`KEY`, kept: the alert levels this worker saw."""
+    return asyncio.run(_alerts(kind, where, namespace, count))

@@ -51,6 +51,21 @@ async def test_status_lists_provider_budgets(world) -> None:  # type: ignore[no-
     assert "ibm:…instance-open" in out
 
 
+async def test_status_shows_the_alert_levels_of_the_provider_budgets(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _, seed, env = world
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "quotaguard.toml").write_text("[alerts]\nlevels = [95, 80]\n")
+    code, out, err = await run("status", "--json", env=env, cwd=project)
+    assert code == 0, err
+    budgets = {b["key"]: b for b in json.loads(out)["budgets"]}
+    assert budgets[f"ibm:{seed.service_crn}"]["alert_levels"] == [80, 95]
+    assert budgets[f"braket:{seed.device_arn}"]["alert_levels"] == [80, 95]
+    code, out, err = await run("status", env={**env, "COLUMNS": "200"}, cwd=project)
+    assert code == 0, err
+    assert "alert levels: ibm:…instance-open 80%, 95%; braket:…Forte-1 80%, 95%" in out
+
+
 async def test_status_counts_the_holds_in_doubt(world) -> None:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
     from decimal import Decimal

@@ -249,6 +249,6 @@ def test_events_are_hashable_frozen_values_with_stable_kinds() -> None:
     }
     assert kinds == {
         "admitted", "rejected", "fail_open", "in_doubt", "bound", "settled",
-        "leases_renewed", "lapsed", "provider_refreshed",
+        "leases_renewed", "lapsed", "provider_refreshed", "alert_crossed",
     }  # fmt: skip
     assert one.fields()["qg_amounts"] == {"a": "1"} and one.fields()["qg_at"] == at.isoformat()

@@ -109,7 +109,8 @@ async def test_a_scripted_run_records_decisions_amounts_gauges_and_spans(
         MemoryLedger(), braket=client, clock=clock, fail_mode="open", telemetry=otel.telemetry
     ) as guard:
         # 7 tasks of $1.10 ($0.30 + 10 shots x $0.08) fit the team's $7.70; 3 more do not.
-        await guard.add_budget(Budget(TEAM, Unit.USD, Decimal("7.70")))
+        # The 4th takes the team past its 50 % alert level, the 7th past 100 %.
+        await guard.add_budget(Budget(TEAM, Unit.USD, Decimal("7.70"), alert_levels=(50, 100)))
         subs = []
         for n in range(10):
             if n == 6:  # Braket's limits are unreachable, and the cached ones too old
@@ -140,6 +141,10 @@ async def test_a_scripted_run_records_decisions_amounts_gauges_and_spans(
     }
     assert otel.values("quotaguard.fail_open") == {key(provider="braket", budget=device): 1}
     assert otel.values("quotaguard.in_doubt") == {}  # every send returned its task
+    assert otel.values("quotaguard.alerts") == {
+        key(provider="braket", budget=TEAM, level="50"): 1,
+        key(provider="braket", budget=TEAM, level="100"): 1,
+    }
     # Reserved against settled, per budget, recorded as each hold settles.
     reserved = {frozenset(a.items()): p for a, p in otel.points("quotaguard.reserved")}
     settled = {frozenset(a.items()): p for a, p in otel.points("quotaguard.settled")}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from quotaguard.engine import Budget, Decision, Reservation, Unit, Usage, Violation
+from quotaguard.engine import Alert, Budget, Decision, Reservation, Unit, Usage, Violation
 from quotaguard.errors import BudgetUnavailable, InvalidInput, ReservationNotFound, UnknownBudget
 from quotaguard.ledger import Ledger, MemoryLedger, SQLiteLedger
 from quotaguard.ledger.base import LedgerBase, TimeSource
@@ -19,6 +19,7 @@ from quotaguard.ledger.outcomes import (
     NO_RESERVATION,
     OUTSTANDING,
     ActualMismatch,
+    Alerted,
     Counters,
     KeyConflict,
     Rejected,
@@ -103,6 +104,9 @@ async def test_reserve_turns_each_tag_into_a_decision_or_the_conflict_error() ->
     violation = Violation("budget.remaining", "no")
     rejected = await Scripted(Rejected((violation,))).reserve([usd("a", 1)], now=T0)
     assert rejected == Decision.reject([violation], [usd("a", 1)])
+    alert = Alert("a", 80, Decimal(8), Decimal(10), Unit.USD)
+    alerted = await Scripted(Alerted(RESERVATION, (alert,))).reserve([usd("a", 1)], now=T0)
+    assert alerted == Decision(True, (), RESERVATION, (usd("a", 1),), alerts=(alert,))
     replayed = await Scripted(Replayed(RESERVATION)).reserve([usd("a", 9)], now=T0)
     assert (replayed.replayed, replayed.reservation, replayed.charges) == (
         True,

@@ -36,10 +36,11 @@ from tests._support.times import T0
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
+# Alert levels on each: every backend must report the same crossings (Decision.alerts).
 BUDGETS = (
-    Budget("a", Unit.USD, Decimal(50), NoWindow()),
-    Budget("b", Unit.USD, Decimal(30), CalendarMonth()),
-    Budget("c", Unit.USD, Decimal(20), RollingDays(1)),
+    Budget("a", Unit.USD, Decimal(50), NoWindow(), (10, 50, 90)),
+    Budget("b", Unit.USD, Decimal(30), CalendarMonth(), (25, 75, 100)),
+    Budget("c", Unit.USD, Decimal(20), RollingDays(1), (20, 60)),
 )
 _amount = st.integers(0, 4000).map(lambda n: Decimal(n).scaleb(-2))  # $0 .. $40
 _charges = st.lists(st.tuples(st.sampled_from("abc"), _amount), min_size=1, max_size=3)
@@ -86,7 +87,7 @@ def _decision(d: Decision, names: dict[str, int]) -> tuple[Any, ...]:
         (v.rule, v.budget, v.requested, v.remaining, v.message) for v in d.violations
     )
     held = None if d.reservation is None else _reservation(d.reservation, names)
-    return (d.admitted, d.replayed, violations, held)
+    return (d.admitted, d.replayed, violations, held, d.alerts)
 
 
 async def _step(ledger: Ledger, op: tuple[Any, ...], state: dict[str, Any]) -> Any:

@@ -173,11 +173,12 @@ async def test_changed_functions_are_replaced_and_the_data_kept(
 async def test_a_version_1_schema_is_migrated_and_its_commits_get_floor_times(
     postgres_server: PostgresServer, schema: str
 ) -> None:
-    from quotaguard.ledger.postgres import PostgresLedger
+    from quotaguard.ledger.postgres import SCHEMA_VERSION, PostgresLedger
 
     sec = timedelta(seconds=1)
     # As version 1 left it: no report coverage, no floor times, the old overloads.
     downgrade = (
+        f"{_BEFORE_ALERTS}; "
         "ALTER TABLE budgets DROP COLUMN covers, DROP COLUMN inside; "
         "ALTER TABLE commits DROP COLUMN floor_at; "
         "CREATE FUNCTION qg_sum(text, bigint, bigint) RETURNS bigint "
@@ -201,7 +202,54 @@ async def test_a_version_1_schema_is_migrated_and_its_commits_get_floor_times(
         state = await new.state("a", now=T0 + 20 * sec)
         assert (state.used, state.committed, state.covers_sent) == (Decimal(5), Decimal(2), True)
         meta = dict(await new._rows("SELECT key, value FROM meta"))
-        assert meta["schema_version"] == "2"
+        assert meta["schema_version"] == str(SCHEMA_VERSION)
+
+
+# What version 3 added (alert levels and the alert mark), taken off again; and version 2's
+# qg_put_budget, without levels, which the migration must drop (a stale overload).
+_BEFORE_ALERTS = (
+    "ALTER TABLE budgets DROP COLUMN levels, DROP COLUMN thresholds, DROP COLUMN alert_epoch, "
+    "DROP COLUMN alert_level; "
+    "DROP FUNCTION qg_put_budget(text, text, text, bigint, text, bigint, bigint, bigint, text, "
+    "text, bigint[]); "
+    "CREATE FUNCTION qg_put_budget(text, text, text, bigint, text, bigint, bigint, bigint, text) "
+    "RETURNS text LANGUAGE sql AS 'SELECT NULL::text'"
+)
+
+
+async def test_a_version_2_schema_gets_alert_levels_and_drops_the_old_put_budget(
+    postgres_server: PostgresServer, schema: str
+) -> None:
+    from quotaguard.ledger.postgres import SCHEMA_VERSION, PostgresLedger
+
+    downgrade = (
+        f"{_BEFORE_ALERTS}; "
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version'; "
+        "UPDATE meta SET value = 'older' WHERE key = 'digest'"
+    )
+    async with PostgresLedger(postgres_server.dsn, schema=schema, time_source="caller") as old:
+        await old.put_budget(Budget("a", Unit.USD, Decimal(100)))
+        assert (await old.reserve([usd("a", 60)], now=T0, lease=timedelta(days=1))).admitted
+        await old._run(lambda pool: pool.execute(downgrade), None)
+    async with PostgresLedger(postgres_server.dsn, schema=schema, time_source="caller") as new:
+        assert (await new.get_budget("a")).alert_levels == ()
+        assert (await new.reserve([usd("a", 1)], now=T0)).alerts == ()
+        await new.put_budget(Budget("a", Unit.USD, Decimal(100), alert_levels=(50, 90)))
+        crossed = await new.reserve([usd("a", 1)], now=T0)
+        assert [(a.level, a.used) for a in crossed.alerts] == [(50, Decimal(62))]
+        overloads = await new._value(
+            "SELECT count(*) FROM pg_proc WHERE proname = 'qg_put_budget' "
+            "AND pronamespace = $1::regnamespace",
+            schema,
+        )
+        assert overloads == 1
+        meta = dict(await new._rows("SELECT key, value FROM meta"))
+        assert meta["schema_version"] == str(SCHEMA_VERSION)
+    # The mark is a column of the budget row, written in the reserve's own transaction.
+    async with PostgresLedger(postgres_server.dsn, schema=schema, time_source="caller") as again:
+        assert (await again.reserve([usd("a", 1)], now=T0)).alerts == ()
+        row = await again._row("SELECT levels, alert_level FROM budgets")
+        assert tuple(row) == ("50,90", 50)
 
 
 async def test_processes_starting_together_set_the_schema_up_once(

@@ -1,6 +1,7 @@
-"""A SQLite ledger file of schema version 2 opens, upgraded in place to version 3: each commit
-gets its floor time (its reservation's sent_at, else its commit time), each budget says
-whether its report covers sent work (a report stored before does not) and what is inside it."""
+"""Older SQLite ledger files open, upgraded in place. Version 2 to 3: each commit gets its
+floor time (its reservation's sent_at, else its commit time), each budget says whether its
+report covers sent work (a report stored before does not) and what is inside it. Version 3 to
+4: budgets get alert levels (none, for those stored before) and an alert mark."""
 
 from __future__ import annotations
 
@@ -90,3 +91,58 @@ async def test_a_version_2_file_is_migrated_in_place(tmp_path: Path) -> None:
     assert "commits_by_floor" in indexes
     async with SQLiteLedger(path, time_source="caller") as again:  # migrated once, opens as is
         assert (await again.state("a", now=now)).used == Decimal(23)
+
+
+# Version 3 as it shipped (reports that cover sent work, floor times), and a file written by
+# it: budget 'a' (100 USD) holding 60 USD, with no alert levels (version 3 had none).
+_V3 = f"""
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE budgets(
+    key TEXT PRIMARY KEY, unit TEXT NOT NULL, limit_text TEXT NOT NULL, window TEXT NOT NULL,
+    reserved INTEGER NOT NULL DEFAULT 0, outstanding INTEGER NOT NULL DEFAULT 0,
+    reported INTEGER, reported_at INTEGER,
+    covers INTEGER NOT NULL DEFAULT 0, inside INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE reservations(
+    id TEXT PRIMARY KEY, idem TEXT UNIQUE, state TEXT NOT NULL, created_at INTEGER NOT NULL,
+    lease_expires_at INTEGER NOT NULL, ended_at INTEGER, external_id TEXT,
+    charges TEXT NOT NULL, actual TEXT, sent_at INTEGER, in_doubt_since INTEGER);
+CREATE TABLE holds(
+    reservation_id TEXT NOT NULL, budget TEXT NOT NULL, amount INTEGER NOT NULL,
+    PRIMARY KEY(reservation_id, budget)) WITHOUT ROWID;
+CREATE TABLE commits(
+    budget TEXT NOT NULL, at INTEGER NOT NULL, amount INTEGER NOT NULL, reservation_id TEXT,
+    floor_at INTEGER);
+INSERT INTO meta VALUES('schema_version', '3');
+INSERT INTO budgets VALUES('a', 'USD', '100', '{{"kind": "none"}}', 60000000, 1, NULL, NULL,
+    0, 0);
+INSERT INTO reservations VALUES('rsv_held', NULL, 'held', {T}, {T + 3600 * S}, NULL, NULL,
+    '[["a", "60", "USD"]]', NULL, NULL, NULL);
+INSERT INTO holds VALUES('rsv_held', 'a', 60000000);
+"""
+
+
+async def test_a_version_3_file_gets_alert_levels_and_keeps_its_alert_mark_across_restarts(
+    tmp_path: Path,
+) -> None:
+    from quotaguard.engine import Budget, Charge, Unit
+
+    path = tmp_path / "v3.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.executescript(_V3)
+    one = [Charge("a", Decimal(1), Unit.USD)]
+    async with SQLiteLedger(path, time_source="caller") as ledger:
+        budget = await ledger.get_budget("a")
+        assert (budget.limit, budget.alert_levels) == (Decimal(100), ())
+        assert (await ledger.reserve(one, now=T0)).alerts == ()  # no levels yet: no alert
+        await ledger.put_budget(Budget("a", Unit.USD, Decimal(100), alert_levels=(50, 90)))
+        crossed = await ledger.reserve(one, now=T0)
+        assert [(a.level, a.used) for a in crossed.alerts] == [(50, Decimal(62))]
+    assert read(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
+    assert read(path, "SELECT levels, alert_epoch, alert_level FROM budgets") == [("50,90", 0, 50)]
+    # The mark was written in the reserve's own transaction: a new process does not report
+    # the level again (and the hold, which outstanding still counts, is there with it).
+    async with SQLiteLedger(path, time_source="caller") as again:
+        assert (await again.reserve(one, now=T0)).alerts == ()
+        assert (await again.state("a", now=T0)).reserved == Decimal(63)

@@ -137,12 +137,14 @@ END $$;
 CREATE OR REPLACE FUNCTION qg_budget_json(b budgets) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
-  RETURN jsonb_build_array(b.key, b.unit, b.limit_text, b.window_json);
+  RETURN jsonb_build_array(b.key, b.unit, b.limit_text, b.window_json, b.levels);
 END $$;
 
+-- p_levels: the alert levels as text ('80,95'); p_thresholds: the least used micro-units
+-- that meet each (quotaguard.engine.alerts.thresholds).
 CREATE OR REPLACE FUNCTION qg_put_budget(p_key text, p_unit text, p_limit text,
   p_limit_micro bigint, p_wkind text, p_wstart bigint, p_wend bigint, p_wdays bigint,
-  p_window text) RETURNS text LANGUAGE plpgsql AS $$
+  p_window text, p_levels text, p_thresholds bigint[]) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE b budgets;
 BEGIN
   SELECT * INTO b FROM budgets WHERE key = p_key FOR UPDATE;
@@ -153,18 +155,59 @@ BEGIN
     END IF;
     UPDATE budgets SET unit = p_unit, limit_text = p_limit, limit_micro = p_limit_micro,
       wkind = p_wkind, wstart = p_wstart, wend = p_wend, wdays = p_wdays,
-      window_json = p_window WHERE key = p_key;
+      window_json = p_window, levels = p_levels, thresholds = p_thresholds,
+      -- another limit, window or set of levels starts the alert mark from 0
+      alert_level = CASE WHEN (b.limit_micro, b.window_json, b.levels)
+        = (p_limit_micro, p_window, p_levels) THEN b.alert_level ELSE 0 END
+    WHERE key = p_key;
     RETURN NULL;
   END IF;
   -- A key that returns counts its old commits again (remove_budget keeps them).
   INSERT INTO budgets(key, unit, limit_text, limit_micro, wkind, wstart, wend, wdays,
-                      window_json, total)
+                      window_json, total, levels, thresholds)
   VALUES (p_key, p_unit, p_limit, p_limit_micro, p_wkind, p_wstart, p_wend, p_wdays, p_window,
-          (SELECT COALESCE(sum(amount), 0)::bigint FROM commits WHERE budget = p_key))
+          (SELECT COALESCE(sum(amount), 0)::bigint FROM commits WHERE budget = p_key),
+          p_levels, p_thresholds)
   ON CONFLICT (key) DO UPDATE SET unit = excluded.unit, limit_text = excluded.limit_text,
     limit_micro = excluded.limit_micro, wkind = excluded.wkind, wstart = excluded.wstart,
-    wend = excluded.wend, wdays = excluded.wdays, window_json = excluded.window_json;
+    wend = excluded.wend, wdays = excluded.wdays, window_json = excluded.window_json,
+    levels = excluded.levels, thresholds = excluded.thresholds, alert_level = 0;
   RETURN NULL;
+END $$;
+
+-- Move the alert marks of budgets just held (quotaguard.engine.alerts, the same step):
+-- p_before[i] is p_keys[i]'s used before its hold of p_amounts[i].
+-- -> [[key, level, used, limit, unit], ...] for the levels crossed, or NULL.
+CREATE OR REPLACE FUNCTION qg_cross(p_keys text[], p_amounts bigint[], p_before bigint[],
+  p_mstart bigint) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE b budgets; lv int[]; mark int; top int; before_top int; epoch bigint; after bigint;
+  crossed jsonb := '[]'::jsonb;
+BEGIN
+  FOR i IN 1 .. cardinality(p_keys) LOOP
+    SELECT * INTO b FROM budgets WHERE key = p_keys[i];
+    CONTINUE WHEN b.levels = '';
+    lv := string_to_array(b.levels, ',')::int[];
+    after := p_before[i] + p_amounts[i];
+    epoch := CASE WHEN b.wkind = 'calendar_month' THEN p_mstart ELSE 0 END;
+    mark := CASE WHEN b.alert_epoch = epoch THEN b.alert_level ELSE 0 END;
+    top := 0; before_top := 0;
+    FOR j IN 1 .. cardinality(lv) LOOP
+      IF after >= b.thresholds[j] THEN top := lv[j]; END IF;
+      IF p_before[i] >= b.thresholds[j] THEN before_top := lv[j]; END IF;
+    END LOOP;
+    IF b.wkind = 'rolling_days' THEN mark := least(mark, before_top); END IF;
+    FOR j IN 1 .. cardinality(lv) LOOP
+      IF lv[j] > mark AND lv[j] <= top THEN
+        crossed := crossed || jsonb_build_array(jsonb_build_array(
+          b.key, lv[j], after, b.limit_text, b.unit));
+      END IF;
+    END LOOP;
+    mark := greatest(mark, top);
+    IF (b.alert_epoch, b.alert_level) <> (epoch, mark) THEN
+      UPDATE budgets SET alert_epoch = epoch, alert_level = mark WHERE key = b.key;
+    END IF;
+  END LOOP;
+  RETURN CASE WHEN crossed = '[]'::jsonb THEN NULL ELSE crossed::text END;
 END $$;
 
 CREATE OR REPLACE FUNCTION qg_remove_budget(p_key text) RETURNS text LANGUAGE plpgsql AS $$
@@ -178,14 +221,14 @@ BEGIN
 END $$;
 
 -- reserve: p_keys sorted and distinct, p_units and p_amounts (micro) alongside.
--- -> ('new', lease end, NULL) | ('check', NULL, budgets) | ('replay'|'conflict', NULL, row)
+-- -> ('new', lease end, alerts crossed | NULL) | ('check', NULL, budgets) | ('replay'|'conflict', NULL, row)
 --    | ('reject', NULL, [[budget, usage], ...])
 CREATE OR REPLACE FUNCTION qg_reserve(p_now bigint, p_clock bigint, p_skew bigint,
   p_mstart bigint, p_mend bigint, p_lease bigint, p_rid text, p_idem text, p_fp text,
   p_charges text, p_keys text[], p_units text[], p_amounts bigint[],
   OUT tag text, OUT val bigint, OUT detail text) LANGUAGE plpgsql AS $$
 DECLARE clk bigint; r reservations; b budgets; admit boolean := true;
-  seen jsonb := '[]'::jsonb;
+  seen jsonb := '[]'::jsonb; before bigint[] := '{}'; armed boolean := false;
 BEGIN
   clk := qg_time(p_clock, p_now, p_skew);
   IF (SELECT count(*) FROM budgets JOIN unnest(p_keys, p_units) AS w(k, un)
@@ -217,8 +260,10 @@ BEGIN
                  WHERE x.key = ANY(p_keys))::text;
       RETURN;
     END IF;
+    before[i] := qg_used(qg_usage(b, p_now, p_mstart, p_mend));
+    armed := armed OR b.levels <> '';
     IF (b.wkind = 'fixed' AND NOT (b.wstart <= p_now AND p_now < b.wend))
-       OR p_amounts[i] > b.limit_micro - qg_used(qg_usage(b, p_now, p_mstart, p_mend)) THEN
+       OR p_amounts[i] > b.limit_micro - before[i] THEN
       admit := false;
       EXIT;
     END IF;
@@ -245,6 +290,7 @@ BEGIN
   UPDATE budgets SET reserved = reserved + x.a, outstanding = outstanding + 1
   FROM unnest(p_keys, p_amounts) AS x(k, a) WHERE key = x.k;
   tag := 'new'; val := clk + p_lease;
+  IF armed THEN detail := qg_cross(p_keys, p_amounts, before, p_mstart); END IF;
 END $$;
 
 -- The undo of a reserve whose outcome is unknown: release it, or leave a released record

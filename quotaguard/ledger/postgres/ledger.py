@@ -30,6 +30,7 @@ from quotaguard.ledger.audit import Page, by_id
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
 from quotaguard.ledger.encoding import (
+    alerts_from,
     charges_fingerprint,
     charges_json,
     epoch_us,
@@ -42,6 +43,7 @@ from quotaguard.ledger.outcomes import (
     OUTSTANDING,
     ActualMismatch,
     Ahead,
+    Alerted,
     Counters,
     KeyConflict,
     Refusal,
@@ -121,7 +123,7 @@ class PostgresLedger(PostgresStore, LedgerBase):
 
     async def _put_budget(self, budget: Budget) -> UnitInUse | None:
         unit = await self._value(
-            "SELECT qg_put_budget($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "SELECT qg_put_budget($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             budget.key,
             *budget_args(budget),
         )
@@ -133,13 +135,13 @@ class PostgresLedger(PostgresStore, LedgerBase):
 
     async def _get_budget(self, key: str) -> Budget | Refusal:
         row = await self._row(
-            "SELECT key, unit, limit_text, window_json FROM budgets WHERE key = $1", key
+            "SELECT key, unit, limit_text, window_json, levels FROM budgets WHERE key = $1", key
         )
         return NO_BUDGET if row is None else budget_of(*row)
 
     async def _budgets(self) -> list[Budget]:
         rows = await self._rows(
-            "SELECT key, unit, limit_text, window_json FROM budgets ORDER BY key"
+            "SELECT key, unit, limit_text, window_json, levels FROM budgets ORDER BY key"
         )
         return [budget_of(*row) for row in rows]
 
@@ -152,7 +154,7 @@ class PostgresLedger(PostgresStore, LedgerBase):
         lease: timedelta,
         key: str | None,
         clock: datetime,
-    ) -> Reservation | Rejected | Replayed | KeyConflict:
+    ) -> Reservation | Alerted | Rejected | Replayed | KeyConflict:
         totals: dict[str, int] = {}
         units: dict[str, set[str]] = {}
         for charge in charges:
@@ -188,13 +190,14 @@ class PostgresLedger(PostgresStore, LedgerBase):
             await self._undo_reserve(rid, now)
             raise
         if tag == "new":
-            return Reservation(
+            held = Reservation(
                 id=rid,
                 charges=charges,
                 created_at=now,
                 lease_expires_at=from_epoch_us(value),
                 idempotency_key=key,
             )
+            return held if detail is None else Alerted(held, alerts_from(detail))
         return self._decide(tag, json.loads(detail), charges, totals, now)
 
     @staticmethod

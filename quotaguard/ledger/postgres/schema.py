@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from quotaguard.engine.alerts import levels_text, parse_levels, thresholds
 from quotaguard.engine.amounts import Unit, to_micro
 from quotaguard.engine.model import Budget
 from quotaguard.engine.rules import Usage
@@ -43,7 +44,7 @@ __all__ = [
     "usage_of",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS budgets(
@@ -54,7 +55,11 @@ CREATE TABLE IF NOT EXISTS budgets(
     total bigint NOT NULL DEFAULT 0,  -- every commit, for unwindowed budgets (O(1) reads)
     reported bigint, reported_at bigint,
     covers boolean NOT NULL DEFAULT false,  -- the report holds work sent before it (Braket)
-    inside bigint NOT NULL DEFAULT 0);  -- held amounts sent before a covering report
+    inside bigint NOT NULL DEFAULT 0,  -- held amounts sent before a covering report
+    levels text NOT NULL DEFAULT '',  -- alert levels, '80,95'; thresholds: micro-units each
+    thresholds bigint[] NOT NULL DEFAULT '{}',
+    alert_epoch bigint NOT NULL DEFAULT 0,  -- the alert mark: window instance, top level
+    alert_level integer NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS reservations(
     id text PRIMARY KEY, idem text UNIQUE, fp text, state text NOT NULL,
     created_at bigint NOT NULL, lease_expires_at bigint NOT NULL, ended_at bigint,
@@ -96,6 +101,16 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE commits ALTER COLUMN floor_at SET NOT NULL;
     DROP FUNCTION IF EXISTS qg_sum(text, bigint, bigint);
     DROP FUNCTION IF EXISTS qg_record_report(text, bigint, bigint, bigint, boolean, bigint);
+    """,
+    # 2 -> 3: alert levels, their thresholds and the alert mark (quotaguard.engine.alerts):
+    # budgets stored before have no levels. qg_put_budget takes the levels now.
+    """
+    ALTER TABLE budgets ADD COLUMN IF NOT EXISTS levels text NOT NULL DEFAULT '',
+        ADD COLUMN IF NOT EXISTS thresholds bigint[] NOT NULL DEFAULT '{}',
+        ADD COLUMN IF NOT EXISTS alert_epoch bigint NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS alert_level integer NOT NULL DEFAULT 0;
+    DROP FUNCTION IF EXISTS qg_put_budget(text, text, text, bigint, text, bigint, bigint, bigint,
+        text);
     """,
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
@@ -144,7 +159,7 @@ def init_statements(schema: str, found: Mapping[str, str]) -> list[str]:
 
 
 def budget_args(budget: Budget) -> tuple[object, ...]:
-    """qg_put_budget's arguments after the key: unit, limit, window kind and bounds."""
+    """qg_put_budget's arguments after the key: unit, limit, window kind and bounds, levels."""
     window = budget.window
     start = end = days = None
     if isinstance(window, FixedWindow):
@@ -160,19 +175,25 @@ def budget_args(budget: Budget) -> tuple[object, ...]:
         end,
         days,
         json.dumps(window_to_dict(window)),
+        levels_text(budget),
+        [micro for _, micro in thresholds(budget)],
     )
 
 
-_BUDGETS: dict[tuple[str, str, str, str], Budget] = {}
+_BUDGETS: dict[tuple[str, str, str, str, str], Budget] = {}
 
 
-def budget_of(key: str, unit: str, limit_text: str, window_json: str) -> Budget:
+def budget_of(key: str, unit: str, limit_text: str, window_json: str, levels: str) -> Budget:
     # Budgets are immutable values and rows rarely change: parse each distinct one once.
-    cache_key = (key, unit, limit_text, window_json)
+    cache_key = (key, unit, limit_text, window_json, levels)
     budget = _BUDGETS.get(cache_key)
     if budget is None:
         budget = Budget(
-            key, Unit(unit), Decimal(limit_text), window_from_dict(json.loads(window_json))
+            key,
+            Unit(unit),
+            Decimal(limit_text),
+            window_from_dict(json.loads(window_json)),
+            parse_levels(levels),
         )
         if len(_BUDGETS) >= 4096:
             _BUDGETS.clear()  # bounded; refilled from the rows in use

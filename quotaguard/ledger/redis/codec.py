@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from quotaguard.engine.alerts import parse_levels
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Budget, Reservation, ReservationState
 from quotaguard.engine.rules import Usage
@@ -75,7 +76,11 @@ def budget_from(flat: Sequence[Any]) -> Budget | None:
     if "unit" not in f:
         return None
     return Budget(
-        f["key"], Unit(f["unit"]), Decimal(f["limit"]), window_from_dict(json.loads(f["window"]))
+        f["key"],
+        Unit(f["unit"]),
+        Decimal(f["limit"]),
+        window_from_dict(json.loads(f["window"])),
+        parse_levels(f.get("levels")),
     )
 
 

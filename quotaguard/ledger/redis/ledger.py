@@ -23,6 +23,7 @@ on Redis Cluster. Leases are judged by the server's clock by default (``time_sou
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ import attrs
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from quotaguard.engine.alerts import levels_text, thresholds
 from quotaguard.engine.amounts import Unit, to_micro
 from quotaguard.engine.model import Budget, Charge, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
@@ -37,13 +39,20 @@ from quotaguard.errors import BudgetUnavailable, ClockSkew
 from quotaguard.ledger.audit import Page
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
-from quotaguard.ledger.encoding import charges_fingerprint, charges_json, epoch_us, from_epoch_us
+from quotaguard.ledger.encoding import (
+    alerts_from,
+    charges_fingerprint,
+    charges_json,
+    epoch_us,
+    from_epoch_us,
+)
 from quotaguard.ledger.outcomes import (
     NO_BUDGET,
     NO_RESERVATION,
     OUTSTANDING,
     ActualMismatch,
     Ahead,
+    Alerted,
     Counters,
     KeyConflict,
     Refusal,
@@ -135,6 +144,8 @@ class RedisLedger(RedisStore, LedgerBase):
             str(budget.limit),
             to_micro(budget.limit, round_up=False),
             *window_args(budget),
+            levels_text(budget),
+            json.dumps(thresholds(budget)),
         )
         return UnitInUse(Unit(text(reply[1]))) if reply[0] == "unit" else None
 
@@ -161,7 +172,7 @@ class RedisLedger(RedisStore, LedgerBase):
         lease: timedelta,
         key: str | None,
         clock: datetime,
-    ) -> Reservation | Rejected | Replayed | KeyConflict:
+    ) -> Reservation | Alerted | Rejected | Replayed | KeyConflict:
         totals: dict[str, int] = {}
         per_unit: dict[tuple[str, str], int] = {}
         for charge in charges:
@@ -196,13 +207,14 @@ class RedisLedger(RedisStore, LedgerBase):
             await self._undo_reserve(rid, now)
             raise
         if reply[0] == "new":  # held by this call (or by a retry of it): same fields
-            return Reservation(
+            held = Reservation(
                 id=rid,
                 charges=charges,
                 created_at=now,
                 lease_expires_at=from_epoch_us(int(reply[1])),
                 idempotency_key=key,
             )
+            return held if len(reply) == 2 else Alerted(held, alerts_from(reply[2]))
         return self._decide(reply, charges, totals, now)
 
     @staticmethod

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import attrs
 
+from quotaguard.engine.alerts import advance, alert, levels_text, rearms
 from quotaguard.engine.amounts import Unit, to_micro
-from quotaguard.engine.model import Budget, Charge, Reservation, ReservationState
+from quotaguard.engine.model import Alert, Budget, Charge, Reservation, ReservationState
 from quotaguard.engine.reservations import Event, misfit, same_charges, step
-from quotaguard.engine.rules import check_charges, evaluate
+from quotaguard.engine.rules import Usage, check_charges, evaluate, used_micro
 from quotaguard.engine.windows import window_to_dict
 from quotaguard.errors import InvalidInput
 from quotaguard.ledger.audit import Page, by_id
@@ -35,6 +36,7 @@ from quotaguard.ledger.outcomes import (
     OUTSTANDING,
     ActualMismatch,
     Ahead,
+    Alerted,
     Counters,
     KeyConflict,
     Refusal,
@@ -62,6 +64,34 @@ from quotaguard.ledger.sqlite.trim import trim_rows
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger", "default_path"]
 
 _RELEASE = step(ReservationState.HELD, Event.RELEASE)
+
+
+def _cross(
+    conn: sqlite3.Connection,
+    rows: dict[str, sqlite3.Row],
+    budgets: dict[str, Budget],
+    usage: dict[str, Usage],
+    requested: dict[str, int],
+    now: datetime,
+) -> tuple[Alert, ...]:
+    """Move the alert marks of the budgets just held (the same transaction)."""
+    alerts: list[Alert] = []
+    for k, amount in requested.items():
+        budget = budgets[k]
+        if not budget.alert_levels:
+            continue
+        before = used_micro(usage[k])
+        row = rows[k]
+        epoch, level, crossed = advance(
+            budget, row["alert_epoch"], row["alert_level"], before, before + amount, now
+        )
+        if (epoch, level) != (row["alert_epoch"], row["alert_level"]):
+            conn.execute(
+                "UPDATE budgets SET alert_epoch = ?, alert_level = ? WHERE key = ?",
+                (epoch, level, k),
+            )
+        alerts.extend(alert(budget, lvl, before + amount) for lvl in crossed)
+    return tuple(alerts)
 
 
 class SQLiteLedger(SQLiteStore, LedgerBase):
@@ -105,7 +135,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
     async def _put_budget(self, budget: Budget) -> UnitInUse | None:
         def op(conn: sqlite3.Connection) -> UnitInUse | None:
             row = conn.execute(
-                "SELECT unit, reserved, (SELECT COUNT(*) FROM commits WHERE budget = ?) AS n "
+                "SELECT *, (SELECT COUNT(*) FROM commits WHERE budget = ?) AS n "
                 "FROM budgets WHERE key = ?",
                 (budget.key, budget.key),
             ).fetchone()
@@ -116,14 +146,18 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             ):
                 return UnitInUse(Unit(row["unit"]))
             conn.execute(
-                "INSERT INTO budgets(key, unit, limit_text, window) VALUES(?, ?, ?, ?) "
+                "INSERT INTO budgets(key, unit, limit_text, window, levels) VALUES(?, ?, ?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET unit=excluded.unit, "
-                "limit_text=excluded.limit_text, window=excluded.window",
+                "limit_text=excluded.limit_text, window=excluded.window, levels=excluded.levels, "
+                "alert_level = alert_level * ?",
                 (
                     budget.key,
                     budget.unit.value,
                     str(budget.limit),
                     json.dumps(window_to_dict(budget.window)),
+                    levels_text(budget),
+                    # another limit, window or set of levels starts the alert mark from 0
+                    int(row is None or not rearms(row_to_budget(row), budget)),
                 ),
             )
             return None
@@ -164,11 +198,13 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
         lease: timedelta,
         key: str | None,
         clock: datetime,
-    ) -> Reservation | Rejected | Replayed | KeyConflict:
+    ) -> Reservation | Alerted | Rejected | Replayed | KeyConflict:
         keys = sorted({c.budget for c in charges})
         select = f"SELECT * FROM budgets WHERE key IN ({','.join('?' * len(keys))})"
 
-        def op(conn: sqlite3.Connection) -> Reservation | Rejected | Replayed | KeyConflict:
+        def op(
+            conn: sqlite3.Connection,
+        ) -> Reservation | Alerted | Rejected | Replayed | KeyConflict:
             rows = {r["key"]: r for r in conn.execute(select, keys)}
             budgets = {k: row_to_budget(r) for k, r in rows.items()}
             requested = check_charges(charges, budgets)
@@ -213,10 +249,14 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 "WHERE key = ?",
                 [(a, k) for k, a in requested.items()],
             )
-            return reservation
+            alerts = _cross(conn, rows, budgets, usage, requested, now)
+            return Alerted(reservation, alerts) if alerts else reservation
 
         def undo(conn: sqlite3.Connection, made: object) -> None:
-            # Cancelled while the worker ran it: nobody will ever see this hold.
+            # Cancelled while the worker ran it: nobody will ever see this hold (nor its
+            # alerts, whose mark stays moved: a crossing is reported at most once).
+            if isinstance(made, Alerted):
+                made = made.reservation
             if isinstance(made, Reservation):
                 end(conn, made.id, False, _RELEASE, epoch_us(now))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import platformdirs
 
+from quotaguard.engine.alerts import parse_levels
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.model import Budget, Reservation, ReservationState
 from quotaguard.engine.reservations import Event, Step, keeps_key, step
@@ -38,7 +39,7 @@ __all__ = [
     "usage_of",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _META = "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _SCHEMA = """
@@ -46,7 +47,9 @@ CREATE TABLE IF NOT EXISTS budgets(
     key TEXT PRIMARY KEY, unit TEXT NOT NULL, limit_text TEXT NOT NULL, window TEXT NOT NULL,
     reserved INTEGER NOT NULL DEFAULT 0, outstanding INTEGER NOT NULL DEFAULT 0,
     reported INTEGER, reported_at INTEGER,
-    covers INTEGER NOT NULL DEFAULT 0, inside INTEGER NOT NULL DEFAULT 0);
+    covers INTEGER NOT NULL DEFAULT 0, inside INTEGER NOT NULL DEFAULT 0,
+    levels TEXT NOT NULL DEFAULT '', alert_epoch INTEGER NOT NULL DEFAULT 0,
+    alert_level INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS reservations(
     id TEXT PRIMARY KEY, idem TEXT UNIQUE, state TEXT NOT NULL, created_at INTEGER NOT NULL,
     lease_expires_at INTEGER NOT NULL, ended_at INTEGER, external_id TEXT,
@@ -87,6 +90,13 @@ _MIGRATIONS = (
     ALTER TABLE commits ADD COLUMN floor_at INTEGER;
     UPDATE commits SET floor_at = COALESCE(
         (SELECT sent_at FROM reservations WHERE id = commits.reservation_id), at);
+    """,
+    # 3 -> 4: alert levels ("80,95") and the alert mark (quotaguard.engine.alerts): the
+    # window instance and the highest level reported in it. Budgets stored before have none.
+    """
+    ALTER TABLE budgets ADD COLUMN levels TEXT NOT NULL DEFAULT '';
+    ALTER TABLE budgets ADD COLUMN alert_epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE budgets ADD COLUMN alert_level INTEGER NOT NULL DEFAULT 0;
     """,
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION - 1
@@ -138,7 +148,7 @@ def _script(conn: sqlite3.Connection, statements: str) -> None:
 def row_to_budget(row: sqlite3.Row) -> Budget:
     # Budgets are immutable values and rows rarely change: parse each distinct row once
     # (every reserve reads its budgets' rows; JSON and validation would dominate it).
-    cache_key = (row["key"], row["unit"], row["limit_text"], row["window"])
+    cache_key = (row["key"], row["unit"], row["limit_text"], row["window"], row["levels"])
     budget = _BUDGETS.get(cache_key)
     if budget is None:
         budget = Budget(
@@ -146,6 +156,7 @@ def row_to_budget(row: sqlite3.Row) -> Budget:
             Unit(row["unit"]),
             Decimal(row["limit_text"]),
             window_from_dict(json.loads(row["window"])),
+            parse_levels(row["levels"]),
         )
         if len(_BUDGETS) >= 4096:
             _BUDGETS.clear()  # bounded; refilled from the rows in use
@@ -153,7 +164,7 @@ def row_to_budget(row: sqlite3.Row) -> Budget:
     return budget
 
 
-_BUDGETS: dict[tuple[str, str, str, str], Budget] = {}
+_BUDGETS: dict[tuple[str, str, str, str, str], Budget] = {}
 
 
 # -- row operations shared by several ledger operations ----------------------------------

@@ -1,8 +1,9 @@
 --! needs: base
 -- put_budget: [key, unit, limit, limit_micro, window_json, wkind, wstart|null, wend|null,
---   wdays|null] -> {'unit', unit in use} | {'ok'}
+--   wdays|null, levels ("80,95"), alerts ([[level, micro threshold], ...] as JSON)]
+--   -> {'unit', unit in use} | {'ok'}
 
-local A = args({'key', 'key', 'str', 'int', 'str', 'key', 'int?', 'int?', 'int?'})
+local A = args({'key', 'key', 'str', 'int', 'str', 'key', 'int?', 'int?', 'int?', 'str', 'str'})
 local key = A[1]
 local bkey = P .. 'b:' .. key
 local b = hash(bkey)
@@ -13,10 +14,13 @@ end
 if not b.unit then
   -- New, or back after removal: fresh counters, but earlier commits still count.
   redis.call('HDEL', bkey, 'reported', 'reported_at', 'covers', 'inside')
-  redis.call('HSET', bkey, 'reserved', 0, 'outstanding', 0)
+  redis.call('HSET', bkey, 'reserved', 0, 'outstanding', 0, 'alert_level', 0)
+elseif b.limit_micro ~= fmt(A[4]) or b.window ~= A[5] or (b.levels or '') ~= A[10] then
+  redis.call('HSET', bkey, 'alert_level', 0) -- the alert mark starts again (engine/alerts.py)
 end
 local function opt(v) return v == NULL and '' or fmt(v) end
 redis.call('HSET', bkey, 'key', key, 'unit', A[2], 'limit', A[3], 'limit_micro', fmt(A[4]),
-  'window', A[5], 'wkind', A[6], 'wstart', opt(A[7]), 'wend', opt(A[8]), 'wdays', opt(A[9]))
+  'window', A[5], 'wkind', A[6], 'wstart', opt(A[7]), 'wend', opt(A[8]), 'wdays', opt(A[9]),
+  'levels', A[10], 'alerts', A[11])
 redis.call('SADD', P .. 'budgets', key)
 return {'ok'}

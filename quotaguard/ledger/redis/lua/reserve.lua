@@ -1,7 +1,8 @@
 --! needs: base holds usage
 -- reserve: [now, clock|null, month, lease (us), rid, idem, fingerprint (with idem only),
 --   charges_json, [[key, unit, micro], ...] (one per budget and unit)]
--- -> {'new', lease_until} | {'skew', server_time} | {'check', budget...}
+-- -> {'new', lease_until[, alerts JSON: [[key, level, used, limit, unit], ...]]}
+--    | {'skew', server_time} | {'check', budget...}
 --    | {'replay'|'conflict', reservation} | {'reject', (budget, usage)...}
 
 local A = args({'int', 'int?', 'list', 'int', 'id', 'str', 'str', 'str', 'list'})
@@ -16,7 +17,8 @@ local rid, idem, fp, charges = A[5], A[6], A[7], A[8]
 
 -- The budget fields reserve reads: one HMGET per budget instead of HGET + HGETALL + HGET.
 local FIELDS = {'unit', 'limit_micro', 'wkind', 'wstart', 'wend', 'wdays', 'reserved',
-  'outstanding', 'total', 'reported', 'reported_at', 'covers', 'inside'}
+  'outstanding', 'total', 'reported', 'reported_at', 'covers', 'inside', 'alerts',
+  'alert_epoch', 'alert_level', 'limit'}
 
 local function fields(key)
   local values = redis.call('HMGET', P .. 'b:' .. key, unpack(FIELDS))
@@ -100,4 +102,33 @@ else
   redis.call('HSET', P .. 'idem', idem, rid)
 end
 redis.call('ZADD', KEYS[1], lease_until, rid)
+-- Alert levels crossed by these holds (quotaguard/engine/alerts.py): the mark moves here.
+local crossed = {}
+for i = 1, n do
+  local b = budgets[keys[i]]
+  if b.alerts and b.alerts ~= '[]' then
+    local levels = cjson.decode(b.alerts)
+    local function met(u)
+      local top = 0
+      for _, l in ipairs(levels) do if u >= l[2] then top = l[1] end end
+      return top
+    end
+    local before = used(usages[i])
+    local after = before + amounts[i]
+    local epoch = b.wkind == 'calendar_month' and c.mstart or 0
+    local mark = tonumber(b.alert_epoch or '0') == epoch and tonumber(b.alert_level or '0') or 0
+    if b.wkind == 'rolling_days' then mark = math.min(mark, met(before)) end
+    local top = met(after)
+    for _, l in ipairs(levels) do
+      if l[1] > mark and l[1] <= top then
+        crossed[#crossed + 1] = {keys[i], l[1], fmt(after), b.limit, b.unit}
+      end
+    end
+    mark = math.max(mark, top)
+    if tonumber(b.alert_epoch or '0') ~= epoch or tonumber(b.alert_level or '0') ~= mark then
+      redis.call('HSET', P .. 'b:' .. keys[i], 'alert_epoch', fmt(epoch), 'alert_level', mark)
+    end
+  end
+end
+if #crossed > 0 then return {'new', lease_until, cjson.encode(crossed)} end
 return {'new', lease_until} -- the caller has every other field already
