@@ -26,6 +26,7 @@ from quotaguard.ledger.outcomes import (
     Replayed,
     UnitInUse,
 )
+from quotaguard.ledger.primitives import Primitives
 from tests._support.ledger import usd
 from tests._support.times import T0
 
@@ -36,15 +37,16 @@ PUBLIC = sorted(
 )
 PRIMITIVES = sorted(
     name
-    for name, member in vars(LedgerBase).items()
+    for name, member in vars(Primitives).items()
     if name.startswith("_") and not name.startswith("__") and inspect.iscoroutinefunction(member)
 )
 
 
 def backends() -> list[type[LedgerBase]]:
+    from quotaguard.ledger.postgres import PostgresLedger
     from quotaguard.ledger.redis import RedisLedger
 
-    return [MemoryLedger, SQLiteLedger, RedisLedger]
+    return [MemoryLedger, SQLiteLedger, RedisLedger, PostgresLedger]
 
 
 def test_every_public_method_has_a_one_line_docstring_in_the_protocol_and_the_base() -> None:
@@ -59,16 +61,10 @@ def test_every_public_method_has_a_one_line_docstring_in_the_protocol_and_the_ba
         ), name
 
 
-#: Backends whose in-doubt primitives are still being written.
-PENDING: set[str] = set()
-
-
 @pytest.mark.parametrize("backend", backends(), ids=lambda b: b.__name__)
 def test_backends_write_every_primitive_and_leave_the_public_methods_to_the_base(
     backend: type[LedgerBase],
 ) -> None:
-    if backend.__name__ in PENDING:
-        pytest.xfail(f"{backend.__name__}: in-doubt primitives not written yet")
     for name in PRIMITIVES:
         assert getattr(backend, name) is not getattr(LedgerBase, name), name
     for name in PUBLIC:
