@@ -3,6 +3,7 @@ controllable clock, the emulator on a free loopback port, real redis-servers and
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,6 +17,10 @@ from tests._support.postgres_server import PostgresServer
 from tests._support.redis_ledger import Proxy
 from tests._support.redis_server import MISSING as REDIS_MISSING
 from tests._support.redis_server import RedisServer
+
+# Every Redis script refuses a key it touches without declaring it (as on Redis Cluster,
+# where an undeclared key is invisible during a slot migration); worker processes inherit it.
+os.environ["QUOTAGUARD_REDIS_CHECK_KEYS"] = "1"
 
 # Session-wide scans: no secret from tests/_support/secrets.py in any log record or escaped
 # exception; every rule code the library emits is registered (tests/_support/rule_codes.py).

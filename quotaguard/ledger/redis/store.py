@@ -6,26 +6,36 @@ With ``replicas=N`` a write script and ``WAIT N`` go out together on one pinned 
 separate call). An unacknowledged reserve is a :class:`BudgetUnavailable` (the ledger then
 undoes it); any other write waits again on the same connection, a bounded number of times.
 
-Each call sends ``EVALSHA <sha> 1 <prefix>leases <operation> <prefix> <max_skew_us>`` and
-then the operation's arguments as one JSON array (:func:`.codec.encode_args`).
+Each call sends ``EVALSHA <sha> <n> <key>... <operation> <prefix> <max_skew_us>``, the
+operation's arguments as one JSON array (:func:`.codec.encode_args`) and, where keys are
+checked, ``1``. The keys are every key the script touches (:mod:`.scripts`); a script that
+finds more by reading answers ``need`` with them, and the call goes again with them too.
+Keys are checked on Redis Cluster, and everywhere with ``QUOTAGUARD_REDIS_CHECK_KEYS=1`` (the
+tests set it): a key a script touches undeclared is then an error instead of a key Redis
+Cluster could not see during a slot migration. On a cluster (a ``RedisCluster`` client),
+every call goes through :func:`.cluster.evalsha`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Self
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from quotaguard.errors import BudgetUnavailable, ClockSkew, InvalidInput
 from quotaguard.ledger.encoding import epoch_us, from_epoch_us
+from quotaguard.ledger.redis import cluster
 from quotaguard.ledger.redis.codec import encode_args, month_arg, text
 from quotaguard.ledger.redis.durability import (
     WRITES,
@@ -34,7 +44,7 @@ from quotaguard.ledger.redis.durability import (
     check_policy,
     read_server,
 )
-from quotaguard.ledger.redis.scripts import SCRIPTS, sha1
+from quotaguard.ledger.redis.scripts import KEYS_OF, SCRIPTS, sha1
 
 __all__ = ["RedisStore"]
 
@@ -44,6 +54,11 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # matched whole (fullmatch)
 
 #: How many times a write other than reserve waits for its replicas before giving up.
 WAIT_TRIES = 3
+#: How many times one call is sent again with the keys its script asked for (each round
+#: declares at least one more key; two rounds are the most the scripts need at rest).
+NEED_ROUNDS = 6
+#: Set to "1" to have every script refuse a key it touches undeclared, on any server.
+CHECK_KEYS_ENV = "QUOTAGUARD_REDIS_CHECK_KEYS"
 
 
 class _Unacked(Exception):
@@ -56,7 +71,7 @@ class RedisStore:
     def __init__(
         self,
         url: str | None,
-        client: aioredis.Redis | None,
+        client: aioredis.Redis | RedisCluster | None,
         namespace: str,
         socket_timeout: float,
         *,
@@ -79,6 +94,14 @@ class RedisStore:
             raise InvalidInput("socket_timeout", "must be a number of seconds in (0, 3600]")
         if (url is None) == (client is None):
             raise InvalidInput("url", "pass either a redis:// URL or a client, not both or neither")
+        self._cluster = isinstance(client, RedisCluster)
+        if self._cluster and replicas:
+            raise InvalidInput(
+                "replicas",
+                "must be 0 with a RedisCluster client: WAIT counts the writes of its own "
+                "connection on the slot's primary, which the cluster client does not pin; "
+                "run replicas=N on a standalone primary with replicas",
+            )
         self.namespace = namespace
         self._prefix = f"{{{namespace}}}:"
         self._owns_client = client is None
@@ -105,17 +128,24 @@ class RedisStore:
             client = aioredis.Redis(connection_pool=self._pool)
         self._client = client
         self._leases = self._prefix + "leases"
-        # The fixed arguments of each operation's call, encoded once (all ASCII: any client
-        # encoding). The operation's name goes along too, for MONITOR and SLOWLOG.
-        leases, prefix = self._leases.encode(), self._prefix.encode()
+        # The fixed parts of each operation's call, encoded once (all ASCII: any client
+        # encoding): its script, its namespace-wide keys, then the operation's name (for
+        # MONITOR and SLOWLOG), the prefix and max_skew; after the arguments, whether keys
+        # are checked.
+        prefix = self._prefix.encode()
         self._max_skew = max_skew
         skew = str(max_skew // timedelta(microseconds=1)).encode()
-        self._heads = {
-            op: ("EVALSHA", sha1(source).encode(), b"1", leases, op.encode(), prefix, skew)
-            for op, source in SCRIPTS.items()
-        }
+        self._check_keys = self._cluster or os.environ.get(CHECK_KEYS_ENV) == "1"
+        self._check = (b"1",) if self._check_keys else ()
+        self._shas = {op: sha1(source).encode() for op, source in SCRIPTS.items()}
+        self._static = {op: tuple(prefix + k.encode() for k in KEYS_OF[op]) for op in SCRIPTS}
+        self._tails = {op: (op.encode(), prefix, skew) for op in SCRIPTS}
         self._server_time = server_time
-        self._execute: Callable[..., Awaitable[Any]] = client.execute_command
+        self._execute: Callable[..., Awaitable[Any]] = (
+            functools.partial(self._cluster_execute, client)
+            if isinstance(client, RedisCluster)
+            else client.execute_command
+        )
         # Belt and braces over the socket timeouts: connect + retries, then give up.
         self._deadline = socket_timeout * 4 + 1.0
         self._socket_timeout = socket_timeout
@@ -152,7 +182,7 @@ class RedisStore:
                 return
             try:
                 async with asyncio.timeout(self._deadline):
-                    server = await read_server(self._client)
+                    server = await read_server(self._client, **await self._route())
             except TimeoutError:
                 raise BudgetUnavailable(
                     f"redis ledger {self.namespace!r} did not answer within {self._deadline:g}s"
@@ -166,28 +196,55 @@ class RedisStore:
                 apply_policy(server, self.durability, self.replicas, self.namespace)
             self._connected = True
 
-    async def _call(self, op: str, *args: object, now: datetime | None = None) -> list[Any]:
-        """Run ``op``'s script on ``args``; a ``skew`` answer (the server's clock is too far
-        from the caller's ``now``) is :class:`~quotaguard.errors.ClockSkew`."""
+    async def _route(self) -> dict[str, Any]:
+        """Where commands about the server go: on a cluster, the namespace's primary."""
+        if not isinstance(self._client, RedisCluster):
+            return {}
+        await self._client.initialize()
+        return {"target_nodes": self._client.get_node_from_key(self._leases)}
+
+    async def _cluster_execute(self, client: RedisCluster, *command: Any) -> Any:
+        return await cluster.evalsha(client, self._leases, command)
+
+    async def _call(
+        self, op: str, *args: object, now: datetime | None = None, keys: tuple[str, ...] = ()
+    ) -> list[Any]:
+        """Run ``op``'s script on ``args``, declaring its namespace-wide keys and ``keys``
+        (names without the prefix: what the arguments name); a ``skew`` answer (the server's
+        clock is too far from the caller's ``now``) is :class:`~quotaguard.errors.ClockSkew`."""
         if self._closed:
             raise BudgetUnavailable(f"redis ledger {self.namespace!r} is closed")
         if not self._connected:
             await self.connect()
         # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
         # Python per call. NOSCRIPT (a flushed or restarted server): load them all, send again.
-        command = (*self._heads[op], encode_args(args))
+        declared = self._static[op] + tuple(self._prefix + key for key in keys)
+        payload = encode_args(args)
         waits = self.replicas > 0 and op in WRITES
         deadline = self._wait_deadline if waits else self._deadline
         try:
             async with asyncio.timeout(deadline):
-                if waits:
-                    reply = await self._write_and_wait(op, command)
+                for _ in range(NEED_ROUNDS):
+                    command = (
+                        "EVALSHA", self._shas[op], len(declared), *declared,
+                        *self._tails[op], payload, *self._check,
+                    )  # fmt: skip
+                    if waits:
+                        reply = await self._write_and_wait(op, command)
+                    else:
+                        try:
+                            reply = await self._execute(*command)
+                        except NoScriptError:
+                            await self._load_scripts()
+                            reply = await self._execute(*command)
+                    if text(reply[0]) != "need":
+                        break
+                    declared += tuple(reply[1:])  # read only so far: send it again with them
                 else:
-                    try:
-                        reply = await self._execute(*command)
-                    except NoScriptError:
-                        await self._load_scripts()
-                        reply = await self._execute(*command)
+                    raise BudgetUnavailable(
+                        f"redis ledger {self.namespace!r}: {op} still found undeclared keys "
+                        f"after {NEED_ROUNDS} rounds (the namespace is changing too fast)"
+                    )
         except TimeoutError:
             raise BudgetUnavailable(
                 f"redis ledger {self.namespace!r} did not answer within {deadline:g}s"
@@ -215,7 +272,9 @@ class RedisStore:
         idempotent and its acknowledgement is asked again, on the same connection (whose
         replication offset is that write's), :data:`WAIT_TRIES` times in all.
         """
-        pool: Any = self._client.connection_pool  # its get_connection is untyped
+        # Never a RedisCluster (refused with replicas at construction). get_connection is
+        # untyped.
+        pool: Any = getattr(self._client, "connection_pool")  # noqa: B009
         conn = await pool.get_connection()
         try:
             reply, acked = await self._send_with_wait(conn, command)
@@ -268,6 +327,10 @@ class RedisStore:
 
     async def _load_scripts(self) -> None:
         # All of them at once: a flushed or restarted server lost every one.
+        if isinstance(self._client, RedisCluster):  # on every primary: any may serve the slot
+            for source in SCRIPTS.values():
+                await self._client.script_load(source)
+            return
         async with self._client.pipeline(transaction=False) as pipe:
             for source in SCRIPTS.values():
                 pipe.script_load(source)
@@ -284,12 +347,13 @@ class RedisStore:
             if self._pool is not None:
                 await self._pool.aclose()
 
-    async def _undo_reserve(self, rid: str, now: datetime) -> None:
-        """Release or tombstone ``rid``; wait at most one socket timeout for it (the undo runs
-        on in its own task, whatever cancels this wait)."""
+    async def _undo_reserve(self, rid: str, now: datetime, keys: tuple[str, ...] = ()) -> None:
+        """Release or tombstone ``rid`` (``keys``: its record's and its budgets'); wait at most
+        one socket timeout for it (the undo runs on in its own task, whatever cancels this
+        wait)."""
         if self._closed:
             return
-        undo = asyncio.ensure_future(self._call("cancel", rid, epoch_us(now)))
+        undo = asyncio.ensure_future(self._call("cancel", rid, epoch_us(now), keys=keys))
         self._undos.add(undo)
         undo.add_done_callback(lambda task: self._undone(task, rid))
         await asyncio.wait([undo], timeout=self._socket_timeout)
