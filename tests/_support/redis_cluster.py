@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests._support.redis_server import RedisServer
 
-__all__ = ["RedisCluster", "cluster_port"]
+__all__ = ["LocalCluster", "cluster_port"]
 
 BUS_OFFSET = 10000
 
@@ -61,7 +61,7 @@ def _cli(port: int, *args: str, timeout: float = 30.0) -> str:
     return done.stdout
 
 
-class RedisCluster:
+class LocalCluster:
     """``start()`` three masters and create the cluster; ``stop()`` them; ``restart(i)`` one."""
 
     def __init__(self, base: Path, masters: int = 3) -> None:
@@ -89,7 +89,7 @@ class RedisCluster:
         """A startup node: the client finds the others."""
         return self.nodes[0].url
 
-    def start(self) -> RedisCluster:
+    def start(self) -> LocalCluster:
         try:
             for node in self.nodes:
                 node.start()
@@ -153,7 +153,7 @@ class RedisCluster:
         for node in self.nodes:
             node.stop()
 
-    def __enter__(self) -> RedisCluster:
+    def __enter__(self) -> LocalCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

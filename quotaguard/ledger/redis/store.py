@@ -57,6 +57,9 @@ WAIT_TRIES = 3
 #: How many times one call is sent again with the keys its script asked for (each round
 #: declares at least one more key; two rounds are the most the scripts need at rest).
 NEED_ROUNDS = 6
+#: How many calls of one ledger wait on a cluster node at once (as the standalone pool's
+#: 64 connections): redis-py's cluster pools fail past their size instead of waiting.
+CLUSTER_CALLS = 64
 #: Set to "1" to have every script refuse a key it touches undeclared, on any server.
 CHECK_KEYS_ENV = "QUOTAGUARD_REDIS_CHECK_KEYS"
 
@@ -141,6 +144,9 @@ class RedisStore:
         self._static = {op: tuple(prefix + k.encode() for k in KEYS_OF[op]) for op in SCRIPTS}
         self._tails = {op: (op.encode(), prefix, skew) for op in SCRIPTS}
         self._server_time = server_time
+        if isinstance(client, RedisCluster):
+            size = client.connection_kwargs.get("max_connections") or CLUSTER_CALLS
+            self._cluster_calls = asyncio.Semaphore(min(CLUSTER_CALLS, int(size)))
         self._execute: Callable[..., Awaitable[Any]] = (
             functools.partial(self._cluster_execute, client)
             if isinstance(client, RedisCluster)
@@ -204,7 +210,8 @@ class RedisStore:
         return {"target_nodes": self._client.get_node_from_key(self._leases)}
 
     async def _cluster_execute(self, client: RedisCluster, *command: Any) -> Any:
-        return await cluster.evalsha(client, self._leases, command)
+        async with self._cluster_calls:  # wait for a connection rather than fail
+            return await cluster.evalsha(client, self._leases, command)
 
     async def _call(
         self, op: str, *args: object, now: datetime | None = None, keys: tuple[str, ...] = ()
