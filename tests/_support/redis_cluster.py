@@ -145,6 +145,41 @@ class LocalCluster:
                     return self.ports.index(port)
         raise RuntimeError(f"no node serves slot {slot}")
 
+    def keys_in_slot(self, index: int, slot: int) -> list[str]:
+        return self.cli(index, "CLUSTER", "GETKEYSINSLOT", str(slot), "100000").split()
+
+    def begin_migration(self, slot: int, source: int, target: int) -> None:
+        """``slot`` IMPORTING on ``target``, then MIGRATING on ``source`` (the documented order)."""
+        self.cli(target, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", self.node_id(source))
+        self.cli(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", self.node_id(target))
+
+    def migrate(self, source: int, target: int, keys: list[str]) -> None:
+        """Move ``keys`` from ``source`` to ``target`` (``MIGRATE ... KEYS``)."""
+        if keys:
+            port = str(self.ports[target])
+            self.cli(source, "MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS", *keys)
+
+    def finish_migration(self, slot: int, source: int, target: int) -> None:
+        """Move the slot's remaining keys and give ``slot`` to ``target`` on every node."""
+        self.migrate(source, target, self.keys_in_slot(source, slot))
+        owner = self.node_id(target)
+        for index in (
+            target,
+            source,
+            *(i for i in range(len(self.nodes)) if i not in (source, target)),
+        ):
+            self.cli(index, "CLUSTER", "SETSLOT", str(slot), "NODE", owner)
+        self.wait_ok()
+
+    def errors(self, index: int) -> dict[str, int]:
+        """``INFO errorstats`` of node ``index``: error prefix -> how many were answered."""
+        out: dict[str, int] = {}
+        for line in self.cli(index, "INFO", "errorstats").splitlines():
+            if line.startswith("errorstat_"):
+                name, _, rest = line.removeprefix("errorstat_").partition(":")
+                out[name] = int(rest.split("=")[1])
+        return out
+
     def restart(self, index: int) -> None:
         self.nodes[index].restart()
         self.wait_ok()

@@ -67,6 +67,7 @@ async def evalsha(client: RedisCluster, slot_key: str, command: tuple[Any, ...])
             if pause is None:
                 raise
             asking = None  # ask the source again: the migration may have ended meanwhile
+            redirects = 0  # the pauses bound this loop from here
             await asyncio.sleep(pause)
 
 

@@ -59,7 +59,7 @@ from quotaguard.ledger.redis.codec import (
     window_args,
 )
 from quotaguard.ledger.redis.durability import DurabilityName
-from quotaguard.ledger.redis.scripts import budget_keys
+from quotaguard.ledger.redis.scripts import BUDGET_KINDS, HOLD_KINDS, USAGE_KINDS, budget_keys
 from quotaguard.ledger.redis.store import RedisStore
 
 __all__ = ["RedisLedger"]
@@ -116,24 +116,31 @@ class RedisLedger(RedisStore, LedgerBase):
             replicas=replicas,
             wait_timeout=wait_timeout,
         )
-        # Reservation id -> the keys of its record and budgets, for the calls that name it.
+        # Reservation id -> its budgets' keys, for the calls that name it.
         self._known: dict[str, tuple[str, ...]] = {}
 
-    def _keys_of(self, rid: str) -> tuple[str, ...]:
-        return self._known.get(rid) or (f"r:{rid}",)
+    def _keys_of(self, rid: str, kinds: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """``rid``'s record, and the ``kinds`` keys of its budgets where this ledger knows
+        them (the script asks for those it does not)."""
+        return (f"r:{rid}", *budget_keys(*self._known.get(rid, ()), kinds=kinds))
 
     def _remember(self, rid: str, budgets: Any) -> None:
         if len(self._known) >= _KNOWN:
             del self._known[next(iter(self._known))]  # the oldest
-        self._known[rid] = (f"r:{rid}", *budget_keys(*budgets))
+        self._known[rid] = tuple(budgets)
 
     def __repr__(self) -> str:
         return f"RedisLedger(namespace={self.namespace!r})"
 
     async def _one(
-        self, op: str, rid: str, *args: object, now: datetime | None = None
+        self,
+        op: str,
+        rid: str,
+        *args: object,
+        now: datetime | None = None,
+        kinds: tuple[str, ...] = (),
     ) -> Reservation | Refusal:
-        reply = await self._call(op, rid, *args, now=now, keys=self._keys_of(rid))
+        reply = await self._call(op, rid, *args, now=now, keys=self._keys_of(rid, kinds))
         return NO_RESERVATION if reply[0] == "notfound" else reservation_from(reply[1])
 
     # -- budgets ----------------------------------------------------------------------------
@@ -200,13 +207,13 @@ class RedisLedger(RedisStore, LedgerBase):
         # or leaves a released record under this id that turns a late arrival into a no-op.
         # So a BudgetUnavailable from reserve holds nothing, and a retry with the same key
         # reserves and sends afresh instead of replaying a hold nobody used.
-        keys = (f"r:{rid}", *budget_keys(*totals))
+        keys = (f"r:{rid}", *budget_keys(*totals, kinds=USAGE_KINDS))
         try:
             reply = await self._call("reserve", *args, now=now, keys=keys)
         except ClockSkew:
             raise  # refused before anything changed: nothing to undo
         except (asyncio.CancelledError, BudgetUnavailable):
-            await self._undo_reserve(rid, now, keys)
+            await self._undo_reserve(rid, now, (keys[0], *budget_keys(*totals, kinds=HOLD_KINDS)))
             raise
         if reply[0] == "new":  # held by this call (or by a retry of it): same fields
             self._remember(rid, totals)
@@ -258,7 +265,7 @@ class RedisLedger(RedisStore, LedgerBase):
             charges_json(items),
             [[c.budget, c.unit.value, to_micro(c.amount)] for c in items],
             now=now,
-            keys=self._keys_of(rid) + budget_keys(*{c.budget: None for c in items}),
+            keys=self._keys_of(rid, BUDGET_KINDS) + budget_keys(*{c.budget: None for c in items}),
         )
         self._known.pop(rid, None)
         if reply[0] == "notfound":
@@ -267,7 +274,9 @@ class RedisLedger(RedisStore, LedgerBase):
         return ActualMismatch(reservation) if reply[0] == "bad" else reservation
 
     async def _release(self, rid: str, now: datetime) -> Reservation | Refusal:
-        reservation = await self._one("release", rid, epoch_us(now), self._clock_arg(now), now=now)
+        reservation = await self._one(
+            "release", rid, epoch_us(now), self._clock_arg(now), now=now, kinds=HOLD_KINDS
+        )
         self._known.pop(rid, None)
         return reservation
 
@@ -299,7 +308,7 @@ class RedisLedger(RedisStore, LedgerBase):
         self, rid: str, external_id: str, sent_at: datetime | None
     ) -> Reservation | Refusal:
         sent = None if sent_at is None else epoch_us(sent_at)
-        return await self._one("bind", rid, external_id, sent)
+        return await self._one("bind", rid, external_id, sent, kinds=HOLD_KINDS)
 
     async def _mark_in_doubt(self, rid: str, now: datetime) -> Reservation | Refusal:
         return await self._one("mark_in_doubt", rid, epoch_us(now), self._clock_arg(now), now=now)

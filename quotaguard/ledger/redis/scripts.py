@@ -20,7 +20,16 @@ import importlib.resources
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["KEYS_OF", "OPERATIONS", "SCRIPTS", "budget_keys", "sha1"]
+__all__ = [
+    "BUDGET_KINDS",
+    "HOLD_KINDS",
+    "KEYS_OF",
+    "OPERATIONS",
+    "SCRIPTS",
+    "USAGE_KINDS",
+    "budget_keys",
+    "sha1",
+]
 
 #: Every operation the ledger sends, one script each.
 OPERATIONS = (
@@ -80,13 +89,19 @@ KEYS_OF: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 
 #: A budget's keys: its hash, commits by commit time and by floor time, per-month sums and
-#: the send times of its holds.
-_BUDGET_KINDS = ("b:", "c:", "f:", "m:", "s:")
+#: the send times of its holds. Holding or letting go touches the first and the last; usage
+#: reads the commits; a commit touches them all.
+USAGE_KINDS = ("b:", "c:", "f:", "m:")
+HOLD_KINDS = ("b:", "s:")
+BUDGET_KINDS = ("b:", "c:", "f:", "m:", "s:")
 
 
-def budget_keys(*keys: str) -> tuple[str, ...]:
-    """Every key of these budgets (without the prefix)."""
-    return tuple(kind + key for key in keys for kind in _BUDGET_KINDS)
+def budget_keys(*keys: str, kinds: tuple[str, ...] = BUDGET_KINDS) -> tuple[str, ...]:
+    """The keys of these budgets (without the prefix): every kind, or those of ``kinds``.
+
+    Declare no more than a script touches: during a slot migration a declared key that
+    exists on neither node holds the call back (TRYAGAIN) until the migration ends."""
+    return tuple(kind + key for key in keys for kind in kinds)
 
 
 _NEEDS = "--! needs:"
