@@ -59,7 +59,7 @@ from quotaguard.ledger.redis.codec import (
     window_args,
 )
 from quotaguard.ledger.redis.durability import DurabilityName
-from quotaguard.ledger.redis.scripts import BUDGET_KINDS, HOLD_KINDS, USAGE_KINDS, budget_keys
+from quotaguard.ledger.redis.scripts import BUDGET_KINDS, HOLD_KINDS, budget_keys
 from quotaguard.ledger.redis.store import RedisStore
 
 __all__ = ["RedisLedger"]
@@ -207,7 +207,9 @@ class RedisLedger(RedisStore, LedgerBase):
         # or leaves a released record under this id that turns a late arrival into a no-op.
         # So a BudgetUnavailable from reserve holds nothing, and a retry with the same key
         # reserves and sends afresh instead of replaying a hold nobody used.
-        keys = (f"r:{rid}", *budget_keys(*totals, kinds=USAGE_KINDS))
+        # All of the budgets' keys: a due lease on them is let go in the same call (and a
+        # reserve waits out a slot migration whatever it declares: its record is new).
+        keys = (f"r:{rid}", *budget_keys(*totals))
         try:
             reply = await self._call("reserve", *args, now=now, keys=keys)
         except ClockSkew:

@@ -26,7 +26,6 @@ __all__ = [
     "KEYS_OF",
     "OPERATIONS",
     "SCRIPTS",
-    "USAGE_KINDS",
     "budget_keys",
     "sha1",
 ]
@@ -89,9 +88,7 @@ KEYS_OF: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 
 #: A budget's keys: its hash, commits by commit time and by floor time, per-month sums and
-#: the send times of its holds. Holding or letting go touches the first and the last; usage
-#: reads the commits; a commit touches them all.
-USAGE_KINDS = ("b:", "c:", "f:", "m:")
+#: the send times of its holds. Letting a hold go touches the first and the last.
 HOLD_KINDS = ("b:", "s:")
 BUDGET_KINDS = ("b:", "c:", "f:", "m:", "s:")
 

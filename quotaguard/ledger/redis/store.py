@@ -55,7 +55,8 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # matched whole (fullmatch)
 #: How many times a write other than reserve waits for its replicas before giving up.
 WAIT_TRIES = 3
 #: How many times one call is sent again with the keys its script asked for (each round
-#: declares at least one more key; two rounds are the most the scripts need at rest).
+#: declares at least one more key; at rest three rounds are the most a script needs: a due
+#: lease's record, then its budgets' keys).
 NEED_ROUNDS = 6
 #: How many calls of one ledger wait on a cluster node at once (as the standalone pool's
 #: 64 connections): redis-py's cluster pools fail past their size instead of waiting.
