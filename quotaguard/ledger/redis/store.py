@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -145,14 +145,11 @@ class RedisStore:
         self._static = {op: tuple(prefix + k.encode() for k in KEYS_OF[op]) for op in SCRIPTS}
         self._tails = {op: (op.encode(), prefix, skew) for op in SCRIPTS}
         self._server_time = server_time
+        self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         if isinstance(client, RedisCluster):
             size = client.connection_kwargs.get("max_connections") or CLUSTER_CALLS
             self._cluster_calls = asyncio.Semaphore(min(CLUSTER_CALLS, int(size)))
-        self._execute: Callable[..., Awaitable[Any]] = (
-            functools.partial(self._cluster_execute, client)
-            if isinstance(client, RedisCluster)
-            else client.execute_command
-        )
+            self._execute = functools.partial(self._cluster_execute, client)
         # Belt and braces over the socket timeouts: connect + retries, then give up.
         self._deadline = socket_timeout * 4 + 1.0
         self._socket_timeout = socket_timeout
@@ -280,9 +277,9 @@ class RedisStore:
         idempotent and its acknowledgement is asked again, on the same connection (whose
         replication offset is that write's), :data:`WAIT_TRIES` times in all.
         """
-        # Never a RedisCluster (refused with replicas at construction). get_connection is
+        # Never a RedisCluster (refused with replicas at construction); get_connection is
         # untyped.
-        pool: Any = getattr(self._client, "connection_pool")  # noqa: B009
+        pool: Any = cast(aioredis.Redis, self._client).connection_pool
         conn = await pool.get_connection()
         try:
             reply, acked = await self._send_with_wait(conn, command)
