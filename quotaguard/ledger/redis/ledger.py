@@ -59,7 +59,7 @@ from quotaguard.ledger.redis.codec import (
     window_args,
 )
 from quotaguard.ledger.redis.durability import DurabilityName
-from quotaguard.ledger.redis.scripts import BUDGET_KINDS, HOLD_KINDS, budget_keys
+from quotaguard.ledger.redis.scripts import BUDGET_KINDS, HOLD_KINDS
 from quotaguard.ledger.redis.store import RedisStore
 
 __all__ = ["RedisLedger"]
@@ -116,13 +116,13 @@ class RedisLedger(RedisStore, LedgerBase):
             replicas=replicas,
             wait_timeout=wait_timeout,
         )
-        # Reservation id -> its budgets' keys, for the calls that name it.
+        # Reservation id -> its budgets, for the calls that name it.
         self._known: dict[str, tuple[str, ...]] = {}
 
     def _keys_of(self, rid: str, kinds: tuple[str, ...] = ()) -> tuple[str, ...]:
         """``rid``'s record, and the ``kinds`` keys of its budgets where this ledger knows
-        them (the script asks for those it does not)."""
-        return (f"r:{rid}", *budget_keys(*self._known.get(rid, ()), kinds=kinds))
+        them (the script asks for those it does not), with the prefix."""
+        return (self._record_key(rid), *self._budget_keys(self._known.get(rid, ()), kinds))
 
     def _remember(self, rid: str, budgets: Any) -> None:
         if len(self._known) >= _KNOWN:
@@ -153,16 +153,16 @@ class RedisLedger(RedisStore, LedgerBase):
             str(budget.limit),
             to_micro(budget.limit, round_up=False),
             *window_args(budget),
-            keys=(f"b:{budget.key}",),
+            keys=self._budget_keys([budget.key], ("b:",)),
         )
         return UnitInUse(Unit(text(reply[1]))) if reply[0] == "unit" else None
 
     async def _remove_budget(self, key: str) -> Refusal | None:
-        reply = await self._call("remove_budget", key, keys=(f"b:{key}",))
+        reply = await self._call("remove_budget", key, keys=self._budget_keys([key], ("b:",)))
         return {"unknown": NO_BUDGET, "outstanding": OUTSTANDING}.get(reply[0])
 
     async def _get_budget(self, key: str) -> Budget | Refusal:
-        reply = await self._call("get_budget", key, keys=(f"b:{key}",))
+        reply = await self._call("get_budget", key, keys=self._budget_keys([key], ("b:",)))
         budget = budget_from(reply[1]) if reply[0] == "ok" else None
         return NO_BUDGET if budget is None else budget
 
@@ -209,13 +209,13 @@ class RedisLedger(RedisStore, LedgerBase):
         # reserves and sends afresh instead of replaying a hold nobody used.
         # All of the budgets' keys: a due lease on them is let go in the same call (and a
         # reserve waits out a slot migration whatever it declares: its record is new).
-        keys = (f"r:{rid}", *budget_keys(*totals))
+        keys = (self._record_key(rid), *self._budget_keys(totals))
         try:
             reply = await self._call("reserve", *args, now=now, keys=keys)
         except ClockSkew:
             raise  # refused before anything changed: nothing to undo
         except (asyncio.CancelledError, BudgetUnavailable):
-            await self._undo_reserve(rid, now, (keys[0], *budget_keys(*totals, kinds=HOLD_KINDS)))
+            await self._undo_reserve(rid, now, (keys[0], *self._budget_keys(totals, HOLD_KINDS)))
             raise
         if reply[0] == "new":  # held by this call (or by a retry of it): same fields
             self._remember(rid, totals)
@@ -267,7 +267,8 @@ class RedisLedger(RedisStore, LedgerBase):
             charges_json(items),
             [[c.budget, c.unit.value, to_micro(c.amount)] for c in items],
             now=now,
-            keys=self._keys_of(rid, BUDGET_KINDS) + budget_keys(*{c.budget: None for c in items}),
+            keys=self._keys_of(rid, BUDGET_KINDS)
+            + self._budget_keys({c.budget: None for c in items}),
         )
         self._known.pop(rid, None)
         if reply[0] == "notfound":
@@ -350,7 +351,7 @@ class RedisLedger(RedisStore, LedgerBase):
             1 if self._server_time else 0,
             1 if covers_sent else 0,
             now=now,
-            keys=(f"b:{key}", f"s:{key}"),
+            keys=self._budget_keys([key], HOLD_KINDS),
         )
         if reply[0] == "ahead":
             return Ahead(from_epoch_us(int(reply[1])))
@@ -358,7 +359,7 @@ class RedisLedger(RedisStore, LedgerBase):
 
     async def _committed_between(self, key: str, start: int, end: int) -> int | Refusal:
         reply = await self._call(
-            "committed_between", key, start, end, keys=(f"b:{key}", f"c:{key}")
+            "committed_between", key, start, end, keys=self._budget_keys([key], ("b:", "c:"))
         )
         return NO_BUDGET if reply[0] == "unknown" else int(reply[1])
 
@@ -371,7 +372,7 @@ class RedisLedger(RedisStore, LedgerBase):
             self._clock_arg(clock),
             self._month_of(now, at),
             now=now,
-            keys=budget_keys(key),
+            keys=self._budget_keys([key]),
         )
         budget = budget_from(reply[1]) if reply[0] == "ok" else None
         if budget is None:

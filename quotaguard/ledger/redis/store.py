@@ -23,7 +23,7 @@ import functools
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Self, cast
 
@@ -44,7 +44,7 @@ from quotaguard.ledger.redis.durability import (
     check_policy,
     read_server,
 )
-from quotaguard.ledger.redis.scripts import KEYS_OF, SCRIPTS, sha1
+from quotaguard.ledger.redis.scripts import BUDGET_KINDS, KEYS_OF, SCRIPTS, budget_keys, sha1
 
 __all__ = ["RedisStore"]
 
@@ -144,6 +144,7 @@ class RedisStore:
         self._shas = {op: sha1(source).encode() for op, source in SCRIPTS.items()}
         self._static = {op: tuple(prefix + k.encode() for k in KEYS_OF[op]) for op in SCRIPTS}
         self._tails = {op: (op.encode(), prefix, skew) for op in SCRIPTS}
+        self._budget_names: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
         self._server_time = server_time
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         if isinstance(client, RedisCluster):
@@ -211,19 +212,38 @@ class RedisStore:
         async with self._cluster_calls:  # wait for a connection rather than fail
             return await cluster.evalsha(client, self._leases, command)
 
+    def _record_key(self, rid: str) -> str:
+        return f"{self._prefix}r:{rid}"
+
+    def _budget_keys(
+        self, budgets: Iterable[str], kinds: tuple[str, ...] = BUDGET_KINDS
+    ) -> tuple[str, ...]:
+        """The keys of ``budgets`` (:func:`.scripts.budget_keys`), with the prefix; kept, as
+        a ledger names the same few budgets over and over."""
+        out: tuple[str, ...] = ()
+        for budget in budgets:
+            names = self._budget_names.get((budget, kinds))
+            if names is None:
+                if len(self._budget_names) >= 4096:
+                    self._budget_names.clear()
+                names = tuple(self._prefix + k for k in budget_keys(budget, kinds=kinds))
+                self._budget_names[budget, kinds] = names
+            out += names
+        return out
+
     async def _call(
         self, op: str, *args: object, now: datetime | None = None, keys: tuple[str, ...] = ()
     ) -> list[Any]:
         """Run ``op``'s script on ``args``, declaring its namespace-wide keys and ``keys``
-        (names without the prefix: what the arguments name); a ``skew`` answer (the server's
-        clock is too far from the caller's ``now``) is :class:`~quotaguard.errors.ClockSkew`."""
+        (with the prefix: what the arguments name); a ``skew`` answer (the server's clock is
+        too far from the caller's ``now``) is :class:`~quotaguard.errors.ClockSkew`."""
         if self._closed:
             raise BudgetUnavailable(f"redis ledger {self.namespace!r} is closed")
         if not self._connected:
             await self.connect()
         # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
         # Python per call. NOSCRIPT (a flushed or restarted server): load them all, send again.
-        declared = self._static[op] + tuple(self._prefix + key for key in keys)
+        declared = self._static[op] + keys
         payload = encode_args(args)
         waits = self.replicas > 0 and op in WRITES
         deadline = self._wait_deadline if waits else self._deadline

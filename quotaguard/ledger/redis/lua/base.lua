@@ -43,7 +43,7 @@ local MAX_SKEW = tonumber(ARGV[3])
 local NULL = cjson.null
 local CHECK = ARGV[5] == '1'
 local DECLARED, MISSING = {}, {}
-for _, key in ipairs(KEYS) do DECLARED[key] = true end
+if CHECK then for _, key in ipairs(KEYS) do DECLARED[key] = true end end
 
 -- The full name of a key this script touches; with CHECK, one not declared is an error (a
 -- script that forgot to want() it: a bug, never a wrong answer).
