@@ -74,6 +74,51 @@ async def test_a_multi_budget_reserve_holds_all_or_nothing_in_the_namespace_slot
         assert all(redis_cluster.keys_in_slot(i, slot) == [] for i in others)
 
 
+async def test_every_script_runs_on_the_cluster_from_a_ledger_that_knows_nothing(
+    cluster_client: RedisCluster,
+) -> None:
+    # Two ledgers on one namespace: the second knows no reservation's budgets, so every
+    # call that finds keys by reading asks for them; none may touch an undeclared key
+    # (the check is always on with a RedisCluster client: a script error would fail here).
+    ns = fresh_namespace()
+    t1 = T0 + timedelta(minutes=1)
+    async with ledger_on(cluster_client, ns) as one, ledger_on(cluster_client, ns) as two:
+        await one.put_budget(Budget("a", Unit.USD, Decimal(100)))
+        await one.put_budget(Budget("b", Unit.USD, Decimal(100)))
+        assert [b.key for b in await two.budgets()] == ["a", "b"]
+        assert (await two.get_budget("b")).limit == 100
+        first = await one.reserve([usd("a", 2), usd("b", 1)], now=T0, idempotency_key="k")
+        again = await two.reserve([usd("a", 2), usd("b", 1)], now=T0, idempotency_key="k")
+        assert first.reservation is not None and again.replayed
+        rid = first.reservation.id
+        short = await one.reserve([usd("b", 5)], now=T0, lease=timedelta(seconds=30))
+        assert short.reservation is not None
+        await two.bind(rid, "job-1", sent_at=T0)
+        assert (await two.find_external("job-1")).id == rid  # type: ignore[union-attr]
+        await two.renew(rid, lease=timedelta(hours=1), now=T0)
+        assert [r.id for r in await two.renew_many([rid], lease=timedelta(hours=1), now=T0)] == [
+            rid
+        ]
+        await two.record_report("a", Decimal(1), at=t1, covers_sent=True)
+        await two.mark_in_doubt(short.reservation.id, now=T0)
+        assert [r.id for r in await two.in_doubt()] == [short.reservation.id]
+        assert {r.id for r in await two.outstanding()} == {rid, short.reservation.id}
+        assert await two.expire(now=t1) == 1  # the short lease, in doubt: lapsed
+        assert [r.id for r in await two.lapsed()] == [short.reservation.id]
+        await two.commit(short.reservation.id, now=t1)  # lapsed work that ran after all
+        await two.commit(rid, [usd("a", "1.5"), usd("b", 1)], now=t1)
+        assert (await two.get(rid)).state.value == "committed"
+        a, b = await two.state("a", now=t1), await two.state("b", now=t1)
+        assert (a.committed, a.reserved, b.committed, b.reserved) == (Decimal("1.5"), 0, 6, 0)
+        assert await two.committed_between("b", T0, t1 + timedelta(seconds=1)) == 6
+        third = await one.reserve([usd("a", 1)], now=t1)
+        assert third.reservation is not None
+        await two.release(third.reservation.id, now=t1)
+        await two.remove_budget("a")
+        assert [b.key for b in await one.budgets()] == ["b"]
+        assert two._check_keys  # so any undeclared key would have failed its call
+
+
 async def test_a_charge_set_across_two_namespaces_is_two_ledgers_and_not_atomic(
     redis_cluster: LocalCluster, cluster_client: RedisCluster
 ) -> None:
