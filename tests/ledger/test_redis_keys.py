@@ -22,7 +22,7 @@ from quotaguard.ledger.redis import SCRIPTS, RedisLedger
 from quotaguard.ledger.redis.scripts import KEYS_OF, OPERATIONS, sha1
 from quotaguard.ledger.redis.store import CHECK_KEYS_ENV
 from tests._support.ledger import usd
-from tests._support.redis_ledger import fresh_namespace, raw_snapshot
+from tests._support.redis_ledger import evalsha_calls, fresh_namespace, raw_snapshot
 from tests.ledger.test_redis_scripts import lua_files
 
 T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
@@ -41,11 +41,6 @@ def test_the_suite_runs_with_the_key_check_on() -> None:
     import os
 
     assert os.environ.get(CHECK_KEYS_ENV) == "1"
-
-
-async def _evalsha_calls(client: aioredis.Redis) -> int:
-    stats = await client.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 @pytest.mark.redis
@@ -92,33 +87,33 @@ async def test_a_found_key_costs_one_more_round_trip_and_only_then(
     ):
         await one.put_budget(Budget("a", Unit.USD, Decimal(100)))
         await one.put_budget(Budget("b", Unit.USD, Decimal(100)))
-        calls = await _evalsha_calls(client)
+        calls = await evalsha_calls(client)
         held = await one.reserve([usd("a", 1)], now=T0, lease=timedelta(seconds=30))
         assert held.reservation is not None
-        assert await _evalsha_calls(client) - calls == 1  # nothing due: every key known
-        calls = await _evalsha_calls(client)
+        assert await evalsha_calls(client) - calls == 1  # nothing due: every key known
+        calls = await evalsha_calls(client)
         await one.release(held.reservation.id, now=T0)  # this ledger knows its budgets
-        assert await _evalsha_calls(client) - calls == 1
+        assert await evalsha_calls(client) - calls == 1
         due = await one.reserve([usd("a", 1)], now=T0, lease=timedelta(seconds=30))
         assert due.reservation is not None
-        calls = await _evalsha_calls(client)
+        calls = await evalsha_calls(client)
         # On budget b, past a's lease: expiring it touches its record (asked for first),
         # then budget a's keys (read from the record).
         later = await one.reserve([usd("b", 1)], now=T0 + timedelta(minutes=1))
-        assert later.admitted and await _evalsha_calls(client) - calls == 3
+        assert later.admitted and await evalsha_calls(client) - calls == 3
         again = await one.reserve(
             [usd("a", 1)], now=T0 + timedelta(minutes=1), lease=timedelta(seconds=30)
         )
         assert again.reservation is not None
-        calls = await _evalsha_calls(client)
+        calls = await evalsha_calls(client)
         # Due on a budget the call names: only its record is asked for.
         assert (await one.reserve([usd("a", 1)], now=T0 + timedelta(minutes=2))).admitted
-        assert await _evalsha_calls(client) - calls == 2
+        assert await evalsha_calls(client) - calls == 2
         third = await one.reserve([usd("a", 2)], now=T0 + timedelta(minutes=2))
         assert third.reservation is not None
-        calls = await _evalsha_calls(client)
+        calls = await evalsha_calls(client)
         # Another process's ledger commits it: it asks the script which budgets it has.
         await other.commit(third.reservation.id, now=T0 + timedelta(minutes=2))
-        assert await _evalsha_calls(client) - calls == 2
+        assert await evalsha_calls(client) - calls == 2
         state = await one.state("a", now=T0 + timedelta(minutes=2))
         assert (state.committed, state.reserved) == (2, 1)  # "again" expired, the last held
