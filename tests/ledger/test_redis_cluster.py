@@ -19,8 +19,8 @@ from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from quotaguard.engine import Budget, Unit
-from quotaguard.errors import InvalidInput, UnknownBudget
-from quotaguard.ledger.redis import SCRIPTS, RedisLedger
+from quotaguard.errors import BudgetUnavailable, InvalidInput, UnknownBudget
+from quotaguard.ledger.redis import SCRIPTS, RedisLedger, cluster
 from quotaguard.ledger.redis.scripts import sha1
 from tests._support.ledger import usd
 from tests._support.redis_cluster import LocalCluster
@@ -245,6 +245,28 @@ async def test_operations_during_a_slot_migration_follow_ask_and_tryagain(
         # Whatever was due expires on the new owner too.
         assert await ledger.expire(now=T0 + timedelta(days=1)) == 2
         assert (await ledger.state("a", now=T0 + timedelta(days=1))).reserved == 0
+
+
+async def test_a_migration_stuck_past_the_backoff_fails_the_reserve_and_holds_nothing(
+    redis_cluster: LocalCluster, cluster_client: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cluster, "TRYAGAIN_PAUSES", (0.01,) * 5)  # ~9 s in production
+    async with ledger_on(cluster_client) as ledger:
+        ns = ledger.namespace
+        await ledger.put_budget(Budget("a", Unit.USD, Decimal(10)))
+        slot = slot_of(ns)
+        source = redis_cluster.owner(slot)
+        target = (source + 1) % 3
+        redis_cluster.begin_migration(slot, source, target)
+        try:
+            redis_cluster.migrate(source, target, [f"{{{ns}}}:b:a"])
+            with pytest.raises(BudgetUnavailable, match="TryAgainError"):
+                await ledger.reserve([usd("a", 4)], now=T0)
+        finally:
+            redis_cluster.finish_migration(slot, source, target)
+        assert (await ledger.state("a", now=T0)).reserved == 0  # TRYAGAIN: it never ran
+        assert await ledger.outstanding() == []
+        assert (await ledger.reserve([usd("a", 10)], now=T0)).admitted  # all 10 still free
 
 
 async def test_a_script_touching_an_undeclared_key_fails_while_its_slot_migrates(
