@@ -66,13 +66,19 @@ class LocalCluster:
 
     def __init__(self, base: Path, masters: int = 3) -> None:
         self.base = base
+        self.masters = masters
         self.nodes: list[RedisServer] = []
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        self.nodes = []
         taken: set[int] = set()
-        for i in range(masters):
+        for i in range(self.masters):
             port = cluster_port(taken)
             taken |= {port, port + BUS_OFFSET}
-            folder = base / f"node-{i}"
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = self.base / f"node-{i}"
+            shutil.rmtree(folder, ignore_errors=True)  # no nodes.conf of an attempt before
+            folder.mkdir(parents=True)
             extra = (
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", "nodes.conf",
@@ -189,7 +195,14 @@ class LocalCluster:
             node.stop()
 
     def __enter__(self) -> LocalCluster:
-        return self.start()
+        for attempt in range(3):
+            try:
+                return self.start()
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                self._pick_ports()  # someone took a port between the check and the start
+        raise AssertionError("unreachable")
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
