@@ -165,6 +165,19 @@ async def test_durability_is_read_on_the_primary_of_the_namespace_slot(
         assert (server.role, server.connected_replicas) == ("master", 0)
 
 
+async def test_a_ledger_that_reads_nothing_at_connect_finds_the_slot_on_its_first_call(
+    redis_cluster: LocalCluster,
+) -> None:
+    client = RedisCluster.from_url(redis_cluster.url, socket_timeout=5)  # no slot map yet
+    try:
+        ledger = RedisLedger(client=client, namespace=fresh_namespace(), durability="off")
+        async with ledger:
+            await ledger.put_budget(Budget("a", Unit.USD, Decimal(10)))
+            assert (await ledger.get_budget("a")).limit == 10
+    finally:
+        await client.aclose()
+
+
 async def test_replicas_are_refused_on_a_cluster(cluster_client: RedisCluster) -> None:
     with pytest.raises(InvalidInput, match=r"replicas.*RedisCluster"):
         RedisLedger(client=cluster_client, namespace=fresh_namespace(), replicas=1)

@@ -18,7 +18,13 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import AskError, MovedError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 __all__ = ["REDIRECTS", "TRYAGAIN_PAUSES", "evalsha"]
 
@@ -39,7 +45,10 @@ async def evalsha(client: RedisCluster, slot_key: str, command: tuple[Any, ...])
         try:
             if asking is not None:
                 return await _asking(asking, command)
-            node = client.get_node_from_key(slot_key)
+            try:
+                node = client.get_node_from_key(slot_key)
+            except SlotNotCoveredError:
+                node = None
             if node is None:  # no slot map yet, or the slot has no owner: redis-py knows how
                 return await client.execute_command(*command)
             try:
