@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests._support.redis_server import RedisServer
+from tests._support.redis_server import RedisServer, start_retrying
 
 __all__ = ["LocalCluster", "cluster_port"]
 
@@ -195,14 +195,7 @@ class LocalCluster:
             node.stop()
 
     def __enter__(self) -> LocalCluster:
-        for attempt in range(3):
-            try:
-                return self.start()
-            except RuntimeError:
-                if attempt == 2:
-                    raise
-                self._pick_ports()  # someone took a port between the check and the start
-        raise AssertionError("unreachable")
+        return start_retrying(self.start, self._pick_ports)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
