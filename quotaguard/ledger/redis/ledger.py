@@ -30,13 +30,11 @@ from typing import Any
 
 import attrs
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from quotaguard.engine.amounts import Unit, to_micro
 from quotaguard.engine.model import Budget, Charge, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.errors import BudgetUnavailable, ClockSkew
-from quotaguard.ledger.audit import Page
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
 from quotaguard.ledger.encoding import charges_fingerprint, charges_json, epoch_us, from_epoch_us
@@ -55,16 +53,14 @@ from quotaguard.ledger.outcomes import (
 )
 from quotaguard.ledger.redis.codec import (
     budget_from,
-    month_arg,
     reservation_from,
     text,
     usage_from,
     window_args,
 )
 from quotaguard.ledger.redis.durability import DurabilityName
+from quotaguard.ledger.redis.scanned import ScannedReads
 from quotaguard.ledger.redis.scripts import BUDGET_KINDS, HOLD_KINDS
-from quotaguard.ledger.redis.store import RedisStore
-from quotaguard.ledger.retention import Trimmed
 
 __all__ = ["RedisLedger"]
 
@@ -73,7 +69,7 @@ __all__ = ["RedisLedger"]
 _KNOWN = 4096
 
 
-class RedisLedger(RedisStore, LedgerBase):
+class RedisLedger(ScannedReads, LedgerBase):
     """Budgets and reservations in Redis, shared by every process that uses ``namespace``.
 
     Pass a ``url`` (``redis://host:6379/0``; the ledger owns and closes that client) or a
@@ -120,7 +116,6 @@ class RedisLedger(RedisStore, LedgerBase):
             replicas=replicas,
             wait_timeout=wait_timeout,
         )
-        self._ended_listed = False  # see _list_ended
         # Reservation id -> its budgets, for the calls that name it.
         self._known: dict[str, tuple[str, ...]] = {}
 
@@ -133,9 +128,6 @@ class RedisLedger(RedisStore, LedgerBase):
         if len(self._known) >= _KNOWN:
             del self._known[next(iter(self._known))]  # the oldest
         self._known[rid] = tuple(budgets)
-
-    # SCAN (the audit read's pages) may give a key twice when the keyspace rehashes.
-    _pages_repeat = True
 
     def __repr__(self) -> str:
         return f"RedisLedger(namespace={self.namespace!r})"
@@ -345,11 +337,6 @@ class RedisLedger(RedisStore, LedgerBase):
         found = [reservation_from(flat) for flat in reply[1:]]
         return sorted(found, key=lambda r: (r.ended_at or r.created_at, r.id))
 
-    async def _reservation_page(self, after: str | None, limit: int) -> Page:
-        reply = await self._call("reservations", after or "0", limit)
-        cursor = text(reply[1])
-        return [reservation_from(flat) for flat in reply[2:]], None if cursor == "0" else cursor
-
     # -- provider reports and state ---------------------------------------------------------
 
     async def _record_report(
@@ -392,34 +379,3 @@ class RedisLedger(RedisStore, LedgerBase):
             return NO_BUDGET
         usage = attrs.evolve(usage_from(reply[2]), in_doubt=int(reply[3]))
         return Counters(budget, usage)
-
-    async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
-        if not self._ended_listed:
-            await self._list_ended(limit)
-        at, until = epoch_us(now), epoch_us(cut)
-        month = self._month_of(now, at)
-        reply = await self._call(
-            "trim", at, self._clock_arg(now), until, month, month_arg(cut)[2][0], limit, now=now
-        )
-        return Trimmed(int(reply[1]), int(reply[2])), reply[3] == 1
-
-    async def _list_ended(self, batch: int) -> None:
-        """Once per namespace: list the records that ended before the ``ended`` index
-        existed (quotaguard before trimming), so that trim finds them too."""
-        if (await self._call("list_ended", [], 0))[2] == 1:
-            self._ended_listed = True
-            return
-        rids: list[str] = []
-        head = len(self._prefix) + 2  # "{namespace}:r:"
-        try:
-            async for key in self._client.scan_iter(match=f"{self._prefix}r:*", count=batch):
-                rids.append(text(key)[head:])
-                if len(rids) >= batch:
-                    await self._call("list_ended", rids, 0)
-                    rids = []
-        except RedisError as exc:
-            raise BudgetUnavailable(
-                f"redis ledger {self.namespace!r} is unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
-        await self._call("list_ended", rids, 1)
-        self._ended_listed = True
