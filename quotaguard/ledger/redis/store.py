@@ -189,13 +189,9 @@ class RedisStore:
                 async with asyncio.timeout(self._deadline):
                     server = await read_server(self._client, **await self._route())
             except TimeoutError:
-                raise BudgetUnavailable(
-                    f"redis ledger {self.namespace!r} did not answer within {self._deadline:g}s"
-                ) from None
+                raise self._silent(self._deadline) from None
             except RedisError as exc:
-                raise BudgetUnavailable(
-                    f"redis ledger {self.namespace!r} is unavailable: {type(exc).__name__}: {exc}"
-                ) from exc
+                raise self._unavailable(exc) from exc
             self.server_durability = server
             if self.durability != "off":
                 apply_policy(server, self.durability, self.replicas, self.namespace)
@@ -271,24 +267,30 @@ class RedisStore:
                         f"after {NEED_ROUNDS} rounds (the namespace is changing too fast)"
                     )
         except TimeoutError:
-            raise BudgetUnavailable(
-                f"redis ledger {self.namespace!r} did not answer within {deadline:g}s"
-            ) from None
+            raise self._silent(deadline) from None
         except _Unacked as exc:
             raise BudgetUnavailable(
                 f"redis ledger {self.namespace!r}: {op} was not acknowledged by "
                 f"{self.replicas} replica(s) within {exc}; a failover could forget it"
             ) from None
         except RedisError as exc:
-            raise BudgetUnavailable(
-                f"redis ledger {self.namespace!r} is unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._unavailable(exc) from exc
         result: list[Any] = list(reply)
         result[0] = text(result[0])
         if result[0] == "skew" and now is not None:
             server = from_epoch_us(int(result[1]))
             raise ClockSkew(ledger_time=server, caller_time=now, max_skew=self._max_skew)
         return result
+
+    def _silent(self, deadline: float) -> BudgetUnavailable:
+        return BudgetUnavailable(
+            f"redis ledger {self.namespace!r} did not answer within {deadline:g}s"
+        )
+
+    def _unavailable(self, exc: RedisError) -> BudgetUnavailable:
+        return BudgetUnavailable(
+            f"redis ledger {self.namespace!r} is unavailable: {type(exc).__name__}: {exc}"
+        )
 
     async def _write_and_wait(self, op: str, command: tuple[Any, ...]) -> Any:
         """``command`` then ``WAIT`` on one connection; the script's reply once acknowledged.
