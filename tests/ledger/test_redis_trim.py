@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -45,10 +45,10 @@ async def test_keys_and_memory_drop_and_each_call_is_bounded(
     limits: list[int] = []
     call = rl._call
 
-    async def counted(op: str, *args: object, now: object = None) -> list[object]:
+    async def counted(op: str, *args: object, **named: Any) -> list[object]:
         if op == "trim":
             limits.append(int(str(args[-1])))
-        return await call(op, *args, now=now)  # type: ignore[arg-type]
+        return await call(op, *args, **named)
 
     monkeypatch.setattr(rl, "_call", counted)
     rl.trim_batch = 100

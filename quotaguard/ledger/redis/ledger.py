@@ -13,11 +13,13 @@ Committed spend is kept exactly: a sorted set of commits per budget scored by co
 a running total (no window) and per-UTC-month sums (calendar month) so the common windows
 cost O(1); fixed and rolling windows sum the commits inside them.
 
-All keys of a namespace start with ``{namespace}:``, one hash tag, so the scripts are valid
-on Redis Cluster. Leases are judged by the server's clock by default (``time_source=
-"server"``: ``TIME``, read inside the script that judges them, which also refuses a caller
-``now`` more than ``max_skew`` away); the caller's ``now`` and the calendar month around it
-(Lua knows no calendar) are passed in to date windows, commits and ends.
+All keys of a namespace start with ``{namespace}:``, one hash tag, so a namespace lives in
+one cluster slot, and each call declares every key its script touches (:mod:`.scripts`), so
+it runs on Redis Cluster (a ``RedisCluster`` client) during slot migrations too. Leases
+are judged by the server's clock by default (``time_source="server"``: ``TIME``, read
+inside the script that judges them, which also refuses a caller ``now`` more than
+``max_skew`` away); the caller's ``now`` and the calendar month around it (Lua knows no
+calendar) are passed in to date windows, commits and ends.
 """
 
 from __future__ import annotations
@@ -29,14 +31,12 @@ from typing import Any
 
 import attrs
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from quotaguard.engine.alerts import levels_text, thresholds
 from quotaguard.engine.amounts import Unit, to_micro
 from quotaguard.engine.model import Budget, Charge, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.errors import BudgetUnavailable, ClockSkew
-from quotaguard.ledger.audit import Page
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
 from quotaguard.ledger.encoding import (
@@ -62,29 +62,34 @@ from quotaguard.ledger.outcomes import (
 )
 from quotaguard.ledger.redis.codec import (
     budget_from,
-    month_arg,
     reservation_from,
     text,
     usage_from,
     window_args,
 )
 from quotaguard.ledger.redis.durability import DurabilityName
-from quotaguard.ledger.redis.store import RedisStore
-from quotaguard.ledger.retention import Trimmed
+from quotaguard.ledger.redis.scanned import ScannedReads
+from quotaguard.ledger.redis.scripts import BUDGET_KINDS, HOLD_KINDS
 
 __all__ = ["RedisLedger"]
 
+#: How many reservations' budget keys a ledger remembers (a hint, never the truth: a call
+#: for a reservation it does not know asks the script which keys it needs).
+_KNOWN = 4096
 
-class RedisLedger(RedisStore, LedgerBase):
+
+class RedisLedger(ScannedReads, LedgerBase):
     """Budgets and reservations in Redis, shared by every process that uses ``namespace``.
 
     Pass a ``url`` (``redis://host:6379/0``; the ledger owns and closes that client) or a
-    ready ``client`` (yours to close). ``socket_timeout`` bounds every call; a lost
-    connection raises :class:`BudgetUnavailable`, and retrying with the same idempotency
-    key is safe. ``time_source``: ``"server"`` (Redis ``TIME`` judges leases, and a caller
-    ``now`` more than ``max_skew`` from it is refused with
-    :class:`~quotaguard.errors.ClockSkew`), ``"system"`` (this machine's clock, checked the
-    same way) or ``"caller"`` (each call's ``now``: tests that drive time).
+    ready ``client`` (yours to close): a ``redis.asyncio.RedisCluster`` runs the ledger on
+    Redis Cluster (one namespace = one slot; ``replicas`` must be 0 there).
+    ``socket_timeout`` bounds every call; a lost connection raises
+    :class:`BudgetUnavailable`, and retrying with the same idempotency key is safe.
+    ``time_source``: ``"server"`` (Redis ``TIME`` judges leases, and a caller ``now`` more
+    than ``max_skew`` from it is refused with :class:`~quotaguard.errors.ClockSkew`),
+    ``"system"`` (this machine's clock, checked the same way) or ``"caller"`` (each call's
+    ``now``: tests that drive time).
 
     Durability (:mod:`.durability`, read at connect: ``async with`` or the first call):
     ``durability="ack"`` warns once when the server can lose an acknowledged write on a
@@ -99,7 +104,7 @@ class RedisLedger(RedisStore, LedgerBase):
         self,
         url: str | None = None,
         *,
-        client: aioredis.Redis | None = None,
+        client: aioredis.Redis | aioredis.RedisCluster | None = None,
         namespace: str = "qg",
         socket_timeout: float = 5.0,
         time_source: TimeSourceName = "server",
@@ -120,18 +125,31 @@ class RedisLedger(RedisStore, LedgerBase):
             replicas=replicas,
             wait_timeout=wait_timeout,
         )
-        self._ended_listed = False  # see _list_ended
+        # Reservation id -> its budgets, for the calls that name it.
+        self._known: dict[str, tuple[str, ...]] = {}
 
-    # SCAN (the audit read's pages) may give a key twice when the keyspace rehashes.
-    _pages_repeat = True
+    def _keys_of(self, rid: str, kinds: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """``rid``'s record, and the ``kinds`` keys of its budgets where this ledger knows
+        them (the script asks for those it does not), with the prefix."""
+        return (self._record_key(rid), *self._budget_keys(self._known.get(rid, ()), kinds))
+
+    def _remember(self, rid: str, budgets: Any) -> None:
+        if len(self._known) >= _KNOWN:
+            del self._known[next(iter(self._known))]  # the oldest
+        self._known[rid] = tuple(budgets)
 
     def __repr__(self) -> str:
         return f"RedisLedger(namespace={self.namespace!r})"
 
     async def _one(
-        self, op: str, rid: str, *args: object, now: datetime | None = None
+        self,
+        op: str,
+        rid: str,
+        *args: object,
+        now: datetime | None = None,
+        kinds: tuple[str, ...] = (),
     ) -> Reservation | Refusal:
-        reply = await self._call(op, rid, *args, now=now)
+        reply = await self._call(op, rid, *args, now=now, keys=self._keys_of(rid, kinds))
         return NO_RESERVATION if reply[0] == "notfound" else reservation_from(reply[1])
 
     # -- budgets ----------------------------------------------------------------------------
@@ -146,15 +164,16 @@ class RedisLedger(RedisStore, LedgerBase):
             *window_args(budget),
             levels_text(budget),
             json.dumps(thresholds(budget)),
+            keys=self._budget_keys([budget.key], ("b:",)),
         )
         return UnitInUse(Unit(text(reply[1]))) if reply[0] == "unit" else None
 
     async def _remove_budget(self, key: str) -> Refusal | None:
-        reply = await self._call("remove_budget", key)
+        reply = await self._call("remove_budget", key, keys=self._budget_keys([key], ("b:",)))
         return {"unknown": NO_BUDGET, "outstanding": OUTSTANDING}.get(reply[0])
 
     async def _get_budget(self, key: str) -> Budget | Refusal:
-        reply = await self._call("get_budget", key)
+        reply = await self._call("get_budget", key, keys=self._budget_keys([key], ("b:",)))
         budget = budget_from(reply[1]) if reply[0] == "ok" else None
         return NO_BUDGET if budget is None else budget
 
@@ -199,14 +218,18 @@ class RedisLedger(RedisStore, LedgerBase):
         # or leaves a released record under this id that turns a late arrival into a no-op.
         # So a BudgetUnavailable from reserve holds nothing, and a retry with the same key
         # reserves and sends afresh instead of replaying a hold nobody used.
+        # All of the budgets' keys: a due lease on them is let go in the same call (and a
+        # reserve waits out a slot migration whatever it declares: its record is new).
+        keys = (self._record_key(rid), *self._budget_keys(totals))
         try:
-            reply = await self._call("reserve", *args, now=now)
+            reply = await self._call("reserve", *args, now=now, keys=keys)
         except ClockSkew:
             raise  # refused before anything changed: nothing to undo
         except (asyncio.CancelledError, BudgetUnavailable):
-            await self._undo_reserve(rid, now)
+            await self._undo_reserve(rid, now, (keys[0], *self._budget_keys(totals, HOLD_KINDS)))
             raise
         if reply[0] == "new":  # held by this call (or by a retry of it): same fields
+            self._remember(rid, totals)
             held = Reservation(
                 id=rid,
                 charges=charges,
@@ -256,14 +279,21 @@ class RedisLedger(RedisStore, LedgerBase):
             charges_json(items),
             [[c.budget, c.unit.value, to_micro(c.amount)] for c in items],
             now=now,
+            keys=self._keys_of(rid, BUDGET_KINDS)
+            + self._budget_keys({c.budget: None for c in items}),
         )
+        self._known.pop(rid, None)
         if reply[0] == "notfound":
             return NO_RESERVATION
         reservation = reservation_from(reply[1])
         return ActualMismatch(reservation) if reply[0] == "bad" else reservation
 
     async def _release(self, rid: str, now: datetime) -> Reservation | Refusal:
-        return await self._one("release", rid, epoch_us(now), self._clock_arg(now), now=now)
+        reservation = await self._one(
+            "release", rid, epoch_us(now), self._clock_arg(now), now=now, kinds=HOLD_KINDS
+        )
+        self._known.pop(rid, None)
+        return reservation
 
     async def _renew(
         self, rid: str, lease: timedelta, now: datetime, clock: datetime
@@ -281,6 +311,7 @@ class RedisLedger(RedisStore, LedgerBase):
             self._clock_arg(clock),
             lease // timedelta(microseconds=1),
             now=now,
+            keys=tuple(key for rid in rids for key in self._keys_of(rid)),
         )
         return [reservation_from(flat) for flat in reply[1:]]
 
@@ -292,7 +323,7 @@ class RedisLedger(RedisStore, LedgerBase):
         self, rid: str, external_id: str, sent_at: datetime | None
     ) -> Reservation | Refusal:
         sent = None if sent_at is None else epoch_us(sent_at)
-        return await self._one("bind", rid, external_id, sent)
+        return await self._one("bind", rid, external_id, sent, kinds=HOLD_KINDS)
 
     async def _mark_in_doubt(self, rid: str, now: datetime) -> Reservation | Refusal:
         return await self._one("mark_in_doubt", rid, epoch_us(now), self._clock_arg(now), now=now)
@@ -318,11 +349,6 @@ class RedisLedger(RedisStore, LedgerBase):
         found = [reservation_from(flat) for flat in reply[1:]]
         return sorted(found, key=lambda r: (r.ended_at or r.created_at, r.id))
 
-    async def _reservation_page(self, after: str | None, limit: int) -> Page:
-        reply = await self._call("reservations", after or "0", limit)
-        cursor = text(reply[1])
-        return [reservation_from(flat) for flat in reply[2:]], None if cursor == "0" else cursor
-
     # -- provider reports and state ---------------------------------------------------------
 
     async def _record_report(
@@ -337,53 +363,31 @@ class RedisLedger(RedisStore, LedgerBase):
             1 if self._server_time else 0,
             1 if covers_sent else 0,
             now=now,
+            keys=self._budget_keys([key], HOLD_KINDS),
         )
         if reply[0] == "ahead":
             return Ahead(from_epoch_us(int(reply[1])))
         return NO_BUDGET if reply[0] == "unknown" else None
 
     async def _committed_between(self, key: str, start: int, end: int) -> int | Refusal:
-        reply = await self._call("committed_between", key, start, end)
+        reply = await self._call(
+            "committed_between", key, start, end, keys=self._budget_keys([key], ("b:", "c:"))
+        )
         return NO_BUDGET if reply[0] == "unknown" else int(reply[1])
 
     async def _state(self, key: str, now: datetime, clock: datetime) -> Counters | Refusal:
         at = epoch_us(now)
         reply = await self._call(
-            "state", key, at, self._clock_arg(clock), self._month_of(now, at), now=now
+            "state",
+            key,
+            at,
+            self._clock_arg(clock),
+            self._month_of(now, at),
+            now=now,
+            keys=self._budget_keys([key]),
         )
         budget = budget_from(reply[1]) if reply[0] == "ok" else None
         if budget is None:
             return NO_BUDGET
         usage = attrs.evolve(usage_from(reply[2]), in_doubt=int(reply[3]))
         return Counters(budget, usage)
-
-    async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
-        if not self._ended_listed:
-            await self._list_ended(limit)
-        at, until = epoch_us(now), epoch_us(cut)
-        month = self._month_of(now, at)
-        reply = await self._call(
-            "trim", at, self._clock_arg(now), until, month, month_arg(cut)[2][0], limit, now=now
-        )
-        return Trimmed(int(reply[1]), int(reply[2])), reply[3] == 1
-
-    async def _list_ended(self, batch: int) -> None:
-        """Once per namespace: list the records that ended before the ``ended`` index
-        existed (quotaguard before trimming), so that trim finds them too."""
-        if (await self._call("list_ended", [], 0))[2] == 1:
-            self._ended_listed = True
-            return
-        rids: list[str] = []
-        head = len(self._prefix) + 2  # "{namespace}:r:"
-        try:
-            async for key in self._client.scan_iter(match=f"{self._prefix}r:*", count=batch):
-                rids.append(text(key)[head:])
-                if len(rids) >= batch:
-                    await self._call("list_ended", rids, 0)
-                    rids = []
-        except RedisError as exc:
-            raise BudgetUnavailable(
-                f"redis ledger {self.namespace!r} is unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
-        await self._call("list_ended", rids, 1)
-        self._ended_listed = True
