@@ -6,9 +6,6 @@ package fail to import as an uninstalled one does, so nothing in this process is
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import tomllib
 from pathlib import Path
 
@@ -16,8 +13,7 @@ import pytest
 
 from quotaguard._extras import EXTRAS, missing
 from quotaguard.errors import MissingDependency, QuotaGuardError
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests._support.extras import ROOT, python, without
 
 
 def test_the_extras_table_is_pyprojects() -> None:
@@ -32,32 +28,6 @@ def test_the_error_names_packages_that_pip_installs_from_anywhere() -> None:
     assert exc.extra == "redis"
     assert "pip install 'redis>=6.0' 'hiredis>=3.0'" in str(exc)
     assert "quotaguard[redis]" in str(exc)
-
-
-def uninstalled(tmp_path: Path, package: str) -> dict[str, str]:
-    """An environment in which ``import <package>`` fails as for a package not installed."""
-    shadow = tmp_path / "shadow" / package
-    shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text(
-        f"raise ModuleNotFoundError(\"No module named '{package}'\", name={package!r})\n"
-    )
-    path = os.pathsep.join([str(tmp_path / "shadow"), str(ROOT)])
-    return {**os.environ, "PYTHONPATH": path}
-
-
-async def python(code: str, env: dict[str, str]) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        code,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(60):
-        out, _ = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
 
 
 REPORT = """
@@ -115,7 +85,7 @@ else:
 async def test_each_extra_fails_with_what_to_install(
     tmp_path: Path, package: str, call: str, extra: str, packages: str
 ) -> None:
-    code, out = await python(REPORT.format(call=call), uninstalled(tmp_path, package))
+    code, out = await python(REPORT.format(call=call), without(package, tmp_path))
     assert code == 0, out
     line = out.strip().splitlines()[-1]
     assert line.startswith(f"{MissingDependency.__name__} {extra} | "), out

@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.resources
 import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the redis package is optional: only the Redis tests load it
     import redis.asyncio as aioredis
 
-__all__ = ["Proxy", "evalsha_calls", "fresh_namespace", "raw_snapshot"]
+__all__ = ["Proxy", "evalsha_calls", "fresh_namespace", "lua_files", "raw_snapshot"]
+
+
+def lua_files() -> dict[str, str]:
+    """The Redis ledger's Lua files as shipped: name (without ``.lua``) -> text."""
+    lua = importlib.resources.files("quotaguard.ledger.redis").joinpath("lua")
+    return {
+        f.name.removesuffix(".lua"): f.read_text(encoding="utf-8")
+        for f in lua.iterdir()
+        if f.name.endswith(".lua")
+    }
 
 
 def fresh_namespace() -> str:

@@ -5,7 +5,6 @@ Driven as subprocesses against the emulator."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 from pathlib import Path
@@ -14,26 +13,16 @@ import pytest
 
 from tests._support.cli import run
 from tests._support.cli_lines import one_line
+from tests._support.extras import without
 
-ROOT = Path(__file__).resolve().parents[2]
 # A library hint in Python terms ("pass region=", "pass api_key=, ..."): a command user cannot.
 PYTHON_HINT = re.compile(r"\bpass \w+=")
-
-
-def without(package: str, env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """``env`` in which ``import <package>`` fails as it does when it is not installed."""
-    shadow = tmp_path / "shadow" / package
-    shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text(
-        f"raise ModuleNotFoundError(\"No module named '{package}'\", name={package!r})\n"
-    )
-    return {**env, "PYTHONPATH": os.pathsep.join([str(tmp_path / "shadow"), str(ROOT)])}
 
 
 async def test_a_redis_ledger_without_the_extra_is_one_line(
     base_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = without("redis", base_env, tmp_path)
+    env = without("redis", tmp_path, base_env)
     code, _, err = await run("--ledger", "redis://127.0.0.1:1/0", "status", env=env)
     assert code == 2
     line = one_line(err)

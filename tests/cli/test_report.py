@@ -22,6 +22,7 @@ import pytest
 from quotaguard import Budget, Charge, SQLiteLedger, Unit
 from quotaguard.ledger.base import from_epoch_us
 from tests._support.cli import run
+from tests._support.extras import without
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_PNG = ROOT / "docs" / "images" / "report-demo.png"
@@ -216,12 +217,7 @@ async def test_a_missing_ledger_is_not_created(base_env: dict[str, str]) -> None
 async def test_without_matplotlib_plot_says_what_to_install_in_one_line(
     known: dict[str, Any], tmp_path: Path
 ) -> None:
-    shadow = tmp_path / "shadow" / "matplotlib"
-    shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text(
-        "raise ModuleNotFoundError(\"No module named 'matplotlib'\", name='matplotlib')\n"
-    )
-    env = {**known["env"], "PYTHONPATH": os.pathsep.join([str(shadow.parent), str(ROOT)])}
+    env = without("matplotlib", tmp_path, known["env"])
     png, jsonl = tmp_path / "r.png", tmp_path / "r.jsonl"
     code, out, err = await run("report", "--plot", str(png), "--jsonl", str(jsonl), env=env)
     assert code == 2 and len(err.strip().splitlines()) == 1, err

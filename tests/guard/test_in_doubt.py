@@ -54,7 +54,9 @@ async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 @pytest.fixture
 async def guard(ledger: Ledger, toy: ToyAdapter, clock: FakeClock) -> AsyncIterator[BudgetGuard]:
-    async with BudgetGuard(ledger, adapters=[toy], clock=clock, submit_timeout=0.2) as g:
+    # Long enough for a sync send's thread on a loaded 2-core machine (0.2 s timed out a
+    # plain accept() there), short enough for the tests that wait for a hung send.
+    async with BudgetGuard(ledger, adapters=[toy], clock=clock, submit_timeout=1.5) as g:
         await add_toy_budget(g, str(LIMIT))
         yield g
 

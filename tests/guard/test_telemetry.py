@@ -29,9 +29,9 @@ from quotaguard.ibm.client import IBMRuntimeClient
 from quotaguard.ibm.work import IBMJob
 from quotaguard.testing import Emulator, FakeClock
 from quotaguard.testing.seed import DemoSeed, seed_demo
+from tests._support.extras import python, without
 from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
 from tests._support.secrets import GUARD_AWS_SECRET_KEY
-from tests.test_extras import python, uninstalled
 
 ACTION = (
     '{"braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"}, '
@@ -301,7 +301,7 @@ asyncio.run(main())
 
 
 async def test_without_the_api_nothing_breaks_and_nothing_is_recorded(tmp_path: Path) -> None:
-    code, out = await python(NO_OTEL, uninstalled(tmp_path, "opentelemetry"))
+    code, out = await python(NO_OTEL, without("opentelemetry", tmp_path))
     assert code == 0, out
     lines = out.splitlines()
     assert "telemetry True otel" in lines  # asking for it names the extra to install

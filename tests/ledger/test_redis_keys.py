@@ -22,8 +22,7 @@ from quotaguard.ledger.redis import SCRIPTS, RedisLedger
 from quotaguard.ledger.redis.scripts import KEYS_OF, OPERATIONS, sha1
 from quotaguard.ledger.redis.store import CHECK_KEYS_ENV
 from tests._support.ledger import usd
-from tests._support.redis_ledger import evalsha_calls, fresh_namespace, raw_snapshot
-from tests.ledger.test_redis_scripts import lua_files
+from tests._support.redis_ledger import evalsha_calls, fresh_namespace, lua_files, raw_snapshot
 
 T0 = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 

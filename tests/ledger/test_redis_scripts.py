@@ -3,7 +3,6 @@ package data, no calendar and no server clock inside (no server needed here)."""
 
 from __future__ import annotations
 
-import importlib.resources
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
@@ -14,17 +13,9 @@ from quotaguard.ledger.encoding import epoch_us
 from quotaguard.ledger.redis import SCRIPTS
 from quotaguard.ledger.redis.codec import month_arg
 from quotaguard.ledger.redis.scripts import OPERATIONS, sha1
+from tests._support.redis_ledger import lua_files
 
-LUA = importlib.resources.files("quotaguard.ledger.redis").joinpath("lua")
 HELPERS = {"base", "holds", "usage"}
-
-
-def lua_files() -> dict[str, str]:
-    return {
-        f.name.removesuffix(".lua"): f.read_text(encoding="utf-8")
-        for f in LUA.iterdir()
-        if f.name.endswith(".lua")
-    }
 
 
 def test_one_file_per_operation_plus_the_helpers_and_nothing_else() -> None:
