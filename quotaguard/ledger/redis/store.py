@@ -7,7 +7,10 @@ separate call). An unacknowledged reserve is a :class:`BudgetUnavailable` (the l
 undoes it); any other write waits again on the same connection, a bounded number of times.
 
 Each call sends ``EVALSHA <sha> 1 <prefix>leases <operation> <prefix> <max_skew_us>`` and
-then the operation's arguments as one JSON array (:func:`.codec.encode_args`).
+then the operation's arguments as one JSON array (:func:`.codec.encode_args`). With
+``batching`` (the default, on a plain ``redis.asyncio.Redis``), the calls one event loop makes
+concurrently go out together, one write per loop turn (:mod:`.batching`); a RedisCluster, a
+single-connection client and the writes that ``WAIT`` are sent one by one.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from quotaguard.errors import BudgetUnavailable, ClockSkew, InvalidInput
 from quotaguard.ledger.encoding import epoch_us, from_epoch_us
+from quotaguard.ledger.redis.batching import Batcher, bulk, head
 from quotaguard.ledger.redis.codec import encode_args, month_arg, text
 from quotaguard.ledger.redis.durability import (
     WRITES,
@@ -65,8 +69,11 @@ class RedisStore:
         durability: str = "ack",
         replicas: int = 0,
         wait_timeout: float = 1.0,
+        batching: bool = True,
     ) -> None:
         check_policy(durability, replicas, wait_timeout)
+        if not isinstance(batching, bool):
+            raise InvalidInput("batching", "must be True or False")
         if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
             raise InvalidInput(
                 "namespace", "must be 1-64 characters of letters, digits, '_', '.', ':' or '-'"
@@ -114,6 +121,8 @@ class RedisStore:
             op: ("EVALSHA", sha1(source).encode(), b"1", leases, op.encode(), prefix, skew)
             for op, source in SCRIPTS.items()
         }
+        # The same heads in wire form, for the batcher (the payload follows as one bulk).
+        self._packed = {op: head([b"EVALSHA", *parts[1:]]) for op, parts in self._heads.items()}
         self._server_time = server_time
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         # Belt and braces over the socket timeouts: connect + retries, then give up.
@@ -133,6 +142,14 @@ class RedisStore:
         self._wait = ("WAIT", replicas, max(1, round(wait_timeout * 1000)))
         # A write that waits: connect + retries, then every wait.
         self._wait_deadline = self._deadline + WAIT_TRIES * (wait_timeout + socket_timeout)
+        # Cluster pipelines route by slot and a single-connection client has no pool to
+        # spread chunks over: those send each call on its own.
+        coalesce = batching and isinstance(client, aioredis.Redis) and client.connection is None
+        self._batcher = (
+            Batcher(client.connection_pool, list(SCRIPTS.values()), self._deadline)
+            if coalesce
+            else None
+        )
 
     async def __aenter__(self) -> Self:
         try:
@@ -173,21 +190,15 @@ class RedisStore:
             raise BudgetUnavailable(f"redis ledger {self.namespace!r} is closed")
         if not self._connected:
             await self.connect()
-        # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
-        # Python per call. NOSCRIPT (a flushed or restarted server): load them all, send again.
-        command = (*self._heads[op], encode_args(args))
+        payload = encode_args(args)
         waits = self.replicas > 0 and op in WRITES
         deadline = self._wait_deadline if waits else self._deadline
         try:
-            async with asyncio.timeout(deadline):
-                if waits:
-                    reply = await self._write_and_wait(op, command)
-                else:
-                    try:
-                        reply = await self._execute(*command)
-                    except NoScriptError:
-                        await self._load_scripts()
-                        reply = await self._execute(*command)
+            if self._batcher is not None and not waits:  # the batcher bounds the wait
+                reply = await self._batcher.call(self._packed[op] + bulk(payload))
+            else:
+                async with asyncio.timeout(deadline):
+                    reply = await self._send_alone(op, (*self._heads[op], payload), waits)
         except TimeoutError:
             raise BudgetUnavailable(
                 f"redis ledger {self.namespace!r} did not answer within {deadline:g}s"
@@ -207,6 +218,18 @@ class RedisStore:
             server = from_epoch_us(int(result[1]))
             raise ClockSkew(ledger_time=server, caller_time=now, max_skew=self._max_skew)
         return result
+
+    async def _send_alone(self, op: str, command: tuple[Any, ...], waits: bool) -> Any:
+        """One call on its own connection (and its ``WAIT``, when ``waits``)."""
+        if waits:
+            return await self._write_and_wait(op, command)
+        # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
+        # Python per call. NOSCRIPT (a flushed or restarted server): load them all, send again.
+        try:
+            return await self._execute(*command)
+        except NoScriptError:
+            await self._load_scripts()
+            return await self._execute(*command)
 
     async def _write_and_wait(self, op: str, command: tuple[Any, ...]) -> Any:
         """``command`` then ``WAIT`` on one connection; the script's reply once acknowledged.
@@ -279,6 +302,8 @@ class RedisStore:
         if self._undos:  # let in-flight undos of failed reserves reach Redis (bounded)
             await asyncio.wait(set(self._undos), timeout=self._deadline)
         self._closed = True
+        if self._batcher is not None:
+            await self._batcher.aclose()
         if self._owns_client:
             await self._client.aclose()
             if self._pool is not None:
