@@ -56,13 +56,15 @@ def head(parts: Sequence[bytes], more: int = 1) -> bytes:
 class Batcher:
     """Coalesces the script calls made on one client's pool, one write per loop turn."""
 
-    def __init__(self, pool: Any, scripts: Sequence[str], deadline: float) -> None:
+    def __init__(
+        self, pool: Any, scripts: Sequence[str], deadline: float, limit: int = MAX_QUEUED
+    ) -> None:
         self._pool = pool  # redis.asyncio's pools: get_connection and release are untyped
         self._load = [("SCRIPT", "LOAD", source) for source in scripts]
         self._deadline = deadline
         self._queue: list[_Entry] = []
         self._flushing = False
-        self._room = asyncio.Semaphore(MAX_QUEUED)
+        self._room = asyncio.Semaphore(limit)
         self._chunks: set[asyncio.Task[None]] = set()
 
     async def call(self, packed: bytes) -> Any:

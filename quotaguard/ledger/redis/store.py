@@ -144,7 +144,9 @@ class RedisStore:
         self._wait_deadline = self._deadline + WAIT_TRIES * (wait_timeout + socket_timeout)
         # Cluster pipelines route by slot and a single-connection client has no pool to
         # spread chunks over: those send each call on its own.
-        coalesce = batching and isinstance(client, aioredis.Redis) and client.connection is None
+        coalesce = (
+            batching and isinstance(client, aioredis.Redis) and not client.single_connection_client
+        )
         self._batcher = (
             Batcher(client.connection_pool, list(SCRIPTS.values()), self._deadline)
             if coalesce
