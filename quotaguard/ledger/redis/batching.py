@@ -28,6 +28,7 @@ write, reads and retries together), so every caller's wait is bounded too.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,10 +131,14 @@ class Batcher:
             return []
         await conn.send_packed_command([packed for packed, _ in todo])
         missing: list[_Entry] = []
+        # The first reply waits up to the socket timeout (the client's retries apply); the
+        # rest follow it, under the chunk's deadline alone: a timer per reply cost more
+        # than the rest of the reply path.
+        timeout: float | None = None
         for entry in todo:
             reply = entry[1]
             try:
-                answer = await conn.read_response(disconnect_on_error=False)
+                answer = await conn.read_response(timeout=timeout, disconnect_on_error=False)
             except NoScriptError as exc:
                 if retry_noscript:
                     missing.append(entry)
@@ -144,6 +149,8 @@ class Batcher:
                 if not reply.done():
                     reply.set_exception(exc)
                 continue
+            finally:
+                timeout = math.inf  # redis-py: no timer on this read
             if not reply.done():  # else a cancelled caller: its reply is read and dropped
                 reply.set_result(answer)
         return missing
