@@ -190,13 +190,16 @@ def fleet(size: int) -> Iterator[Fleet]:
 def summarise(reports: list[Report]) -> dict[str, Any]:
     total = sum(r.count for r in reports)
     elapsed = max(r.end for r in reports) - min(r.start for r in reports)
-    return {
+    out = {
         "per_s": round(total / elapsed),
         "ops": total,
         "admitted": sum(r.admitted for r in reports),
         "client_cpu_us_per_op": round(sum(r.cpu for r in reports) / total * 1e6, 1),
-        "statements_per_op": round(sum(r.statements for r in reports) / total, 2),
     }
+    statements = sum(r.statements for r in reports)
+    if statements:  # PostgreSQL's (Redis's are counted on the server)
+        out["statements_per_op"] = round(statements / total, 2)
+    return out
 
 
 async def seed(job: Job) -> None:

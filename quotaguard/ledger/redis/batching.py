@@ -49,6 +49,12 @@ def bulk(part: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(part), part)
 
 
+def _fail(chunk: list[_Entry], exc: BaseException) -> None:
+    for _, reply in chunk:
+        if not reply.done():
+            reply.set_exception(exc)
+
+
 def head(parts: Sequence[bytes], more: int = 1) -> bytes:
     """The packed start of a command of ``parts`` and ``more`` bulk strings to follow."""
     return b"*%d\r\n" % (len(parts) + more) + b"".join(map(bulk, parts))
@@ -100,14 +106,11 @@ class Batcher:
                     raise
                 finally:
                     await self._pool.release(conn)
-        except BaseException as exc:
-            failed = exc if isinstance(exc, Exception) else ConnectionError("ledger closed")
-            for _, reply in chunk:
-                if not reply.done():
-                    reply.set_exception(failed)
-            if not isinstance(exc, Exception):
-                raise
+        except Exception as exc:  # a timeout, a lost connection: every call still unanswered
+            _fail(chunk, exc)
         finally:
+            # Whatever happened, this task cancelled included, no caller is left waiting.
+            _fail(chunk, ConnectionError("the ledger closed with this call in flight"))
             for _ in chunk:
                 self._room.release()
 
