@@ -215,22 +215,23 @@ def run(n: int = 8_000, rounds: int = 3) -> dict[str, Any]:
 
 
 def _report(best: dict[str, Any]) -> dict[str, Any]:
-    """Headline figures first: each rate and its ratio of the server's limit (redis-benchmark,
-    pipelined: what the server itself can do with this command)."""
+    """Headline figures first: each rate and its ratio of the server's limit (the better of
+    redis-benchmark's two runs: what the server itself can do with this command)."""
     headline: dict[str, Any] = {}
     for name in SERVERS:
-        limit = best[name]["redis_benchmark"]["pipeline_16"]["per_s"]
+        pipelined = best[name]["redis_benchmark"]["pipeline_16"]["per_s"]
         unpipelined = best[name]["redis_benchmark"]["pipeline_1"]["per_s"]
+        limit = max(pipelined, unpipelined)
         headline[f"{name}_redis_benchmark_per_s"] = {
-            "pipelined_16": limit,
+            "pipelined_16": pipelined,
             "unpipelined": unpipelined,
+            "server_limit": limit,
         }
         for kind in ("reserve", "admission"):
             for shape, target in TARGETS.items():
                 runs = best[name][kind][shape]
                 for result in runs.values():
                     result["of_server_limit"] = round(result["per_s"] / limit, 2)
-                    result["of_unpipelined_benchmark"] = round(result["per_s"] / unpipelined, 2)
                 row: dict[str, Any] = {
                     label: runs[label]["per_s"] for label in ("batched", "alone")
                 }
