@@ -36,7 +36,7 @@ import redis
 from bench._fleet import BIG, BUDGET, CHARGE, LEASE, Fleet, Job, fleet, seed, summarise
 from quotaguard import Budget, Unit
 from quotaguard.ledger.redis import SCRIPTS, RedisLedger
-from quotaguard.ledger.redis.codec import encode_args
+from quotaguard.ledger.redis.codec import encode_args, text
 
 TARGETS = {"coroutines_8": 20_000, "processes_8x4": 10_000}
 SHAPES = {"coroutines_8": (1, 8), "processes_8x4": (8, 4)}  # processes, coroutines each
@@ -119,14 +119,17 @@ def _server_side(
 
 
 async def _reserve_command(url: str) -> list[str]:
-    """The EVALSHA one ledger reserve sends, its reservation id made random per call."""
-    seen: list[tuple[str, tuple[object, ...]]] = []
+    """The EVALSHA one ledger reserve sends (its keys declared), its reservation id made
+    random per call."""
+    seen: list[tuple[str, tuple[object, ...], tuple[str, ...]]] = []
     ledger = RedisLedger(url, namespace=f"limit-{uuid.uuid4().hex[:8]}", durability="off")
     call = ledger._call
 
-    async def capture(op: str, *args: object, now: datetime | None = None) -> list[Any]:
-        seen.append((op, args))
-        return await call(op, *args, now=now)
+    async def capture(
+        op: str, *args: object, now: datetime | None = None, keys: tuple[str, ...] = ()
+    ) -> list[Any]:
+        seen.append((op, args, keys))
+        return await call(op, *args, now=now, keys=keys)
 
     ledger._call = capture  # type: ignore[method-assign]
     try:
@@ -135,11 +138,13 @@ async def _reserve_command(url: str) -> list[str]:
         await ledger.reserve(CHARGE, now=datetime.now(UTC), lease=LEASE)
     finally:
         await ledger.aclose()
-    op, args = seen[0]
-    parts = [p if isinstance(p, str) else p.decode() for p in ledger._heads[op]]
-    payload = encode_args(args).decode()
-    rid = str(args[4])  # "rsv_" + 32 hex: redis-benchmark fills in 12 random digits
-    return [*parts, payload.replace(rid, "rsv___rand_int__" + rid[16:])]
+    op, args, keys = seen[0]
+    command = ledger._command(op, keys, encode_args(args))
+    rid = str(args[4])  # "rsv_" + 32 hex: redis-benchmark fills in 12 random digits, in
+    # its record's key and in the payload (each __rand_int__ its own number: the record
+    # declared is not the one written, which only the key check, off here, would notice)
+    randomised = "rsv___rand_int__" + rid[16:]
+    return [text(part).replace(rid, randomised) for part in command]
 
 
 async def seed_budget(ledger: RedisLedger) -> None:

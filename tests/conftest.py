@@ -3,6 +3,7 @@ controllable clock, the emulator on a free loopback port, real redis-servers and
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,9 +14,14 @@ import quotaguard
 from quotaguard.testing import Emulator, FakeClock
 from tests._support.aws import ACCESS_KEY, SECRET_KEY
 from tests._support.postgres_server import PostgresServer
+from tests._support.redis_cluster import LocalCluster
 from tests._support.redis_ledger import Proxy
 from tests._support.redis_server import MISSING as REDIS_MISSING
 from tests._support.redis_server import RedisServer
+
+# Every Redis script refuses a key it touches without declaring it (as on Redis Cluster,
+# where an undeclared key is invisible during a slot migration); worker processes inherit it.
+os.environ["QUOTAGUARD_REDIS_CHECK_KEYS"] = "1"
 
 # Session-wide scans: no secret from tests/_support/secrets.py in any log record or escaped
 # exception; every rule code the library emits is registered (tests/_support/rule_codes.py).
@@ -100,6 +106,27 @@ def fresh_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own (no other test's keys), on a free loopback port."""
     with _redis_server() as server:
         yield server
+
+
+def _local_cluster(base: Path) -> LocalCluster:
+    for binary in ("redis-server", "redis-cli"):
+        if shutil.which(binary) is None:
+            pytest.fail(f"{binary} is not on PATH; {REDIS_MISSING}", pytrace=False)
+    return LocalCluster(base)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A 3-master Redis Cluster for the session, on free loopback ports (and bus ports)."""
+    with _local_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def fresh_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """A 3-master Redis Cluster of this test's own (one it may restart nodes of)."""
+    with _local_cluster(tmp_path / "cluster") as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

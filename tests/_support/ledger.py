@@ -85,6 +85,31 @@ async def redis_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @contextlib.asynccontextmanager
+async def redis_cluster_ledger(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Ledger]:
+    # The session's 3-master cluster, through redis-py's RedisCluster client; a namespace
+    # (so a slot) of its own per entry, its keys deleted on exit.
+    from redis.asyncio.cluster import RedisCluster
+
+    from quotaguard.ledger.redis import RedisLedger
+
+    cluster = request.getfixturevalue("redis_cluster")
+    namespace = f"c{next(_fresh)}-{uuid.uuid4().hex[:8]}"
+    client = RedisCluster.from_url(cluster.url, socket_timeout=5)
+    try:
+        async with RedisLedger(client=client, namespace=namespace, time_source="caller") as ledger:
+            try:
+                yield ledger
+            finally:
+                keys = [k async for k in client.scan_iter(match=f"{{{namespace}}}:*", count=1000)]
+                for key in keys:
+                    await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+@contextlib.asynccontextmanager
 async def postgres_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
     # The session's cluster; a schema of its own per entry. An emptied schema is used again
     # (TRUNCATE is ~20x cheaper than making the schema and its functions anew).
@@ -128,10 +153,12 @@ FACTORIES: dict[str, LedgerFactory] = {
     "memory": memory_ledger,
     "sqlite": sqlite_ledger,
     "redis": redis_ledger,
+    "redis-cluster": redis_cluster_ledger,
     "postgres": postgres_ledger,
 }
 MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
     "redis": (pytest.mark.redis,),
+    "redis-cluster": (pytest.mark.redis,),
     "postgres": (pytest.mark.postgres,),
 }
 

@@ -11,12 +11,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the redis package is optional: only the Redis tests load it
     import redis.asyncio as aioredis
 
-__all__ = ["Proxy", "fresh_namespace", "raw_snapshot"]
+__all__ = ["Proxy", "evalsha_calls", "fresh_namespace", "raw_snapshot"]
 
 
 def fresh_namespace() -> str:
     """A namespace no other test uses."""
     return f"rt-{uuid.uuid4().hex[:12]}"
+
+
+async def evalsha_calls(client: aioredis.Redis) -> int:
+    """How many EVALSHA the server has run (``INFO commandstats``)."""
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 async def raw_snapshot(client: aioredis.Redis, namespace: str) -> dict[bytes, Any]:

@@ -11,9 +11,13 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["RedisServer", "free_port"]
+__all__ = ["RedisServer", "free_port", "start_retrying"]
+
+T = TypeVar("T")
 
 MISSING = "install redis-server: apt-get install redis-server; .ci/run does this"
 
@@ -23,6 +27,19 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def start_retrying(start: Callable[[], T], new_ports: Callable[[], None]) -> T:
+    """``start()``, up to 3 times: before each retry ``new_ports()`` picks other ports (someone
+    took one between the check that it was free and the server's bind)."""
+    for attempt in range(3):
+        try:
+            return start()
+        except RuntimeError:
+            if attempt == 2:
+                raise
+            new_ports()
+    raise AssertionError("unreachable")
 
 
 def _ping(port: int, timeout: float = 0.5) -> bool:
@@ -117,14 +134,10 @@ class RedisServer:
         return self.start()
 
     def __enter__(self) -> RedisServer:
-        for attempt in range(3):
-            try:
-                return self.start()
-            except RuntimeError:
-                if attempt == 2:
-                    raise
-                self.port = free_port()  # someone took the port between bind and start
-        raise AssertionError("unreachable")
+        return start_retrying(self.start, self._new_port)
+
+    def _new_port(self) -> None:
+        self.port = free_port()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

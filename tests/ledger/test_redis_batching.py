@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,7 +16,8 @@ from quotaguard.engine import Budget, Unit
 from quotaguard.errors import BudgetUnavailable, InvalidInput
 from quotaguard.ledger.memory import MemoryLedger
 from quotaguard.ledger.redis import RedisLedger
-from quotaguard.ledger.redis.batching import Batcher
+from quotaguard.ledger.redis.batching import Batcher, Evalsha
+from quotaguard.ledger.redis.store import NEED_ROUNDS
 from tests._support.ledger import usd
 from tests._support.redis_ledger import Proxy, fresh_namespace
 from tests._support.redis_server import RedisServer
@@ -61,6 +63,21 @@ async def test_concurrent_reserves_share_one_connection_each_its_own_evalsha(
         assert (await ledger.state("b", now=T0)).outstanding == 100
 
 
+def test_a_packed_call_is_what_redis_py_would_write() -> None:
+    ledger = RedisLedger(client=aioredis.Redis(port=1), namespace="n", durability="off")
+    encode = aioredis.Connection().pack_command
+    for op, keys in [
+        ("reserve", ("{n}:r:rsv_1", "{n}:b:a", "{n}:s:a")),
+        ("get_budget", ("{n}:b:a",)),
+        ("budgets", ()),
+        ("get", ("{n}:r:\u00e9t\u00e9",)),  # never a real key (ids are ASCII): packed one by one
+    ]:
+        payload = b'["a",1]'
+        expected = b"".join(encode(*ledger._command(op, keys, payload)))
+        assert ledger._packers[op](keys, payload) == expected, op
+    assert ledger._check == (b"1",)  # the suite checks keys: the flag after the payload too
+
+
 async def test_an_error_reply_fails_its_own_call_only(rl: RedisLedger) -> None:
     await rl.put_budget(Budget("b", Unit.USD, Decimal(10)))
     results = await asyncio.gather(
@@ -84,6 +101,64 @@ async def test_noscript_in_a_batch_loads_the_scripts_and_sends_those_calls_again
     assert all(d.admitted for d in decisions)
     state = await rl.state("b", now=T0)
     assert (state.reserved, state.outstanding) == (20, 20)
+
+
+@pytest.mark.parametrize("batching", [True, False], ids=["batched", "alone"])
+async def test_calls_answered_need_go_again_with_the_keys_asked_for(
+    client: aioredis.Redis, direct: aioredis.Redis, batching: bool
+) -> None:
+    namespace = fresh_namespace()
+    async with (
+        RedisLedger(client=client, namespace=namespace, time_source="caller") as one,
+        RedisLedger(
+            client=client, namespace=namespace, time_source="caller", batching=batching
+        ) as other,
+    ):
+        await one.put_budget(Budget("b", Unit.USD, Decimal(100)))
+        held = await asyncio.gather(*(one.reserve([usd("b", 1)], now=T0) for _ in range(40)))
+        rids = [d.reservation.id for d in held if d.reservation is not None]
+        sent: list[bytes] = []
+        if other._batcher is not None:
+            call = other._batcher.call
+
+            def spy(packed: bytes) -> Any:
+                sent.append(packed)
+                return call(packed)
+
+            other._batcher.call = spy  # type: ignore[method-assign]
+        calls, connections = await _stats(direct)
+        # other knows none of these reservations: each commit asks for its budget's keys.
+        done = await asyncio.gather(*(other.commit(rid, now=T0) for rid in rids))
+        after_calls, after_connections = await _stats(direct)
+        assert all(r.state.value == "committed" for r in done)
+        assert after_calls - calls == 2 * 40  # each its own EVALSHA: need, then the commit
+        if batching:  # both rounds in batches, on the connections already open and one more
+            assert len(sent) == 2 * 40
+            assert b"{%s}:b:b" % namespace.encode() in sent[-1]
+            assert after_connections - connections <= 2
+        else:
+            assert after_connections - connections > 10
+        state = await one.state("b", now=T0)
+        assert (state.committed, state.reserved) == (40, 0)
+
+
+@pytest.mark.parametrize("batching", [True, False], ids=["batched", "alone"])
+async def test_a_script_that_keeps_asking_is_unavailable_after_the_bound(
+    client: aioredis.Redis, direct: aioredis.Redis, batching: bool
+) -> None:
+    # A stand-in script that asks for one more key each round, however many it is given.
+    sha = (await client.script_load("return {'need', 'k' .. #KEYS}")).encode()
+    async with RedisLedger(
+        client=client, namespace=fresh_namespace(), durability="off", batching=batching
+    ) as ledger:
+        ledger._shas["get"] = sha
+        if ledger._packers:
+            static, tails = ledger._static["get"], ledger._tails["get"]
+            ledger._packers["get"] = Evalsha(sha, static, tails, ledger._check)
+        calls, _ = await _stats(direct)
+        with pytest.raises(BudgetUnavailable, match=f"after {NEED_ROUNDS} rounds"):
+            await ledger.get("rsv_x")
+        assert (await _stats(direct))[0] - calls == NEED_ROUNDS
 
 
 async def test_a_caller_cancelled_after_the_write_is_undone_and_the_others_answered(
@@ -153,10 +228,10 @@ async def test_calls_past_the_bound_wait_for_room(
         ledger._batcher = Batcher(client.connection_pool, [], deadline=10, limit=2)
         calls, _ = await _stats(direct)
         proxy.delay = 0.3
-        pending = asyncio.gather(*(ledger.budgets() for _ in range(5)))
+        pending = asyncio.gather(*(ledger.get_budget("b") for _ in range(5)))
         await asyncio.sleep(0.15)
         assert (await _stats(direct))[0] - calls == 2  # the other three wait for room
-        assert len(await pending) == 5
+        assert [budget.key for budget in await pending] == ["b"] * 5
         assert (await _stats(direct))[0] - calls == 5
         proxy.delay = 0
         await ledger.aclose()
@@ -166,6 +241,7 @@ async def test_aclose_waits_for_calls_in_flight(proxy: Proxy) -> None:
     ledger = RedisLedger(proxy.url, namespace=fresh_namespace(), durability="off")
     await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
     proxy.delay = 0.2
+    # budgets asks for each budget's keys (need): aclose waits for that second round too.
     tasks = [asyncio.ensure_future(ledger.budgets()) for _ in range(3)]
     await asyncio.sleep(0.05)
     await ledger.aclose()

@@ -21,7 +21,7 @@ from quotaguard.engine import Budget, Unit
 from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger.redis import RedisLedger
 from tests._support.ledger import usd
-from tests._support.redis_ledger import Proxy, fresh_namespace
+from tests._support.redis_ledger import Proxy, evalsha_calls, fresh_namespace
 from tests._support.redis_server import RedisServer, free_port
 from tests._support.secrets import REDIS_FAULTS_PASSWORD
 from tests._support.times import T0
@@ -140,11 +140,6 @@ async def test_a_reserve_arriving_after_its_cancellation_holds_nothing(
         state = await ledger.state("b", now=T0)
         assert (state.reserved, state.outstanding) == (0, 0)
         assert (await ledger.reserve([usd("b", 10)], now=T0)).admitted  # all 10 still free
-
-
-async def evalsha_calls(client: redis.asyncio.Redis) -> int:
-    stats = await client.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 async def test_a_ledger_from_a_url_queues_calls_past_its_pool_size(

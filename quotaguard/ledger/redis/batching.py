@@ -1,8 +1,9 @@
 """Concurrent script calls of one event loop, coalesced: one socket write per loop turn.
 
 Every call is still its own EVALSHA, atomic on its own; what the calls share is the write,
-the connection and the reads. A call queues its command, already in wire form (heads packed
-once per operation: :func:`head`), and awaits a future. The first call of a loop turn
+the connection and the reads. A call queues its command, already in wire form
+(:class:`Evalsha`: what every call of an operation shares is packed once), and awaits a
+future. The first call of a loop turn
 schedules a flush at the end of that turn; the flush hands everything queued, in chunks of
 :data:`MAX_BATCH`, to one task each, which takes a pooled connection, writes the chunk in one
 go, reads the replies in order and resolves each caller's future. A chunk still waiting for
@@ -34,7 +35,7 @@ from typing import Any
 
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
-__all__ = ["MAX_BATCH", "MAX_QUEUED", "Batcher", "bulk", "head"]
+__all__ = ["MAX_BATCH", "MAX_QUEUED", "Batcher", "Evalsha", "bulk"]
 
 #: Commands per write: a flush of more goes out as several chunks, on several connections.
 MAX_BATCH = 256
@@ -55,9 +56,41 @@ def _fail(chunk: list[_Entry], exc: BaseException) -> None:
             reply.set_exception(exc)
 
 
-def head(parts: Sequence[bytes], more: int = 1) -> bytes:
-    """The packed start of a command of ``parts`` and ``more`` bulk strings to follow."""
-    return b"*%d\r\n" % (len(parts) + more) + b"".join(map(bulk, parts))
+class Evalsha:
+    """One operation's ``EVALSHA sha n keys... args... payload end...`` in wire form: the
+    script, its namespace-wide keys, the arguments before the payload and those after it
+    packed once; the count, the call's own keys and the payload per call."""
+
+    __slots__ = ("_args", "_end", "_fixed", "_keys", "_nkeys", "_start")
+
+    def __init__(
+        self, sha: bytes, keys: Sequence[bytes], args: Sequence[bytes], end: Sequence[bytes]
+    ) -> None:
+        self._start = bulk(b"EVALSHA") + bulk(sha)
+        self._keys = b"".join(map(bulk, keys))
+        self._nkeys = len(keys)
+        self._args = b"".join(map(bulk, args))
+        self._end = b"".join(map(bulk, end))
+        self._fixed = 3 + len(args) + 1 + len(end)  # EVALSHA, sha, n; args; payload; end
+
+    def __call__(self, keys: Sequence[str], payload: bytes) -> bytes:
+        n = self._nkeys + len(keys)
+        # The keys in one encode: ASCII (namespaces, budget keys and ids are), so each one's
+        # length in characters is its length in bytes; anything else is packed key by key.
+        own = "".join([f"${len(key)}\r\n{key}\r\n" for key in keys])
+        packed = own.encode() if own.isascii() else b"".join(bulk(k.encode()) for k in keys)
+        return b"".join(
+            (
+                b"*%d\r\n" % (self._fixed + n),
+                self._start,
+                bulk(b"%d" % n),
+                self._keys,
+                packed,
+                self._args,
+                bulk(payload),
+                self._end,
+            )
+        )
 
 
 class Batcher:
@@ -159,11 +192,17 @@ class Batcher:
         return missing
 
     async def aclose(self) -> None:
-        """Send what is queued and wait for every chunk in flight (bounded)."""
-        if self._queue:
-            self._flush()
-        if self._chunks:
-            _, late = await asyncio.wait(set(self._chunks), timeout=self._deadline)
-            for chunk in late:
-                chunk.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        """Send what is queued and wait for every chunk in flight, and for the calls those
+        send again (a ``need`` answer's next round), bounded by one deadline in all."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self._deadline
+        while self._queue or self._chunks:
+            if self._queue:
+                self._flush()
+            _, late = await asyncio.wait(set(self._chunks), timeout=max(0, end - loop.time()))
+            if late:
+                for chunk in late:
+                    chunk.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+                return
+            await asyncio.sleep(0)  # the callers answered go on: some queue their next round

@@ -89,9 +89,9 @@ class ServerDurability:
         return self.appendonly == "yes" and self.appendfsync == "always"
 
 
-async def _config(client: Any, name: str) -> str | None:
+async def _config(client: Any, name: str, route: dict[str, Any]) -> str | None:
     try:
-        reply = await client.execute_command("CONFIG", "GET", name)
+        reply = await client.execute_command("CONFIG", "GET", name, **route)
     except ResponseError:  # unknown command, renamed, or NOPERM
         return None
     # RESP2: [name, value]; RESP3 may answer a map.
@@ -108,12 +108,13 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def read_server(client: Any) -> ServerDurability:
-    """``CONFIG GET appendonly``, ``CONFIG GET appendfsync`` and ``INFO replication``."""
-    appendonly = await _config(client, "appendonly")
-    appendfsync = await _config(client, "appendfsync")
+async def read_server(client: Any, **route: Any) -> ServerDurability:
+    """``CONFIG GET appendonly``, ``CONFIG GET appendfsync`` and ``INFO replication`` (on a
+    cluster, ``route`` = ``target_nodes=`` the primary of the namespace's slot)."""
+    appendonly = await _config(client, "appendonly", route)
+    appendfsync = await _config(client, "appendfsync", route)
     try:
-        info = await client.info("replication")
+        info = await client.info("replication", **route)
     except ResponseError:
         info = {}
     replicas = info.get("connected_slaves")

@@ -13,11 +13,13 @@ Committed spend is kept exactly: a sorted set of commits per budget scored by co
 a running total (no window) and per-UTC-month sums (calendar month) so the common windows
 cost O(1); fixed and rolling windows sum the commits inside them.
 
-All keys of a namespace start with ``{namespace}:``, one hash tag, so the scripts are valid
-on Redis Cluster. Leases are judged by the server's clock by default (``time_source=
-"server"``: ``TIME``, read inside the script that judges them, which also refuses a caller
-``now`` more than ``max_skew`` away); the caller's ``now`` and the calendar month around it
-(Lua knows no calendar) are passed in to date windows, commits and ends.
+All keys of a namespace start with ``{namespace}:``, one hash tag, so a namespace lives in
+one cluster slot, and each call declares every key its script touches (:mod:`.scripts`), so
+it runs on Redis Cluster (a ``RedisCluster`` client) during slot migrations too. Leases
+are judged by the server's clock by default (``time_source="server"``: ``TIME``, read
+inside the script that judges them, which also refuses a caller ``now`` more than
+``max_skew`` away); the caller's ``now`` and the calendar month around it (Lua knows no
+calendar) are passed in to date windows, commits and ends.
 """
 
 from __future__ import annotations
@@ -57,21 +59,28 @@ from quotaguard.ledger.redis.codec import (
     window_args,
 )
 from quotaguard.ledger.redis.durability import DurabilityName
+from quotaguard.ledger.redis.scripts import BUDGET_KINDS, HOLD_KINDS
 from quotaguard.ledger.redis.store import RedisStore
 
 __all__ = ["RedisLedger"]
+
+#: How many reservations' budget keys a ledger remembers (a hint, never the truth: a call
+#: for a reservation it does not know asks the script which keys it needs).
+_KNOWN = 4096
 
 
 class RedisLedger(RedisStore, LedgerBase):
     """Budgets and reservations in Redis, shared by every process that uses ``namespace``.
 
     Pass a ``url`` (``redis://host:6379/0``; the ledger owns and closes that client) or a
-    ready ``client`` (yours to close). ``socket_timeout`` bounds every call; a lost
-    connection raises :class:`BudgetUnavailable`, and retrying with the same idempotency
-    key is safe. ``time_source``: ``"server"`` (Redis ``TIME`` judges leases, and a caller
-    ``now`` more than ``max_skew`` from it is refused with
-    :class:`~quotaguard.errors.ClockSkew`), ``"system"`` (this machine's clock, checked the
-    same way) or ``"caller"`` (each call's ``now``: tests that drive time).
+    ready ``client`` (yours to close): a ``redis.asyncio.RedisCluster`` runs the ledger on
+    Redis Cluster (one namespace = one slot; ``replicas`` must be 0 there).
+    ``socket_timeout`` bounds every call; a lost connection raises
+    :class:`BudgetUnavailable`, and retrying with the same idempotency key is safe.
+    ``time_source``: ``"server"`` (Redis ``TIME`` judges leases, and a caller ``now`` more
+    than ``max_skew`` from it is refused with :class:`~quotaguard.errors.ClockSkew`),
+    ``"system"`` (this machine's clock, checked the same way) or ``"caller"`` (each call's
+    ``now``: tests that drive time).
 
     Durability (:mod:`.durability`, read at connect: ``async with`` or the first call):
     ``durability="ack"`` warns once when the server can lose an acknowledged write on a
@@ -91,7 +100,7 @@ class RedisLedger(RedisStore, LedgerBase):
         self,
         url: str | None = None,
         *,
-        client: aioredis.Redis | None = None,
+        client: aioredis.Redis | aioredis.RedisCluster | None = None,
         namespace: str = "qg",
         socket_timeout: float = 5.0,
         time_source: TimeSourceName = "server",
@@ -114,14 +123,31 @@ class RedisLedger(RedisStore, LedgerBase):
             wait_timeout=wait_timeout,
             batching=batching,
         )
+        # Reservation id -> its budgets, for the calls that name it.
+        self._known: dict[str, tuple[str, ...]] = {}
+
+    def _keys_of(self, rid: str, kinds: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """``rid``'s record, and the ``kinds`` keys of its budgets where this ledger knows
+        them (the script asks for those it does not), with the prefix."""
+        return (self._record_key(rid), *self._budget_keys(self._known.get(rid, ()), kinds))
+
+    def _remember(self, rid: str, budgets: Any) -> None:
+        if len(self._known) >= _KNOWN:
+            del self._known[next(iter(self._known))]  # the oldest
+        self._known[rid] = tuple(budgets)
 
     def __repr__(self) -> str:
         return f"RedisLedger(namespace={self.namespace!r})"
 
     async def _one(
-        self, op: str, rid: str, *args: object, now: datetime | None = None
+        self,
+        op: str,
+        rid: str,
+        *args: object,
+        now: datetime | None = None,
+        kinds: tuple[str, ...] = (),
     ) -> Reservation | Refusal:
-        reply = await self._call(op, rid, *args, now=now)
+        reply = await self._call(op, rid, *args, now=now, keys=self._keys_of(rid, kinds))
         return NO_RESERVATION if reply[0] == "notfound" else reservation_from(reply[1])
 
     # -- budgets ----------------------------------------------------------------------------
@@ -134,15 +160,16 @@ class RedisLedger(RedisStore, LedgerBase):
             str(budget.limit),
             to_micro(budget.limit, round_up=False),
             *window_args(budget),
+            keys=self._budget_keys([budget.key], ("b:",)),
         )
         return UnitInUse(Unit(text(reply[1]))) if reply[0] == "unit" else None
 
     async def _remove_budget(self, key: str) -> Refusal | None:
-        reply = await self._call("remove_budget", key)
+        reply = await self._call("remove_budget", key, keys=self._budget_keys([key], ("b:",)))
         return {"unknown": NO_BUDGET, "outstanding": OUTSTANDING}.get(reply[0])
 
     async def _get_budget(self, key: str) -> Budget | Refusal:
-        reply = await self._call("get_budget", key)
+        reply = await self._call("get_budget", key, keys=self._budget_keys([key], ("b:",)))
         budget = budget_from(reply[1]) if reply[0] == "ok" else None
         return NO_BUDGET if budget is None else budget
 
@@ -187,14 +214,18 @@ class RedisLedger(RedisStore, LedgerBase):
         # or leaves a released record under this id that turns a late arrival into a no-op.
         # So a BudgetUnavailable from reserve holds nothing, and a retry with the same key
         # reserves and sends afresh instead of replaying a hold nobody used.
+        # All of the budgets' keys: a due lease on them is let go in the same call (and a
+        # reserve waits out a slot migration whatever it declares: its record is new).
+        keys = (self._record_key(rid), *self._budget_keys(totals))
         try:
-            reply = await self._call("reserve", *args, now=now)
+            reply = await self._call("reserve", *args, now=now, keys=keys)
         except ClockSkew:
             raise  # refused before anything changed: nothing to undo
         except (asyncio.CancelledError, BudgetUnavailable):
-            await self._undo_reserve(rid, now)
+            await self._undo_reserve(rid, now, (keys[0], *self._budget_keys(totals, HOLD_KINDS)))
             raise
         if reply[0] == "new":  # held by this call (or by a retry of it): same fields
+            self._remember(rid, totals)
             return Reservation(
                 id=rid,
                 charges=charges,
@@ -243,14 +274,21 @@ class RedisLedger(RedisStore, LedgerBase):
             charges_json(items),
             [[c.budget, c.unit.value, to_micro(c.amount)] for c in items],
             now=now,
+            keys=self._keys_of(rid, BUDGET_KINDS)
+            + self._budget_keys({c.budget: None for c in items}),
         )
+        self._known.pop(rid, None)
         if reply[0] == "notfound":
             return NO_RESERVATION
         reservation = reservation_from(reply[1])
         return ActualMismatch(reservation) if reply[0] == "bad" else reservation
 
     async def _release(self, rid: str, now: datetime) -> Reservation | Refusal:
-        return await self._one("release", rid, epoch_us(now), self._clock_arg(now), now=now)
+        reservation = await self._one(
+            "release", rid, epoch_us(now), self._clock_arg(now), now=now, kinds=HOLD_KINDS
+        )
+        self._known.pop(rid, None)
+        return reservation
 
     async def _renew(
         self, rid: str, lease: timedelta, now: datetime, clock: datetime
@@ -268,6 +306,7 @@ class RedisLedger(RedisStore, LedgerBase):
             self._clock_arg(clock),
             lease // timedelta(microseconds=1),
             now=now,
+            keys=tuple(key for rid in rids for key in self._keys_of(rid)),
         )
         return [reservation_from(flat) for flat in reply[1:]]
 
@@ -279,7 +318,7 @@ class RedisLedger(RedisStore, LedgerBase):
         self, rid: str, external_id: str, sent_at: datetime | None
     ) -> Reservation | Refusal:
         sent = None if sent_at is None else epoch_us(sent_at)
-        return await self._one("bind", rid, external_id, sent)
+        return await self._one("bind", rid, external_id, sent, kinds=HOLD_KINDS)
 
     async def _mark_in_doubt(self, rid: str, now: datetime) -> Reservation | Refusal:
         return await self._one("mark_in_doubt", rid, epoch_us(now), self._clock_arg(now), now=now)
@@ -319,19 +358,28 @@ class RedisLedger(RedisStore, LedgerBase):
             1 if self._server_time else 0,
             1 if covers_sent else 0,
             now=now,
+            keys=self._budget_keys([key], HOLD_KINDS),
         )
         if reply[0] == "ahead":
             return Ahead(from_epoch_us(int(reply[1])))
         return NO_BUDGET if reply[0] == "unknown" else None
 
     async def _committed_between(self, key: str, start: int, end: int) -> int | Refusal:
-        reply = await self._call("committed_between", key, start, end)
+        reply = await self._call(
+            "committed_between", key, start, end, keys=self._budget_keys([key], ("b:", "c:"))
+        )
         return NO_BUDGET if reply[0] == "unknown" else int(reply[1])
 
     async def _state(self, key: str, now: datetime, clock: datetime) -> Counters | Refusal:
         at = epoch_us(now)
         reply = await self._call(
-            "state", key, at, self._clock_arg(clock), self._month_of(now, at), now=now
+            "state",
+            key,
+            at,
+            self._clock_arg(clock),
+            self._month_of(now, at),
+            now=now,
+            keys=self._budget_keys([key]),
         )
         budget = budget_from(reply[1]) if reply[0] == "ok" else None
         if budget is None:

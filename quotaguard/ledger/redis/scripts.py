@@ -3,6 +3,14 @@
 ``lua/<operation>.lua`` starts with ``--! needs: <helper> ...``: the shared helper files
 (``lua/base.lua``, ``lua/holds.lua``, ``lua/usage.lua``) that go before it, in that order.
 The joined text is the operation's script; it is read once, at import.
+
+Keys (lua/base.lua says why): a script names every key it touches with ``K(name)`` and
+each call declares them all in ``KEYS``. :data:`KEYS_OF` holds the namespace-wide keys an
+operation touches; the ledger adds the keys its arguments name (:func:`budget_keys` for a
+budget, ``r:<id>`` for a reservation). Keys a script only finds by reading it asks for
+(``want()`` in a read phase before any write; the reply ``{'need', key...}``), and the call
+is sent again with them. A new script: name its keys with ``K()``, ``want()`` what it
+finds, and add its entry here.
 """
 
 from __future__ import annotations
@@ -12,7 +20,15 @@ import importlib.resources
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["OPERATIONS", "SCRIPTS", "sha1"]
+__all__ = [
+    "BUDGET_KINDS",
+    "HOLD_KINDS",
+    "KEYS_OF",
+    "OPERATIONS",
+    "SCRIPTS",
+    "budget_keys",
+    "sha1",
+]
 
 #: Every operation the ledger sends, one script each.
 OPERATIONS = (
@@ -40,6 +56,51 @@ OPERATIONS = (
     "formula",  # a test hook: the used/remaining formula alone
 )
 
+#: What finishing due leases touches (every script that expires them first).
+_EXPIRY = ("leases", "idem", "doubt", "lapsed")
+
+#: Operation -> the namespace-wide keys its script touches (without the prefix).
+KEYS_OF: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "put_budget": ("budgets",),
+        "remove_budget": ("budgets",),
+        "get_budget": (),
+        "budgets": ("budgets",),
+        "reserve": _EXPIRY,
+        "cancel": _EXPIRY,
+        "commit": _EXPIRY,
+        "release": _EXPIRY,
+        "renew": _EXPIRY,
+        "renew_many": _EXPIRY,
+        "expire": _EXPIRY,
+        "bind": ("ext", "doubt", "lapsed"),
+        "mark_in_doubt": ("doubt",),
+        "get": (),
+        "find_external": ("ext",),
+        "outstanding": ("leases",),
+        "in_doubt": ("doubt",),
+        "lapsed": ("lapsed",),
+        "record_report": (),
+        "state": _EXPIRY,
+        "committed_between": (),
+        "formula": (),
+    }
+)
+
+#: A budget's keys: its hash, commits by commit time and by floor time, per-month sums and
+#: the send times of its holds. Letting a hold go touches the first and the last.
+HOLD_KINDS = ("b:", "s:")
+BUDGET_KINDS = ("b:", "c:", "f:", "m:", "s:")
+
+
+def budget_keys(*keys: str, kinds: tuple[str, ...] = BUDGET_KINDS) -> tuple[str, ...]:
+    """The keys of these budgets (without the prefix): every kind, or those of ``kinds``.
+
+    Declare no more than a script touches: during a slot migration a declared key that
+    exists on neither node holds the call back (TRYAGAIN) until the migration ends."""
+    return tuple(kind + key for key in keys for kind in kinds)
+
+
 _NEEDS = "--! needs:"
 _LUA = importlib.resources.files("quotaguard.ledger.redis").joinpath("lua")
 
@@ -64,3 +125,5 @@ def sha1(source: str) -> str:
 
 #: Operation name -> the full text of its script.
 SCRIPTS: Mapping[str, str] = MappingProxyType({op: _script(op) for op in OPERATIONS})
+if set(KEYS_OF) != set(OPERATIONS):
+    raise RuntimeError("scripts.KEYS_OF must name the keys of every operation, and only those")

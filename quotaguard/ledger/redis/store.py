@@ -6,30 +6,42 @@ With ``replicas=N`` a write script and ``WAIT N`` go out together on one pinned 
 separate call). An unacknowledged reserve is a :class:`BudgetUnavailable` (the ledger then
 undoes it); any other write waits again on the same connection, a bounded number of times.
 
-Each call sends ``EVALSHA <sha> 1 <prefix>leases <operation> <prefix> <max_skew_us>`` and
-then the operation's arguments as one JSON array (:func:`.codec.encode_args`). With
-``batching`` (the default, on a plain ``redis.asyncio.Redis``), the calls one event loop makes
-concurrently go out together, one write per loop turn (:mod:`.batching`); a RedisCluster, a
-single-connection client and the writes that ``WAIT`` are sent one by one.
+Each call sends ``EVALSHA <sha> <n> <key>... <operation> <prefix> <max_skew_us>``, the
+operation's arguments as one JSON array (:func:`.codec.encode_args`) and, where keys are
+checked, ``1``. The keys are every key the script touches (:mod:`.scripts`); a script that
+finds more by reading answers ``need`` with them, and the call goes again with them too.
+Keys are checked on Redis Cluster, and everywhere with ``QUOTAGUARD_REDIS_CHECK_KEYS=1`` (the
+tests set it): a key a script touches undeclared is then an error instead of a key Redis
+Cluster could not see during a slot migration. On a cluster (a ``RedisCluster`` client),
+every call goes through :func:`.cluster.evalsha`.
+
+With ``batching`` (the default, on a plain ``redis.asyncio.Redis``), the calls one event loop
+makes concurrently go out together, one write per loop turn (:mod:`.batching`), a ``need``
+answer's second round included; a RedisCluster, a single-connection client and the writes
+that ``WAIT`` are sent one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from quotaguard.errors import BudgetUnavailable, ClockSkew, InvalidInput
 from quotaguard.ledger.encoding import epoch_us, from_epoch_us
-from quotaguard.ledger.redis.batching import Batcher, bulk, head
+from quotaguard.ledger.redis import cluster
+from quotaguard.ledger.redis.batching import Batcher, Evalsha
 from quotaguard.ledger.redis.codec import encode_args, month_arg, text
 from quotaguard.ledger.redis.durability import (
     WRITES,
@@ -38,7 +50,7 @@ from quotaguard.ledger.redis.durability import (
     check_policy,
     read_server,
 )
-from quotaguard.ledger.redis.scripts import SCRIPTS, sha1
+from quotaguard.ledger.redis.scripts import BUDGET_KINDS, KEYS_OF, SCRIPTS, budget_keys, sha1
 
 __all__ = ["RedisStore"]
 
@@ -48,6 +60,19 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # matched whole (fullmatch)
 
 #: How many times a write other than reserve waits for its replicas before giving up.
 WAIT_TRIES = 3
+#: How many times one call is sent again with the keys its script asked for (each round
+#: declares at least one more key; at rest three rounds are the most a script needs: a due
+#: lease's record, then its budgets' keys).
+NEED_ROUNDS = 6
+#: How many calls of one ledger wait on a cluster node at once (as the standalone pool's
+#: 64 connections): redis-py's cluster pools fail past their size instead of waiting.
+CLUSTER_CALLS = 64
+#: Set to "1" to have every script refuse a key it touches undeclared, on any server.
+CHECK_KEYS_ENV = "QUOTAGUARD_REDIS_CHECK_KEYS"
+
+
+#: How a call is sent once: (operation, its keys, its payload) -> the script's reply.
+_Send = Callable[[str, tuple[str, ...], bytes], Awaitable[Any]]
 
 
 class _Unacked(Exception):
@@ -60,7 +85,7 @@ class RedisStore:
     def __init__(
         self,
         url: str | None,
-        client: aioredis.Redis | None,
+        client: aioredis.Redis | RedisCluster | None,
         namespace: str,
         socket_timeout: float,
         *,
@@ -86,6 +111,14 @@ class RedisStore:
             raise InvalidInput("socket_timeout", "must be a number of seconds in (0, 3600]")
         if (url is None) == (client is None):
             raise InvalidInput("url", "pass either a redis:// URL or a client, not both or neither")
+        self._cluster = isinstance(client, RedisCluster)
+        if self._cluster and replicas:
+            raise InvalidInput(
+                "replicas",
+                "must be 0 with a RedisCluster client: WAIT counts the writes of its own "
+                "connection on the slot's primary, which the cluster client does not pin; "
+                "run replicas=N on a standalone primary with replicas",
+            )
         self.namespace = namespace
         self._prefix = f"{{{namespace}}}:"
         self._owns_client = client is None
@@ -112,19 +145,25 @@ class RedisStore:
             client = aioredis.Redis(connection_pool=self._pool)
         self._client = client
         self._leases = self._prefix + "leases"
-        # The fixed arguments of each operation's call, encoded once (all ASCII: any client
-        # encoding). The operation's name goes along too, for MONITOR and SLOWLOG.
-        leases, prefix = self._leases.encode(), self._prefix.encode()
+        # The fixed parts of each operation's call, encoded once (all ASCII: any client
+        # encoding): its script, its namespace-wide keys, then the operation's name (for
+        # MONITOR and SLOWLOG), the prefix and max_skew; after the arguments, whether keys
+        # are checked.
+        prefix = self._prefix.encode()
         self._max_skew = max_skew
         skew = str(max_skew // timedelta(microseconds=1)).encode()
-        self._heads = {
-            op: ("EVALSHA", sha1(source).encode(), b"1", leases, op.encode(), prefix, skew)
-            for op, source in SCRIPTS.items()
-        }
-        # The same heads in wire form, for the batcher (the payload follows as one bulk).
-        self._packed = {op: head([b"EVALSHA", *parts[1:]]) for op, parts in self._heads.items()}
+        self._check_keys = self._cluster or os.environ.get(CHECK_KEYS_ENV) == "1"
+        self._check = (b"1",) if self._check_keys else ()
+        self._shas = {op: sha1(source).encode() for op, source in SCRIPTS.items()}
+        self._static = {op: tuple(prefix + k.encode() for k in KEYS_OF[op]) for op in SCRIPTS}
+        self._tails = {op: (op.encode(), prefix, skew) for op in SCRIPTS}
+        self._budget_names: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
         self._server_time = server_time
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
+        if isinstance(client, RedisCluster):
+            size = client.connection_kwargs.get("max_connections") or CLUSTER_CALLS
+            self._cluster_calls = asyncio.Semaphore(min(CLUSTER_CALLS, int(size)))
+            self._execute = functools.partial(self._cluster_execute, client)
         # Belt and braces over the socket timeouts: connect + retries, then give up.
         self._deadline = socket_timeout * 4 + 1.0
         self._socket_timeout = socket_timeout
@@ -144,14 +183,16 @@ class RedisStore:
         self._wait_deadline = self._deadline + WAIT_TRIES * (wait_timeout + socket_timeout)
         # Cluster pipelines route by slot and a single-connection client has no pool to
         # spread chunks over: those send each call on its own.
-        coalesce = (
-            batching and isinstance(client, aioredis.Redis) and not client.single_connection_client
-        )
-        self._batcher = (
-            Batcher(client.connection_pool, list(SCRIPTS.values()), self._deadline)
-            if coalesce
-            else None
-        )
+        self._batcher: Batcher | None = None
+        # Each operation's call in wire form, for the batcher: what every call of it shares
+        # packed once; the keys and the payload per call.
+        self._packers: dict[str, Evalsha] = {}
+        if batching and isinstance(client, aioredis.Redis) and not client.single_connection_client:
+            self._batcher = Batcher(client.connection_pool, list(SCRIPTS.values()), self._deadline)
+            self._packers = {
+                op: Evalsha(self._shas[op], self._static[op], self._tails[op], self._check)
+                for op in SCRIPTS
+            }
 
     async def __aenter__(self) -> Self:
         try:
@@ -171,7 +212,7 @@ class RedisStore:
                 return
             try:
                 async with asyncio.timeout(self._deadline):
-                    server = await read_server(self._client)
+                    server = await read_server(self._client, **await self._route())
             except TimeoutError:
                 raise BudgetUnavailable(
                     f"redis ledger {self.namespace!r} did not answer within {self._deadline:g}s"
@@ -185,9 +226,42 @@ class RedisStore:
                 apply_policy(server, self.durability, self.replicas, self.namespace)
             self._connected = True
 
-    async def _call(self, op: str, *args: object, now: datetime | None = None) -> list[Any]:
-        """Run ``op``'s script on ``args``; a ``skew`` answer (the server's clock is too far
-        from the caller's ``now``) is :class:`~quotaguard.errors.ClockSkew`."""
+    async def _route(self) -> dict[str, Any]:
+        """Where commands about the server go: on a cluster, the namespace's primary."""
+        if not isinstance(self._client, RedisCluster):
+            return {}
+        await self._client.initialize()
+        return {"target_nodes": self._client.get_node_from_key(self._leases)}
+
+    async def _cluster_execute(self, client: RedisCluster, *command: Any) -> Any:
+        async with self._cluster_calls:  # wait for a connection rather than fail
+            return await cluster.evalsha(client, self._leases, command)
+
+    def _record_key(self, rid: str) -> str:
+        return f"{self._prefix}r:{rid}"
+
+    def _budget_keys(
+        self, budgets: Iterable[str], kinds: tuple[str, ...] = BUDGET_KINDS
+    ) -> tuple[str, ...]:
+        """The keys of ``budgets`` (:func:`.scripts.budget_keys`), with the prefix; kept, as
+        a ledger names the same few budgets over and over."""
+        out: tuple[str, ...] = ()
+        for budget in budgets:
+            names = self._budget_names.get((budget, kinds))
+            if names is None:
+                if len(self._budget_names) >= 4096:
+                    self._budget_names.clear()
+                names = tuple(self._prefix + k for k in budget_keys(budget, kinds=kinds))
+                self._budget_names[budget, kinds] = names
+            out += names
+        return out
+
+    async def _call(
+        self, op: str, *args: object, now: datetime | None = None, keys: tuple[str, ...] = ()
+    ) -> list[Any]:
+        """Run ``op``'s script on ``args``, declaring its namespace-wide keys and ``keys``
+        (with the prefix: what the arguments name); a ``skew`` answer (the server's clock is
+        too far from the caller's ``now``) is :class:`~quotaguard.errors.ClockSkew`."""
         if self._closed:
             raise BudgetUnavailable(f"redis ledger {self.namespace!r} is closed")
         if not self._connected:
@@ -196,11 +270,12 @@ class RedisStore:
         waits = self.replicas > 0 and op in WRITES
         deadline = self._wait_deadline if waits else self._deadline
         try:
-            if self._batcher is not None and not waits:  # the batcher bounds the wait
-                reply = await self._batcher.call(self._packed[op] + bulk(payload))
+            if self._batcher is not None and not waits:  # the batcher bounds each round
+                reply = await self._rounds(op, keys, payload, self._batched)
             else:
                 async with asyncio.timeout(deadline):
-                    reply = await self._send_alone(op, (*self._heads[op], payload), waits)
+                    send = self._waited if waits else self._alone
+                    reply = await self._rounds(op, keys, payload, send)
         except TimeoutError:
             raise BudgetUnavailable(
                 f"redis ledger {self.namespace!r} did not answer within {deadline:g}s"
@@ -221,17 +296,42 @@ class RedisStore:
             raise ClockSkew(ledger_time=server, caller_time=now, max_skew=self._max_skew)
         return result
 
-    async def _send_alone(self, op: str, command: tuple[Any, ...], waits: bool) -> Any:
-        """One call on its own connection (and its ``WAIT``, when ``waits``)."""
-        if waits:
-            return await self._write_and_wait(op, command)
+    async def _rounds(self, op: str, keys: tuple[str, ...], payload: bytes, send: _Send) -> Any:
+        """``op``'s call by ``send``, and again with the keys its script asks for (a ``need``
+        answer: it has only read so far), a bounded number of times."""
+        for _ in range(NEED_ROUNDS):
+            reply = await send(op, keys, payload)
+            if text(reply[0]) != "need":
+                return reply
+            keys += tuple(map(text, reply[1:]))
+        raise BudgetUnavailable(
+            f"redis ledger {self.namespace!r}: {op} still found undeclared keys "
+            f"after {NEED_ROUNDS} rounds (the namespace is changing too fast)"
+        )
+
+    def _command(self, op: str, keys: tuple[str, ...], payload: bytes) -> tuple[Any, ...]:
+        static = self._static[op]
+        return (
+            "EVALSHA", self._shas[op], len(static) + len(keys), *static, *keys,
+            *self._tails[op], payload, *self._check,
+        )  # fmt: skip
+
+    def _batched(self, op: str, keys: tuple[str, ...], payload: bytes) -> Awaitable[Any]:
+        """The call with the others of this loop turn (only sent when there is a batcher)."""
+        return cast(Batcher, self._batcher).call(self._packers[op](keys, payload))
+
+    async def _alone(self, op: str, keys: tuple[str, ...], payload: bytes) -> Any:
         # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
         # Python per call. NOSCRIPT (a flushed or restarted server): load them all, send again.
+        command = self._command(op, keys, payload)
         try:
             return await self._execute(*command)
         except NoScriptError:
             await self._load_scripts()
             return await self._execute(*command)
+
+    async def _waited(self, op: str, keys: tuple[str, ...], payload: bytes) -> Any:
+        return await self._write_and_wait(op, self._command(op, keys, payload))
 
     async def _write_and_wait(self, op: str, command: tuple[Any, ...]) -> Any:
         """``command`` then ``WAIT`` on one connection; the script's reply once acknowledged.
@@ -240,7 +340,9 @@ class RedisStore:
         idempotent and its acknowledgement is asked again, on the same connection (whose
         replication offset is that write's), :data:`WAIT_TRIES` times in all.
         """
-        pool: Any = self._client.connection_pool  # its get_connection is untyped
+        # Never a RedisCluster (refused with replicas at construction); get_connection is
+        # untyped.
+        pool: Any = cast(aioredis.Redis, self._client).connection_pool
         conn = await pool.get_connection()
         try:
             reply, acked = await self._send_with_wait(conn, command)
@@ -293,6 +395,10 @@ class RedisStore:
 
     async def _load_scripts(self) -> None:
         # All of them at once: a flushed or restarted server lost every one.
+        if isinstance(self._client, RedisCluster):  # on every primary: any may serve the slot
+            for source in SCRIPTS.values():
+                await self._client.script_load(source)
+            return
         async with self._client.pipeline(transaction=False) as pipe:
             for source in SCRIPTS.values():
                 pipe.script_load(source)
@@ -311,12 +417,13 @@ class RedisStore:
             if self._pool is not None:
                 await self._pool.aclose()
 
-    async def _undo_reserve(self, rid: str, now: datetime) -> None:
-        """Release or tombstone ``rid``; wait at most one socket timeout for it (the undo runs
-        on in its own task, whatever cancels this wait)."""
+    async def _undo_reserve(self, rid: str, now: datetime, keys: tuple[str, ...] = ()) -> None:
+        """Release or tombstone ``rid`` (``keys``: its record's and its budgets'); wait at most
+        one socket timeout for it (the undo runs on in its own task, whatever cancels this
+        wait)."""
         if self._closed:
             return
-        undo = asyncio.ensure_future(self._call("cancel", rid, epoch_us(now)))
+        undo = asyncio.ensure_future(self._call("cancel", rid, epoch_us(now), keys=keys))
         self._undos.add(undo)
         undo.add_done_callback(lambda task: self._undone(task, rid))
         await asyncio.wait([undo], timeout=self._socket_timeout)

@@ -2,9 +2,20 @@
 --
 -- Each operation is one script (one EVALSHA): the helper files it names on its first line,
 -- then its own file, joined by quotaguard/ledger/redis/scripts.py.
--- KEYS[1] = <prefix>leases; ARGV[1] = operation, ARGV[2] = <prefix> = "{namespace}:",
--- ARGV[3] = max_skew (us), ARGV[4] = the operation's arguments: one JSON array (args()).
+-- ARGV[1] = operation, ARGV[2] = <prefix> = "{namespace}:", ARGV[3] = max_skew (us),
+-- ARGV[4] = the operation's arguments: one JSON array (args()), ARGV[5] = '1': check keys.
 -- Every key is <prefix>..., so all of them share the namespace's hash tag (one cluster slot).
+--
+-- KEYS: every key the script touches, declared (the convention every script follows).
+-- Redis Cluster checks only declared keys: during a slot migration it sends a script
+-- whose declared keys have moved to the new node (ASK) or are split (TRYAGAIN), but an
+-- undeclared key that has moved fails the script where it is touched, after any write
+-- before it. So a script names every key through K(name) (never P .. name), and, with
+-- ARGV[5] = '1' (on a cluster; in the tests on every server), K() refuses one that is
+-- not in KEYS. Python declares the keys its arguments name (scripts.py: KEYS_OF); keys a
+-- script finds by reading (due leases, listed ids, a reservation's budgets) it asks for
+-- with want(name) in a read phase that writes nothing: if any is missing the script
+-- answers {'need', key...} (ask()) and Python sends it again with them declared.
 --   leases        zset  reservation id -> lease expiry (held reservations only)
 --   idem          hash  idempotency key -> reservation id (held and committed)
 --   ext           hash  external id -> reservation id
@@ -30,6 +41,39 @@
 local P = ARGV[2]
 local MAX_SKEW = tonumber(ARGV[3])
 local NULL = cjson.null
+local CHECK = ARGV[5] == '1'
+local DECLARED, MISSING = {}, {}
+if CHECK then for _, key in ipairs(KEYS) do DECLARED[key] = true end end
+
+-- The full name of a key this script touches; with CHECK, one not declared is an error (a
+-- script that forgot to want() it: a bug, never a wrong answer).
+local function K(name)
+  local key = P .. name
+  if CHECK and not DECLARED[key] then
+    error({err = 'ERR quotaguard ' .. tostring(ARGV[1]) .. ': key not declared: ' .. key})
+  end
+  return key
+end
+
+-- In the read phase: the script will touch name. True when it is declared (so it may be
+-- read now); otherwise it is noted for ask().
+local function want(name)
+  local key = P .. name
+  if not CHECK or DECLARED[key] then return true end
+  if MISSING[key] == nil then
+    MISSING[key] = true
+    MISSING[#MISSING + 1] = key
+  end
+  return false
+end
+
+-- The end of the read phase: {'need', key...} when want() noted any, else nil.
+local function ask()
+  if #MISSING == 0 then return nil end
+  local out = {'need'}
+  for _, key in ipairs(MISSING) do out[#out + 1] = key end
+  return out
+end
 
 local function fmt(n) return string.format('%.0f', n + 0) end -- + 0 turns -0 into 0
 
@@ -103,11 +147,11 @@ local function hash(key)
 end
 
 local function budget_record(key)
-  local _, flat = hash(P .. 'b:' .. key)
+  local _, flat = hash(K('b:' .. key))
   return flat
 end
 
 local function reservation(rid)
-  local _, flat = hash(P .. 'r:' .. rid)
+  local _, flat = hash(K('r:' .. rid))
   return flat
 end

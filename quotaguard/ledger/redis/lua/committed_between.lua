@@ -4,6 +4,6 @@
 
 local A = args({'key', 'int', 'int'})
 local key = A[1]
-if redis.call('HEXISTS', P .. 'b:' .. key, 'unit') == 0 then return {'unknown'} end
+if redis.call('HEXISTS', K('b:' .. key), 'unit') == 0 then return {'unknown'} end
 if A[3] <= A[2] then return {'ok', 0} end
 return {'ok', scan(key, A[2], A[3])}

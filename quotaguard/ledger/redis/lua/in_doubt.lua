@@ -3,5 +3,9 @@
 
 args({})
 local out = {'ok'}
-for _, rid in ipairs(redis.call('SMEMBERS', P .. 'doubt')) do out[#out + 1] = reservation(rid) end
+local rids = redis.call('SMEMBERS', K('doubt'))
+for _, rid in ipairs(rids) do want('r:' .. rid) end
+local need = ask()
+if need then return need end
+for _, rid in ipairs(rids) do out[#out + 1] = reservation(rid) end
 return out

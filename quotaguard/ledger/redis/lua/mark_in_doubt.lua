@@ -7,10 +7,10 @@ local A = args({'id', 'int', 'int?'})
 local rid, now = A[1], A[2]
 local at, server = ledger_time(now, A[3])
 if not at then return {'skew', fmt(server)} end
-local state, doubt = unpack(redis.call('HMGET', P .. 'r:' .. rid, 'state', 'doubt'))
+local state, doubt = unpack(redis.call('HMGET', K('r:' .. rid), 'state', 'doubt'))
 if not state then return {'notfound'} end
 if state == 'held' and not doubt then
-  redis.call('HSET', P .. 'r:' .. rid, 'doubt', fmt(now))
-  redis.call('SADD', P .. 'doubt', rid)
+  redis.call('HSET', K('r:' .. rid), 'doubt', fmt(now))
+  redis.call('SADD', K('doubt'), rid)
 end
 return {'ok', reservation(rid)}

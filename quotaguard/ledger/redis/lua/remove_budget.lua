@@ -2,7 +2,7 @@
 -- remove_budget: [key] -> {'unknown'} | {'outstanding'} | {'ok'}
 
 local key = args({'key'})[1]
-local bkey = P .. 'b:' .. key
+local bkey = K('b:' .. key)
 local b = hash(bkey)
 if not b.unit then return {'unknown'} end
 if tonumber(b.outstanding or '0') > 0 then return {'outstanding'} end
@@ -10,5 +10,5 @@ if tonumber(b.outstanding or '0') > 0 then return {'outstanding'} end
 redis.call('HDEL', bkey, 'unit', 'limit', 'limit_micro', 'window', 'wkind', 'wstart', 'wend',
   'wdays', 'reported', 'reported_at', 'covers', 'inside')
 redis.call('HSET', bkey, 'key', key)
-redis.call('SREM', P .. 'budgets', key)
+redis.call('SREM', K('budgets'), key)
 return {'ok'}

@@ -19,7 +19,7 @@ local FIELDS = {'unit', 'limit_micro', 'wkind', 'wstart', 'wend', 'wdays', 'rese
   'outstanding', 'total', 'reported', 'reported_at', 'covers', 'inside'}
 
 local function fields(key)
-  local values = redis.call('HMGET', P .. 'b:' .. key, unpack(FIELDS))
+  local values = redis.call('HMGET', K('b:' .. key), unpack(FIELDS))
   local b = {}
   for i, name in ipairs(FIELDS) do
     if values[i] then b[name] = values[i] end -- a missing field comes back as false
@@ -46,18 +46,24 @@ if bad then -- Python words the error from these records
   return out
 end
 -- A retry of this very call (reply lost, client retried): the same reservation.
-if redis.call('EXISTS', P .. 'r:' .. rid) == 1 then
-  return {'new', redis.call('HGET', P .. 'r:' .. rid, 'lease')}
+if redis.call('EXISTS', K('r:' .. rid)) == 1 then
+  return {'new', redis.call('HGET', K('r:' .. rid), 'lease')}
 end
+-- The read phase: what expiring due leases touches, and the record a key may replay.
+want_due(at)
+local claimed = idem ~= '' and redis.call('HGET', K('idem'), idem)
+if claimed then want('r:' .. claimed) end
+local need = ask()
+if need then return need end
 -- Before the key lookup: a lapsed lease frees its idempotency key. An expiry changes the
 -- budgets' counters, so read them again then (rare: leases are renewed or settled).
 if expire_due(at) > 0 then
   for key in pairs(budgets) do budgets[key] = fields(key) end
 end
 if idem ~= '' then
-  local existing = redis.call('HGET', P .. 'idem', idem)
+  local existing = redis.call('HGET', K('idem'), idem)
   if existing then
-    local tag = redis.call('HGET', P .. 'r:' .. existing, 'fp') == fp and 'replay' or 'conflict'
+    local tag = redis.call('HGET', K('r:' .. existing), 'fp') == fp and 'replay' or 'conflict'
     return {tag, reservation(existing)}
   end
 end
@@ -84,12 +90,12 @@ local holds = {}
 for i = 1, n do
   local b = budgets[keys[i]]
   -- The counters were read above in this same script: one HSET, not two HINCRBYs.
-  redis.call('HSET', P .. 'b:' .. keys[i],
+  redis.call('HSET', K('b:' .. keys[i]),
     'reserved', fmt(tonumber(b.reserved or '0') + amounts[i]),
     'outstanding', fmt(tonumber(b.outstanding or '0') + 1))
   holds[i] = {keys[i], b.unit, fmt(amounts[i])}
 end
-local rkey = P .. 'r:' .. rid
+local rkey = K('r:' .. rid)
 if idem == '' then -- no key, no fingerprint: nothing will ever compare it
   redis.call('HSET', rkey, 'id', rid, 'state', 'held', 'created', fmt(now),
     'lease', lease_until, 'charges', charges, 'holds', cjson.encode(holds))
@@ -97,7 +103,7 @@ else
   redis.call('HSET', rkey, 'id', rid, 'state', 'held', 'created', fmt(now),
     'lease', lease_until, 'idem', idem, 'fp', fp, 'charges', charges,
     'holds', cjson.encode(holds))
-  redis.call('HSET', P .. 'idem', idem, rid)
+  redis.call('HSET', K('idem'), idem, rid)
 end
-redis.call('ZADD', KEYS[1], lease_until, rid)
+redis.call('ZADD', K('leases'), lease_until, rid)
 return {'new', lease_until} -- the caller has every other field already

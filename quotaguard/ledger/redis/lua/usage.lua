@@ -19,12 +19,12 @@ local function bounds(b, c)
   return nil, nil
 end
 
--- The commits of zset P .. index .. key ('c:' by commit time, 'f:' by floor time) in [s, e).
+-- The commits of zset index .. key ('c:' by commit time, 'f:' by floor time) in [s, e).
 local function scan(key, s, e, index)
   local lo = s and fmt(s) or '-inf'
   local hi = e and ('(' .. fmt(e)) or '+inf'
   local total = 0
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', P .. (index or 'c:') .. key, lo, hi)) do
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', K((index or 'c:') .. key), lo, hi)) do
     total = total + tonumber(string.match(member, '(%d+)$'))
   end
   return total
@@ -39,7 +39,7 @@ local function usage(key, b, c)
   if b.wkind == 'none' then
     committed = tonumber(b.total or '0')
   elseif b.wkind == 'calendar_month' then
-    committed = tonumber(redis.call('HGET', P .. 'm:' .. key, c.month) or '0')
+    committed = tonumber(redis.call('HGET', K('m:' .. key), c.month) or '0')
   else
     committed = scan(key, s, e)
   end
