@@ -16,7 +16,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
-EXTRAS = ".[redis,qiskit,braket,postgres]"
+EXTRAS = ".[redis,qiskit,braket,postgres,otel,plot]"
 # aioresponses 0.7.9 breaks on aiohttp 3.14 (pnuckowski/aioresponses#289): its tests run
 # on the newest aiohttp it works with; everything else runs on the newest aiohttp.
 AIORESPONSES_AIOHTTP = "aiohttp>=3.13,<3.14"

@@ -19,6 +19,7 @@ SUITES: list[tuple[str, str, str]] = [
     ("redis_ledger", "bench.redis_ledger", "run"),
     ("postgres_ledger", "bench.postgres_ledger", "run"),
     ("guard_overhead", "bench.overhead", "run"),
+    ("observability", "bench.telemetry", "run"),
     ("braket_client", "bench.braket_client", "run"),
     ("ibm_client", "bench.ibm_client", "run"),
 ]

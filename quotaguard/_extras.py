@@ -18,6 +18,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "qiskit": ("qiskit-ibm-runtime>=0.50",),
     "braket": ("amazon-braket-sdk>=1.90",),
     "postgres": ("asyncpg>=0.30",),
+    "otel": ("opentelemetry-api>=1.30",),
+    "plot": ("matplotlib>=3.9",),
 }
 
 

@@ -17,16 +17,20 @@ import random
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
 import yarl
 
+from quotaguard import _otel
 from quotaguard._aio import AsyncClosing
 from quotaguard._wire import Response, scrub, scrub_response
 from quotaguard.errors import InvalidInput, ProviderUnavailable
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 __all__ = [
     "HTTPClient",
@@ -172,8 +176,11 @@ class HTTPClient(AsyncClosing):
         clock: Callable[[], datetime] = _utcnow,
         secrets: Callable[[], Collection[str]] = tuple,
         proxies: Mapping[str, str] | None = None,
+        error_trace: Callable[[Response], str | None] | None = None,
     ) -> None:
         self.provider = provider
+        #: The provider's trace id of an error answer (IBM's ``trace``), put on its span.
+        self._error_trace = error_trace
         #: requests-style proxy mapping (a saved qiskit account's ``proxies.urls``); it wins
         #: over HTTPS_PROXY for the URLs it covers.
         self._proxies = proxies
@@ -279,6 +286,47 @@ class HTTPClient(AsyncClosing):
         normalises it (``%3A`` → ``:``), which breaks a signature computed over the path.
         """
         check_endpoint(url, "url")
+        tracer = _otel.tracer()
+        if tracer is None:
+            return await self._request(method, url, headers, data, idempotent, timeout,
+                                       safe_statuses, encoded, None)  # fmt: skip
+        parts = urlsplit(url)
+        attributes: dict[str, str | int] = {
+            "http.request.method": method,
+            # Scrubbed as every error text is: a presigned URL carries its signature.
+            "url.full": scrub(url, self._secrets()),
+            "server.address": parts.hostname or "",
+            "quotaguard.provider": self.provider,
+        }
+        if parts.port is not None:
+            attributes["server.port"] = parts.port
+        from opentelemetry.trace import SpanKind, StatusCode  # loaded: a tracer exists
+
+        kind = SpanKind.CLIENT
+        with tracer.start_as_current_span(method, kind=kind, attributes=attributes) as span:
+            response = await self._request(method, url, headers, data, idempotent, timeout,
+                                           safe_statuses, encoded, span)  # fmt: skip
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 400:
+                span.set_attribute("error.type", str(response.status))
+                span.set_status(StatusCode.ERROR)
+                trace_id = self._error_trace(response) if self._error_trace else None
+                if trace_id:
+                    span.set_attribute("quotaguard.provider.trace_id", trace_id)
+            return response
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        data: bytes | str | Mapping[str, str] | None,
+        idempotent: bool,
+        timeout: float | None,
+        safe_statuses: Collection[int],
+        encoded: bool,
+        span: Span | None,
+    ) -> Response:
         total = self._timeout if timeout is None else check_timeout(timeout)
         retry_on = RETRY_STATUSES if idempotent else RETRY_STATUSES & frozenset(safe_statuses)
         policy = self.retry
@@ -286,6 +334,8 @@ class HTTPClient(AsyncClosing):
         unsent = True  # no earlier attempt may have reached the server
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            if attempt and span is not None:
+                span.set_attribute("http.request.resend_count", attempt)
             try:
                 response = await self._once(method, url, headers, data, total, encoded)
             except ProviderUnavailable as exc:

@@ -88,6 +88,12 @@ else:
         ),
         ("asyncpg", "import quotaguard; quotaguard.PostgresLedger", "postgres", "'asyncpg"),
         (
+            "matplotlib",
+            "from quotaguard.cli.plot import require_matplotlib; require_matplotlib()",
+            "plot",
+            "'matplotlib>=3.9'",
+        ),
+        (
             "qiskit_ibm_runtime",
             "from quotaguard.integrations.qiskit_runtime import guard_runtime;"
             " guard_runtime(object(), None)",

@@ -210,6 +210,10 @@ def _prices(value: Mapping[str, Price]) -> dict[str, Price]:
     return dict(value)
 
 
+def _dates(value: Mapping[str, date]) -> dict[str, date]:
+    return dict(value)
+
+
 def _catalog(value: Mapping[tuple[str, str], Price]) -> dict[tuple[str, str], Price]:
     return dict(value)
 
@@ -228,8 +232,10 @@ class PriceTable:
     """Prices by device ARN, then by (region, device name) from the Price List catalog.
 
     ``retired``: devices Braket no longer takes tasks for (their prices still settle the tasks
-    sent before). ``price_list``: whether AWS's Price List was loaded into this table (a
-    built-in table without one is warned about once it is :data:`STALE_AFTER` old).
+    sent before). ``price_list``: whether AWS's Price List was loaded into this table.
+    ``dated``: when each built-in price was read; a device whose price is :data:`STALE_AFTER`
+    old, with no Price List loaded, is warned about when it is estimated (a caller-supplied
+    price has no date and is never stale).
     """
 
     prices: Mapping[str, Price] = attrs.field(factory=dict, converter=_prices)
@@ -238,6 +244,7 @@ class PriceTable:
     retired: frozenset[str] = attrs.field(default=frozenset(), converter=_retired)
     price_list: bool = False
     devices_source: str = ""
+    dated: Mapping[str, date] = attrs.field(factory=dict, converter=_dates)
 
     @classmethod
     def default(cls) -> PriceTable:
@@ -249,6 +256,7 @@ class PriceTable:
             as_of=DEFAULT_PRICES_AS_OF,
             retired=devices.retired(),
             devices_source=devices.source,
+            dated={row.device_arn: row.as_of for row in DEFAULT_ROWS if row.price is not None},
         )
 
     def is_retired(self, device_arn: str) -> bool:
@@ -261,18 +269,20 @@ class PriceTable:
             "(DeviceRetiredException): choose a current device"
         )
 
-    def stale_since(self) -> datetime | None:
-        """From when this table is stale: a dated table with no Price List loaded goes stale
-        :data:`STALE_AFTER` after its date (``None``: never, e.g. a Price List was loaded)."""
-        if self.as_of is None or self.price_list:
+    def stale_since(self, device_arn: str) -> datetime | None:
+        """From when the price of ``device_arn`` is stale: :data:`STALE_AFTER` after the date
+        it was read (``None``: never; a Price List was loaded, or the price has no date)."""
+        read = None if self.price_list else self.dated.get(device_arn)
+        if read is None:
             return None
-        return datetime.combine(self.as_of, datetime.min.time()).replace(tzinfo=UTC) + STALE_AFTER
+        return datetime.combine(read, datetime.min.time()).replace(tzinfo=UTC) + STALE_AFTER
 
-    def stale_message(self) -> str:
+    def stale_message(self, device_arn: str) -> str:
         return (
-            f"the built-in Braket price table dates from {self.as_of}, more than "
-            f"{STALE_AFTER.days} days ago, and no Price List was loaded: estimates may be off; "
-            "load AWS's Price List (quotaguard.braket.load_price_list()) or pass prices"
+            f"the built-in Braket price of {device_arn} dates from {self.dated[device_arn]}, "
+            f"more than {STALE_AFTER.days} days ago, and no Price List was loaded: its "
+            "estimates may be off; load AWS's Price List (quotaguard.braket.load_price_list()) "
+            "or pass its price (PriceTable.with_price)"
         )
 
     def price_for(self, device_arn: str, *, region: str | None = None) -> Price | None:
@@ -311,7 +321,8 @@ class PriceTable:
         """A new table with a caller-supplied price for ``device_arn``."""
         arn = parse_device_arn(device_arn).arn
         price = Price(per_task=per_task, per_shot=per_shot, per_minute=per_minute)
-        return attrs.evolve(self, prices={**self.prices, arn: price})
+        dated = {d: when for d, when in self.dated.items() if d != arn}
+        return attrs.evolve(self, prices={**self.prices, arn: price}, dated=dated)
 
     def merged(self, other: PriceTable) -> PriceTable:
         """``other``'s prices (and its catalog, e.g. a fresh Price List) win over ours. A
@@ -324,6 +335,7 @@ class PriceTable:
             return _ref_key(arn) in other.catalog or (not ref.region and ref.name.lower() in names)
 
         ours = {arn: price for arn, price in self.prices.items() if not covered(arn)}
+        dated = {arn: when for arn, when in self.dated.items() if arn in ours}
         return PriceTable(
             {**ours, **other.prices},
             {**self.catalog, **other.catalog},
@@ -331,6 +343,7 @@ class PriceTable:
             self.retired | other.retired,
             self.price_list or other.price_list,
             other.devices_source or self.devices_source,
+            {**dated, **other.dated},
         )
 
     @classmethod

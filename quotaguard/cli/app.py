@@ -14,8 +14,10 @@ from quotaguard.cli.check import check
 from quotaguard.cli.context import OneLineErrors, Unread
 from quotaguard.cli.demo import demo
 from quotaguard.cli.emulator import emulator
+from quotaguard.cli.ledger import ledger as ledger_commands
 from quotaguard.cli.limits import ibm_limit, limits
 from quotaguard.cli.output import fail
+from quotaguard.cli.report import report
 from quotaguard.cli.status import status
 
 __all__ = ["main"]
@@ -45,7 +47,9 @@ def main(ctx: click.Context, config_path: Path | None, ledger: str | None) -> No
 
 main.add_command(demo)
 main.add_command(status)
+main.add_command(report)
 main.add_command(check)
 main.add_command(limits)
 main.add_command(ibm_limit)
 main.add_command(emulator)
+main.add_command(ledger_commands)

@@ -51,12 +51,26 @@ __all__ = ["DemoRow", "demo", "run_demo"]
 @click.option("--braket-tasks", default=12, show_default=True, help="Braket tasks in the burst.")
 @click.option("--seed", default=7, show_default=True, help="Random seed for the burst.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def demo(ibm_jobs: int, braket_tasks: int, seed: int, as_json: bool) -> None:
+@click.option(
+    "--keep-ledger",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Keep the demo's SQLite ledger in this new file (for quotaguard --ledger FILE report).",
+)
+def demo(
+    ibm_jobs: int, braket_tasks: int, seed: int, as_json: bool, keep_ledger: Path | None
+) -> None:
     """Run a burst of IBM and Braket work through the guard against the local emulator."""
     if ibm_jobs < 0 or braket_tasks < 0:
         fail("--ibm-jobs and --braket-tasks must be >= 0")
+    if keep_ledger is not None and (keep_ledger.exists() or not keep_ledger.parent.is_dir()):
+        fail(f"--keep-ledger {keep_ledger}: must be a new file in an existing directory")
     ok = run_async(run_demo)(
-        ibm_jobs=ibm_jobs, braket_tasks=braket_tasks, seed=seed, as_json=as_json, console=out
+        ibm_jobs=ibm_jobs,
+        braket_tasks=braket_tasks,
+        seed=seed,
+        as_json=as_json,
+        console=out,
+        ledger_path=keep_ledger,
     )
     sys.exit(EXIT_OK if ok else EXIT_REJECTED)
 
@@ -119,8 +133,12 @@ async def run_demo(
     seed: int = 7,
     as_json: bool = False,
     console: Console | None = None,
+    ledger_path: Path | None = None,
 ) -> bool:
-    """Run the demo; True when no limit was exceeded on the server side."""
+    """Run the demo; True when no limit was exceeded on the server side.
+
+    ``ledger_path``: where its SQLite ledger is kept (default: a temporary file, deleted).
+    """
     console = console or Console()
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="quotaguard-demo-") as tmp:
@@ -133,7 +151,7 @@ async def run_demo(
                     world.api_key, world.service_crn, base_url=f"{emu.url}/api", iam_url=emu.url
                 ) as ibm,
                 BraketClient(world.region, endpoint_url=emu.url, botocore_session=creds) as braket,
-                SQLiteLedger(Path(tmp) / "ledger.sqlite3") as ledger,
+                SQLiteLedger(ledger_path or Path(tmp) / "ledger.sqlite3") as ledger,
                 BudgetGuard(ledger, ibm=ibm, braket=braket) as guard,
             ):
                 for key, limit in TEAMS.items():

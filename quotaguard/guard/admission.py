@@ -9,12 +9,14 @@ at each call, so an assignment to ``guard.ledger``, ``guard.clock`` (...) reache
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from quotaguard import _otel
 from quotaguard.engine.amounts import Unit, money_context, to_micro
 from quotaguard.engine.model import Charge, Decision, Estimate, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
@@ -23,6 +25,7 @@ from quotaguard.guard.checks import check_budget_keys
 from quotaguard.guard.contract import Adapter, Submission
 from quotaguard.guard.sends import check_send
 from quotaguard.guard.stamps import Stamped
+from quotaguard.guard.telemetry import NO_SPANS, Spans
 from quotaguard.ledger.base import check_idempotency_key
 
 if TYPE_CHECKING:
@@ -183,40 +186,72 @@ class Admission:
         budgets: tuple[str, ...],
         idempotency_key: str | None,
     ) -> Submission[Any]:
+        tracer = self._guard._tracer
+        if tracer is None:
+            return await self._decide_and_send(work, submit, budgets, idempotency_key, NO_SPANS)
+        token = _otel.using(tracer)  # the provider calls below trace to the guard's tracer
+        try:
+            with tracer.start_as_current_span("quotaguard.submit") as span:
+                spans = Spans(tracer, span)
+                return await self._decide_and_send(work, submit, budgets, idempotency_key, spans)
+        finally:
+            _otel.reset(token)
+
+    async def _decide_and_send(
+        self,
+        work: object,
+        submit: Callable[[], Any] | Stamped,
+        budgets: tuple[str, ...],
+        idempotency_key: str | None,
+        spans: Spans,
+    ) -> Submission[Any]:
         guard = self._guard
-        adapter, estimate = await self._estimate(work)
-        charges = await self._charges(estimate, budgets, adapter)
+        events = guard._events
+        started = time.perf_counter()
+        with spans.step("estimate"):
+            adapter, estimate = await self._estimate(work)
+            charges = await self._charges(estimate, budgets, adapter)
+        spans.set("provider", adapter.provider)
         if static := _static_violations(estimate, charges):
             refused = Decision.reject(adapter.explain(work, static), charges)
-            guard._events.rejected(refused, adapter.provider)
+            spans.set("rules", [v.rule for v in refused.violations])
+            events.rejected(refused, adapter.provider, started)
             raise BudgetExceeded(refused)
         if not charges:
             # Nothing metered and no user budget named: nothing to hold, nothing to check.
             unheld = submit.bind(None) if isinstance(submit, Stamped) else submit
-            guard._events.admitted(Decision(admitted=True), adapter.provider, estimate.fail_open)
-            result = await guard._sender.send_unheld(unheld)
+            events.admitted(Decision(admitted=True), adapter.provider, estimate.fail_open, started)
+            with spans.step("send"):
+                result = await guard._sender.send_unheld(unheld)
             empty = Reservation(
                 id="", charges=(), created_at=guard._clock(), lease_expires_at=guard._clock()
             )
             return Submission(
                 empty, Decision(admitted=True), work, result, adapter.external_id(work, result)
             )
-        decision = await guard._ledger.reserve(
-            charges, now=guard._clock(), lease=guard._lease, idempotency_key=idempotency_key
-        )
+        with spans.step("reserve"):
+            decision = await guard._ledger.reserve(
+                charges, now=guard._clock(), lease=guard._lease, idempotency_key=idempotency_key
+            )
         if not decision.admitted:
             explained = attrs.evolve(
                 decision, violations=adapter.explain(work, decision.violations)
             )
-            guard._events.rejected(explained, adapter.provider)
+            spans.set("rules", [v.rule for v in explained.violations])
+            events.rejected(explained, adapter.provider, started)
             raise BudgetExceeded(explained)
         reservation = decision.reservation
         assert reservation is not None
+        spans.set("reservation_id", reservation.id)
         if decision.replayed:
             return Submission(reservation, decision, work, None, reservation.external_id, True)
-        guard._events.admitted(decision, adapter.provider, estimate.fail_open)
+        events.admitted(decision, adapter.provider, estimate.fail_open, started)
         if isinstance(submit, Stamped):
             submit = submit.bind(reservation.id)
-        result = await guard._sender.send_held(submit, reservation, work, adapter)
-        reservation, external_id = await guard._sender.bind_sent(reservation, work, adapter, result)
+        with spans.step("send"):
+            result = await guard._sender.send_held(submit, reservation, work, adapter)
+        with spans.step("bind"):
+            reservation, external_id = await guard._sender.bind_sent(
+                reservation, work, adapter, result
+            )
         return Submission(reservation, decision, work, result, external_id)

@@ -67,10 +67,19 @@ class BraketAdapter:
         self.ttl = ttl
         self.max_staleness = max_staleness
         self._limits: dict[str, CachedState[SpendingLimit | None]] = {}
-        self._stale_since = self.prices.stale_since()  # warned once, when ``now`` passes it
+        self._warned_stale: set[str] = set()  # devices whose stale price was warned about
 
     def __repr__(self) -> str:
         return f"BraketAdapter(devices={sorted(self._limits)})"
+
+    def _warn_if_stale(self, device_arn: str, now: datetime) -> None:
+        """Once per device: its built-in price is old and no Price List was loaded."""
+        if device_arn in self._warned_stale:
+            return
+        since = self.prices.stale_since(device_arn)
+        if since is not None and now >= since:
+            self._warned_stale.add(device_arn)
+            log.warning("%s", self.prices.stale_message(device_arn))
 
     def handles(self, work: object) -> bool:
         return isinstance(work, BraketTask)
@@ -126,9 +135,7 @@ class BraketAdapter:
                 # emits a (rate-limited) fail_open event per admission.
                 limit = self._cache(work.device_arn).last
                 stale = (rules.budget_key(work.device_arn),)
-        if self._stale_since is not None and now >= self._stale_since:
-            self._stale_since = None
-            log.warning("%s", self.prices.stale_message())
+        self._warn_if_stale(work.device_arn, now)
         region = self.client.region if self.client is not None else None
         estimate = rules.estimate(work, prices=self.prices, limit=limit, now=now, region=region)
         return attrs.evolve(estimate, fail_open=stale) if stale else estimate

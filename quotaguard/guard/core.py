@@ -10,11 +10,13 @@ work (``sending``), settling and watching the :class:`Settler`'s (``settlement``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from quotaguard import _otel
 from quotaguard._aio import AsyncClosing
 from quotaguard.engine.amounts import Unit
 from quotaguard.engine.forecast import Forecast
@@ -38,10 +40,12 @@ from quotaguard.guard.events import Event, Events, EventStream
 from quotaguard.guard.forecasts import forecasts
 from quotaguard.guard.sending import Sender
 from quotaguard.guard.sends import BraketSends, IBMSends
-from quotaguard.guard.settlement import Settler
+from quotaguard.guard.settlement import Settler, budget_states
 from quotaguard.guard.stamps import Stamped
+from quotaguard.guard.telemetry import Telemetry, resolve
 from quotaguard.guard.units import UnitConverter
 from quotaguard.ledger.base import Ledger, check_lease
+from quotaguard.ledger.retention import DEFAULT_RETENTION, check_keep
 from quotaguard.ledger.sqlite import SQLiteLedger
 
 if TYPE_CHECKING:
@@ -63,8 +67,14 @@ class BudgetGuard(AsyncClosing):
     """Rejects over-budget work before it is sent.
 
     ``ledger=None`` opens the embedded SQLite ledger in the user state dir. The guard closes
-    what it opened (that ledger, the watcher) and never what it was given. ``guard.ibm`` and
-    ``guard.braket`` are its guarded sends (:mod:`quotaguard.guard.sends`).
+    what it opened (that ledger, the watcher) and never what it was given. The watcher trims
+    the ledger hourly, keeping ``retention`` (``Ledger.trim``; ``None``: never).
+    ``guard.ibm`` and ``guard.braket`` are its guarded sends (:mod:`quotaguard.guard.sends`).
+
+    ``telemetry``: OpenTelemetry metrics and spans (:mod:`quotaguard.guard.telemetry`, the
+    ``otel`` extra). ``None`` records to the global providers the application set before
+    the guard was made, if any (nothing is done otherwise); ``True`` to the global providers
+    even if set later; ``False`` to none; a :class:`Telemetry` to the providers it names.
     """
 
     def __init__(
@@ -84,8 +94,11 @@ class BudgetGuard(AsyncClosing):
         clock: Callable[[], datetime] = _utcnow,
         adapters: Sequence[Adapter] = (),
         max_in_doubt: timedelta = timedelta(hours=24),
+        retention: timedelta | None = DEFAULT_RETENTION,
+        telemetry: Telemetry | bool | None = None,
     ) -> None:
         fail_mode = check_fail_mode(fail_mode)
+        chosen = resolve(telemetry)
         ibm_price_per_second = check_price_per_second(ibm_price_per_second)
         check_period(state_ttl, "state_ttl")
         if check_period(max_staleness, "max_staleness") < state_ttl:
@@ -99,6 +112,8 @@ class BudgetGuard(AsyncClosing):
         check_providers(ibm, braket, prices, ibm_policy)
         if not isinstance(max_in_doubt, timedelta) or max_in_doubt < lease:
             raise InvalidInput("max_in_doubt", f"must be a timedelta >= lease ({lease})")
+        if retention is not None:
+            check_keep(retention)
         self._owns_ledger = ledger is None
         self._ledger: Ledger = ledger if ledger is not None else SQLiteLedger()
         self._clock = clock
@@ -137,7 +152,10 @@ class BudgetGuard(AsyncClosing):
             converter=self._converter,
             max_in_doubt=max_in_doubt,
         )
+        self._settler.retention = retention
         self._events = self._sender.events = self._settler.events = Events(clock)
+        self._events.telemetry = chosen.recorder(clock) if chosen is not None else None
+        self._tracer = chosen.tracer() if chosen is not None else None
         self._admission = Admission(self)  # check and submit: where the guard decides
 
     def __repr__(self) -> str:
@@ -172,6 +190,8 @@ class BudgetGuard(AsyncClosing):
     def clock(self, clock: Callable[[], datetime]) -> None:
         self._clock = self._sender.clock = self._settler.clock = check_clock(clock)
         self._events.clock = clock
+        if self._events.telemetry is not None:
+            self._events.telemetry.clock = clock
 
     @property
     def lease(self) -> timedelta:
@@ -293,7 +313,8 @@ class BudgetGuard(AsyncClosing):
         ``actual`` is in the provider's unit (IBM seconds, Braket USD); without it the
         provider is asked. Work that has not finished yet is returned still held.
         """
-        return await self._settler.settle(target, actual)
+        with self._traced():
+            return await self._settler.settle(target, actual)
 
     async def release(self, target: Submission[Any] | Reservation | str) -> Reservation:
         """Release a hold you know was not used (e.g. one in doubt after a SubmitTimeout)."""
@@ -308,7 +329,8 @@ class BudgetGuard(AsyncClosing):
         refused at once rather than killing (or spinning) the loop later.
         """
         interval, max_interval = check_watch(interval, max_interval)
-        return self._settler.watch(interval=interval, max_interval=max_interval)
+        with self._traced():  # the watcher task inherits the tracer
+            return self._settler.watch(interval=interval, max_interval=max_interval)
 
     async def watch_once(self) -> int:
         """One pass of the watcher; returns how many reservations it settled.
@@ -318,7 +340,8 @@ class BudgetGuard(AsyncClosing):
         That work ran; its cost is still owed to every budget it was charged to. Holds in
         doubt are renewed and resolved as :meth:`in_doubt` says.
         """
-        return await self._settler.watch_once()
+        with self._traced():
+            return await self._settler.watch_once()
 
     async def in_doubt(self) -> list[Reservation]:
         """Held work whose send the guard could not see end (cancelled or timed out mid-send,
@@ -334,10 +357,13 @@ class BudgetGuard(AsyncClosing):
         """Refresh every provider's state now (limits, usage, spend)."""
         serving = self._events.serving()
         try:
-            for adapter in self._adapters:
-                await adapter.sync()
+            with self._traced():
+                for adapter in self._adapters:
+                    await adapter.sync()
         finally:
             self._events.done_serving(serving)
+        if self._events.telemetry is not None:
+            await self.status()  # the budget gauges, from the state just synced
 
     async def forecast(self) -> list[Forecast]:
         """Every budget's burn-down forecast now (:mod:`quotaguard.engine.forecast`)."""
@@ -360,4 +386,18 @@ class BudgetGuard(AsyncClosing):
         """Every budget the ledger knows: limit, used, reserved (``in_doubt`` of those
         holds), remaining, window."""
         now = self._clock()
-        return [await self._ledger.state(b.key, now=now) for b in await self._ledger.budgets()]
+        states = await budget_states(self._ledger, now)
+        self._events.states(states, now)
+        return states
+
+    @contextlib.contextmanager
+    def _traced(self) -> Iterator[None]:
+        """Provider calls in this block trace to the guard's tracer (if it has one)."""
+        if self._tracer is None:
+            yield
+            return
+        token = _otel.using(self._tracer)
+        try:
+            yield
+        finally:
+            _otel.reset(token)

@@ -6,7 +6,9 @@ each named ``qg_<field>``; see docs/events.md) and calls the subscribers
 (``guard.on_event(callback)``, ``guard.events()``). Nothing is built when nobody listens:
 the call sites ask :meth:`Events.wants` (a subscriber, or the logger enabled for the kind's
 level) first. Events carry budget keys, reservation ids, job ids and amounts, never
-credentials.
+credentials. The same call sites feed the guard's OpenTelemetry metrics (``telemetry``, a
+:class:`~quotaguard.guard.telemetry.Recorder`, when the guard has one) from the values at
+hand, not from built events.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from quotaguard.engine.model import Charge, Decision, Reservation
+from quotaguard.engine.model import BudgetState, Charge, Decision, Reservation
 from quotaguard.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from quotaguard.guard.telemetry import Recorder
 
 __all__ = [
     "LOG_ONLY",
@@ -208,10 +213,13 @@ Callback = Callable[[Event], object]
 
 
 class Events:
-    """The guard's event hub: the logger, the subscribers and the fail-open rate limit."""
+    """The guard's event hub: the logger, the subscribers, the fail-open rate limit and the
+    metrics recorder."""
 
     #: At most one fail-open log record per budget per this interval (the guard's clock).
     fail_open_interval: timedelta = timedelta(minutes=1)
+    #: The guard's metrics (None: none recorded, and nothing is done for them).
+    telemetry: Recorder | None = None
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self.clock = clock
@@ -224,7 +232,7 @@ class Events:
 
     def serving(self) -> contextvars.Token[Events | None] | None:
         """Make this hub the one provider refreshes report to (``None``: no one listens)."""
-        return _CURRENT.set(self) if self._subscribers else None
+        return _CURRENT.set(self) if self._subscribers or self.telemetry else None
 
     @staticmethod
     def done_serving(token: contextvars.Token[Events | None] | None) -> None:
@@ -274,7 +282,12 @@ class Events:
 
     # -- the guard's call sites: each asks ``wants`` before building anything ---------------
 
-    def admitted(self, decision: Decision, provider: str, fail_open: Sequence[str] = ()) -> None:
+    def admitted(
+        self, decision: Decision, provider: str, fail_open: Sequence[str] = (), started: float = 0.0
+    ) -> None:
+        """``started``: ``time.perf_counter()`` when the decision began (its latency metric)."""
+        if self.telemetry is not None:
+            self.telemetry.admitted(decision, provider, fail_open, started)
         for budget in fail_open:  # before the level check: every one counts
             if self.wants(logging.WARNING):
                 self.emit(FailOpen(at=self.clock(), budget=budget, provider=provider))
@@ -288,7 +301,9 @@ class Events:
                 )
             )
 
-    def rejected(self, decision: Decision, provider: str) -> None:
+    def rejected(self, decision: Decision, provider: str, started: float = 0.0) -> None:
+        if self.telemetry is not None:
+            self.telemetry.rejected(decision, provider, started)
         if not self.wants(Rejected.level):
             return
         violations = decision.violations
@@ -303,6 +318,8 @@ class Events:
         )
 
     def in_doubt(self, reservation: Reservation, reason: str) -> None:
+        if self.telemetry is not None:
+            self.telemetry.marked_in_doubt()
         if self.wants(InDoubt.level):
             self.emit(InDoubt(at=self.clock(), reservation_id=reservation.id, reason=reason))
 
@@ -317,6 +334,8 @@ class Events:
             )
 
     def settled(self, before: Reservation, after: Reservation) -> None:
+        if self.telemetry is not None:
+            self.telemetry.settled(before, after)
         if not self.wants(Settled.level) or after.actual is None:
             return
         self.emit(
@@ -346,9 +365,20 @@ class Events:
                 )
 
     def refreshed(self, source: str, previous: datetime | None, now: datetime) -> None:
+        if self.telemetry is not None:
+            self.telemetry.refreshed(source, now)
         if self.wants(ProviderRefreshed.level):
             age = None if previous is None else (now - previous).total_seconds()
             self.emit(ProviderRefreshed(at=now, source=source, age_seconds=age))
+
+    def states(self, states: Sequence[BudgetState], now: datetime) -> None:
+        """Budget states just read (``status``, a watcher pass): the metrics' gauges."""
+        if self.telemetry is not None:
+            self.telemetry.states(states, now)
+
+    def states_due(self, now: datetime) -> bool:
+        """Whether a watcher pass should read budget states for the gauges."""
+        return self.telemetry is not None and self.telemetry.states_due(now)
 
 
 class EventStream(AsyncIterator[Event]):

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from quotaguard.engine.amounts import Unit, as_amount, money_context
-from quotaguard.engine.model import Charge, Reservation, ReservationState
+from quotaguard.engine.model import BudgetState, Charge, Reservation, ReservationState
 from quotaguard.errors import (
     BudgetUnavailable,
     InvalidInput,
@@ -30,12 +30,19 @@ from quotaguard.guard.events import LOG_ONLY, Events
 from quotaguard.guard.units import UnitConverter
 from quotaguard.ledger.base import Ledger
 
-__all__ = ["FindsSent", "Settler"]
+__all__ = ["FindsSent", "Settler", "budget_states"]
 
 log = logging.getLogger("quotaguard.guard")
 
 #: The most reservation ids one ``Ledger.renew_many`` call takes.
 RENEW_BATCH = 10_000
+#: How often the watcher trims the ledger (``Ledger.trim``), when the guard has a retention.
+TRIM_EVERY = timedelta(hours=1)
+
+
+async def budget_states(ledger: Ledger, now: datetime) -> list[BudgetState]:
+    """Every budget the ledger knows, as of ``now`` (``guard.status``; the budget gauges)."""
+    return [await ledger.state(b.key, now=now) for b in await ledger.budgets()]
 
 
 @runtime_checkable
@@ -62,6 +69,8 @@ class Settler:
     events: Events = LOG_ONLY
     concurrency: int = 8
     settle_timeout: float = 60.0
+    #: What the watcher's trims keep (``Ledger.trim``'s ``keep``); ``None``: it never trims.
+    retention: timedelta | None = None
 
     def __init__(
         self,
@@ -80,6 +89,7 @@ class Settler:
         self.converter = converter
         self.max_in_doubt = max_in_doubt
         self._watcher: asyncio.Task[None] | None = None
+        self._trimmed_at: datetime | None = None
 
     async def aclose(self) -> None:
         """Stop the watcher, if one runs."""
@@ -195,9 +205,12 @@ class Settler:
         passes). Returns how many reservations ended: committed, or released in-doubt holds.
         """
         held = await self._renew_due()
+        await self._trim_due()
         todo = [r for r in held if r.external_id is not None or r.in_doubt_since is not None]
         lapsed = await self.ledger.lapsed()
         self.events.lapsed(lapsed)
+        if self.events.states_due(now := self.clock()):  # the budget gauges, now and then
+            self.events.states(await budget_states(self.ledger, now), now)
         todo += lapsed
         if not todo:
             return 0
@@ -227,6 +240,25 @@ class Settler:
                 renewed += len(await self.ledger.renew_many(batch, lease=self.lease, now=now))
         self.events.renewed(len(due), renewed)
         return held
+
+    async def _trim_due(self) -> None:
+        """Trim the ledger once every :data:`TRIM_EVERY`, bounded; a failure waits an hour."""
+        now = self.clock()
+        if self.retention is None or (
+            self._trimmed_at is not None and now - self._trimmed_at < TRIM_EVERY
+        ):
+            return
+        self._trimmed_at = now
+        try:
+            async with asyncio.timeout(self.renew_timeout):
+                trimmed = await self.ledger.trim(now=now, keep=self.retention)
+        except (BudgetUnavailable, TimeoutError) as exc:
+            why = str(exc) or "timed out"
+            log.warning("watch: trim cut short (%s); the rest goes next hour", why)
+            return
+        log.info(
+            "watch: trimmed %d commits, %d reservations", trimmed.commits, trimmed.reservations
+        )
 
     async def _settle_from(self, queue: Iterator[Reservation], ended: list[int]) -> None:
         for reservation in queue:  # shared by the workers: each reservation is taken once

@@ -90,6 +90,7 @@ class IBMRuntimeClient(AsyncClosing):
             clock=self._clock,
             secrets=lambda: self._auth.secrets(),
             proxies=proxies if proxies is not None else settings.proxies,
+            error_trace=sansio.error_trace,
         )
         self._auth = IAMAuth(
             settings.api_key, iam_url=self.iam_url, http=self._http, clock=self._clock

@@ -27,6 +27,7 @@ import attrs
 from quotaguard.engine.registry import Source, register
 from quotaguard.errors import InvalidInput
 from quotaguard.ibm.models import CatalogEntry, GetUsageResponse, Instance, PlanConfiguration
+from quotaguard.ibm.seeds import INSTANCES_API
 
 __all__ = [
     "PLANS",
@@ -48,7 +49,7 @@ RULE_PLAN_UNKNOWN: Final = register(
     "IBM reports no limit (nor allocation) and the plan cannot be told from the service "
     "(plan id, account plans, Global Catalog): refused rather than treated as unlimited.",
     source=(Source.LIVE, Source.SDK),
-    reference="seeds/ibm-runtime-instances-api.txt: plan_id is a catalog identifier "
+    reference=f"{INSTANCES_API}: plan_id is a catalog identifier "
     "(flex-plan-id-1); qiskit-ibm-runtime Account.list_instances reads the catalog",
     action='Declare the plan: IBMPolicy(plan=...) or [ibm] plan = "open" | "pay-as-you-go" | '
     '"flex" | "premium" in quotaguard.toml.',

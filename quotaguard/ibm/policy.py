@@ -26,6 +26,7 @@ from quotaguard.engine.registry import Source, register
 from quotaguard.errors import InvalidInput
 from quotaguard.ibm.models import GetUsageResponse, Instance
 from quotaguard.ibm.plans import InstanceLimit, Plan, check_plan, plan_from_name, resolve_limit
+from quotaguard.ibm.seeds import INSTANCES_API
 
 __all__ = [
     "RULE_LIMIT_REACHED",
@@ -37,12 +38,11 @@ __all__ = [
 ]
 
 S = Unit.SECONDS
-_API = "seeds/ibm-runtime-instances-api.txt"
 RULE_LIMIT_REACHED = register(
     "ibm.instance.limit_reached",
     "The instance's usage endpoint says usage_limit_reached: IBM runs nothing more this period.",
     source=(Source.SEED, Source.LIVE),
-    reference=f"{_API}: GET /v1/instances/usage usage_limit_reached",
+    reference=f"{INSTANCES_API}: GET /v1/instances/usage usage_limit_reached",
     action="Wait for the period to reset or raise the instance's limit (quotaguard ibm-limit).",
 )
 

@@ -62,6 +62,7 @@ from quotaguard.ibm.policy import (
     reported_used,
     seconds_violation,
 )
+from quotaguard.ibm.seeds import INSTANCES_API, MAX_EXECUTION_TIME
 from quotaguard.ibm.sessions import (
     RULE_OPEN_NO_SESSIONS,
     RULE_SESSION_REMAINING,
@@ -94,15 +95,13 @@ __all__ = [
     "unreadable",
 ]
 
-_FAQ = "seeds/ibm-max-execution-time-faq.txt, ibm-max-execution-time.txt"
-_API = "seeds/ibm-runtime-instances-api.txt"
 
 RULE_UNSET = register(
     "ibm.max_execution_time.unset",
     "A job without max_execution_time reserves IBM's full system cap, and that does not fit "
     "(reported instead of budget.remaining, since the fix is to set it).",
     source=Source.SEED,
-    reference=f"{_FAQ}: the system timeout is capped at 3 hours",
+    reference=f"{MAX_EXECUTION_TIME}: the system timeout is capped at 3 hours",
     action="Set max_execution_time on the job (the message says the most that fits).",
     numbers="cap 10,800 s (IBMPolicy.job_cap_seconds)",
 )
@@ -119,14 +118,14 @@ RULE_INSTANCE_UNREADABLE = register(
     "The work names another instance (IBMJob(instance=...)) whose usage this API key cannot "
     "read (403/404), so its limit cannot be checked; refused whatever the fail mode.",
     source=Source.LIVE,
-    reference=f"{_API}: GET /v1/instances/usage with that instance's Service-CRN",
+    reference=f"{INSTANCES_API}: GET /v1/instances/usage with that instance's Service-CRN",
     action="Use an API key with access to that instance, or send the work to the client's own.",
 )
 RULE_PROGRAM_TOO_LARGE = register(
     "ibm.payload.program_too_large",
     "The program is larger than IBM accepts.",
     source=Source.SEED,
-    reference=f"{_FAQ}: programs cannot exceed 750KB",
+    reference=f"{MAX_EXECUTION_TIME}: programs cannot exceed 750KB",
     action="Make the program smaller (or set IBMPolicy.max_program_bytes if IBM's limit moved).",
     numbers="750,000 bytes (IBMPolicy.max_program_bytes)",
 )
@@ -134,7 +133,7 @@ RULE_INPUT_TOO_LARGE = register(
     "ibm.payload.input_too_large",
     "The job's inputs are larger than IBM accepts.",
     source=Source.SEED,
-    reference=f"{_FAQ}: inputs cannot exceed 64MB (IBM pages now also cite 50 MB)",
+    reference=f"{MAX_EXECUTION_TIME}: inputs cannot exceed 64MB (IBM pages now also cite 50 MB)",
     action="Split the job into smaller ones (or set IBMPolicy.max_input_bytes).",
     numbers="64,000,000 bytes (IBMPolicy.max_input_bytes)",
 )

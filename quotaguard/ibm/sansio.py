@@ -67,6 +67,7 @@ __all__ = [
     "decipher_job_ids",
     "decipher_token",
     "error_for",
+    "error_trace",
     "load_json",
     "region_from_crn",
 ]
@@ -361,17 +362,30 @@ def _error_items(data: object) -> tuple[str | None, tuple[dict[str, str], ...]]:
     return (str(trace) if trace is not None else None), tuple(items)
 
 
+def _error_body(response: Response) -> object:
+    try:
+        return json.loads(response.body) if response.body else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _trace(trace: str | None, response: Response) -> str | None:
+    headers = response.headers
+    return trace or headers.get("x-global-transaction-id") or headers.get("x-request-id")
+
+
+def error_trace(response: Response) -> str | None:
+    """The trace id IBM gives an error answer (body ``trace``, IAM's ``requestId``, or the
+    transaction header), as :func:`error_for` puts it on the error; for the HTTP span."""
+    return _trace(_error_items(_error_body(response))[0], response)
+
+
 def error_for(
     operation: str, response: Response, kind: type[ProviderError] | None = None
 ) -> ProviderError:
     """The typed error for a non-2xx answer. Messages come from the body, never our headers."""
-    try:
-        data = json.loads(response.body) if response.body else None
-    except (ValueError, UnicodeDecodeError):
-        data = None
-    trace, items = _error_items(data)
-    headers = response.headers
-    trace = trace or headers.get("x-global-transaction-id") or headers.get("x-request-id")
+    trace, items = _error_items(_error_body(response))
+    trace = _trace(trace, response)
     code = items[0].get("code") if items else None
     detail = items[0].get("message") if items else None
     message = f"{operation} failed" + (f": {detail}" if detail else "")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from quotaguard.engine import Charge, Estimate, Violation
 from quotaguard.engine.registry import Source, register
 from quotaguard.ibm.policy import RULE_LIMIT_REACHED, S, seconds_violation
+from quotaguard.ibm.seeds import INSTANCES_API, MAX_EXECUTION_TIME
 
 if TYPE_CHECKING:
     from quotaguard.ibm.models import GetUsageResponse
@@ -30,8 +31,6 @@ __all__ = [
     "session_raise",
 ]
 
-_FAQ = "seeds/ibm-max-execution-time-faq.txt, ibm-max-execution-time.txt"
-_API = "seeds/ibm-runtime-instances-api.txt"
 RULE_OPEN_NO_SESSIONS = register(
     "ibm.open_plan.no_sessions",
     "Open-plan instances run jobs and batches only; a dedicated session is refused.",
@@ -44,7 +43,7 @@ RULE_TTL_ORDER = register(
     "ibm.session.ttl_order",
     "Session times out of order: interactive_ttl <= active_ttl <= max_time <= the plan's max_ttl.",
     source=Source.SEED,
-    reference=f"{_API}: SessionCreate max_ttl, active_ttl, interactive_ttl",
+    reference=f"{INSTANCES_API}: SessionCreate max_ttl, active_ttl, interactive_ttl",
     action="Lower the larger time or raise the smaller one.",
     numbers="plan max_ttl 8 h (paid), 10 min (open batch); interactive 60 s",
 )
@@ -52,7 +51,7 @@ RULE_SESSION_REMAINING = register(
     "ibm.session.remaining",
     "A job sent into a session may run longer than the session has left; queued jobs then fail.",
     source=Source.SEED,
-    reference=f"{_FAQ}: queued jobs are failed when the session times out",
+    reference=f"{MAX_EXECUTION_TIME}: queued jobs are failed when the session times out",
     action="Lower the job's max_execution_time or open a new session.",
 )
 

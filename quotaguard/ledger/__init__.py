@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from quotaguard.ledger.base import DEFAULT_LEASE, Ledger
 from quotaguard.ledger.memory import MemoryLedger
+from quotaguard.ledger.retention import DEFAULT_RETENTION, Trimmed
 from quotaguard.ledger.sqlite import SQLiteLedger
 
 if TYPE_CHECKING:
@@ -13,11 +14,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LEASE",
+    "DEFAULT_RETENTION",
     "Ledger",
     "MemoryLedger",
     "PostgresLedger",
     "RedisLedger",
     "SQLiteLedger",
+    "Trimmed",
 ]
 
 

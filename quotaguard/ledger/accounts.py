@@ -13,6 +13,7 @@ from quotaguard.engine.amounts import to_micro
 from quotaguard.engine.model import Budget
 from quotaguard.engine.rules import Usage, report_counts
 from quotaguard.ledger.encoding import epoch_us
+from quotaguard.ledger.retention import FOLDED_AT
 
 __all__ = ["Account", "BudgetView", "CommitIndex"]
 
@@ -38,6 +39,19 @@ class CommitIndex:
         for a in amounts:
             total += a
             self.totals.append(total)
+
+    def fold_before(self, cut: int) -> int:
+        """Fold the commits before ``cut`` into one at :data:`FOLDED_AT`; how many went.
+
+        The running totals from ``cut`` on are unchanged, and so is every sum.
+        """
+        times = self.times
+        i = bisect.bisect_left(times, cut)
+        gone = i - (1 if times and times[0] == FOLDED_AT else 0)
+        if gone > 0:
+            times[:i] = [FOLDED_AT]
+            self.totals[:i] = [self.totals[i - 1]]
+        return max(gone, 0)
 
     def between(self, start: int | None, end: int | None) -> int:
         totals = self.totals

@@ -32,7 +32,7 @@ store with a clock of its own reads it instead (and checks the skew in the same 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -47,6 +47,7 @@ from quotaguard.errors import (
     ReservationNotFound,
     UnknownBudget,
 )
+from quotaguard.ledger.audit import Page, audit_filter, check_page_size, read_pages
 from quotaguard.ledger.checks import (
     DEFAULT_MAX_SKEW,
     MAX_RENEW_MANY,
@@ -76,6 +77,7 @@ from quotaguard.ledger.outcomes import (
     UnitInUse,
 )
 from quotaguard.ledger.protocol import DEFAULT_LEASE, Ledger, TimeSourceName
+from quotaguard.ledger.retention import DEFAULT_RETENTION, TRIM_BATCH, Trimmed, check_keep
 
 # The checks, the encoding of instants and the protocol live in .checks, .encoding and
 # .protocol; guard, CLI and tests import them from here, the contract's one address.
@@ -110,6 +112,10 @@ class LedgerBase(AsyncClosing):
     time_source: TimeSource = TimeSource.CALLER
     #: How far a caller's ``now`` may be from the ledger's own time.
     max_skew: timedelta = DEFAULT_MAX_SKEW
+    #: The most records one step of :meth:`trim` forgets.
+    trim_batch: int = TRIM_BATCH
+    #: ``_reservation_page`` may give a record on two pages (Redis ``SCAN``).
+    _pages_repeat = False
 
     def _use_time(
         self, time_source: object, max_skew: object, allowed: Sequence[TimeSource]
@@ -283,6 +289,20 @@ class LedgerBase(AsyncClosing):
         """Reservations that expired after their work may have been sent, not committed since."""
         return await self._lapsed()
 
+    def reservations(
+        self,
+        *,
+        budgets: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 500,
+    ) -> AsyncIterator[Reservation]:
+        """Each reservation on any of ``budgets`` alive in ``[since, until)``, page by page."""
+        # The audit read (ledger.audit): checked now, read as the caller iterates.
+        wanted = audit_filter(budgets, since, until)
+        size = check_page_size(page_size)
+        return read_pages(self._reservation_page, wanted, size, repeats=self._pages_repeat)
+
     # -- provider reports and state ---------------------------------------------------------
 
     async def record_report(
@@ -348,6 +368,24 @@ class LedgerBase(AsyncClosing):
         if isinstance(found, Refusal):
             raise UnknownBudget("key", key)
         return from_micro(found)
+
+    async def trim(self, *, now: datetime, keep: timedelta = DEFAULT_RETENTION) -> Trimmed:
+        """Forget ended reservations and commits no window counts, older than ``now - keep``."""
+        # What goes and what stays, and why ``used`` never drops: ledger/retention.py. Steps
+        # of at most ``trim_batch`` records each, so that no one step holds the store long.
+        check_now(now)
+        check_keep(keep)
+        self._clock(now)
+        try:
+            cut = now - keep
+        except OverflowError:
+            return Trimmed()  # nothing is dated before year 1
+        done = Trimmed()
+        while True:
+            step, more = await self._trim(now, cut, self.trim_batch)
+            done += step
+            if not more:
+                return done
 
     async def aclose(self) -> None:  # pragma: no cover - overridden where there is I/O
         """Release the ledger's connections and threads; safe to call twice."""
@@ -459,6 +497,22 @@ class LedgerBase(AsyncClosing):
         """Micro-units committed to ``key`` at epoch-µs instants in ``[start, end)``.
 
         ``NO_BUDGET`` for an unknown key. A read only: it expires nothing.
+        """
+        raise NotImplementedError
+
+    async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
+        """Forget at most ``limit`` records that :mod:`.retention` lets go before ``cut``.
+
+        Whether more may be left (the base then calls again). Commits are folded into their
+        budget's running total in the same atomic step that drops them.
+        """
+        raise NotImplementedError
+
+    async def _reservation_page(self, after: str | None, limit: int) -> Page:
+        """About ``limit`` records after the cursor ``after``, and the next page's cursor.
+
+        ``after`` ``None``: the first page; a next cursor ``None``: no page after this one.
+        The store's own stable order; no filter (the base applies it). A read only.
         """
         raise NotImplementedError
 

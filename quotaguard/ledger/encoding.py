@@ -10,12 +10,20 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, Protocol
 
 from quotaguard.engine.amounts import Unit
-from quotaguard.engine.model import Charge
+from quotaguard.engine.model import Charge, Reservation, ReservationState
 from quotaguard.engine.reservations import charges_key
 
-__all__ = ["charges_fingerprint", "charges_from", "charges_json", "epoch_us", "from_epoch_us"]
+__all__ = [
+    "charges_fingerprint",
+    "charges_from",
+    "charges_json",
+    "epoch_us",
+    "from_epoch_us",
+    "reservation_from_row",
+]
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
@@ -50,3 +58,30 @@ def charges_fingerprint(charges: Sequence[Charge]) -> str:
     What a store compares where it cannot call ``engine.reservations.same_charges`` (Lua).
     """
     return json.dumps(charges_key(charges), separators=(",", ":"))
+
+
+class Row(Protocol):
+    """A row read by column name: ``sqlite3.Row``, an asyncpg record, a decoded JSON object."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def reservation_from_row(row: Row) -> Reservation:
+    """A ``reservations`` row of the SQL ledgers (SQLite and PostgreSQL share its columns)."""
+    return Reservation(
+        id=row["id"],
+        charges=charges_from(row["charges"]) or (),
+        created_at=from_epoch_us(row["created_at"]),
+        lease_expires_at=from_epoch_us(row["lease_expires_at"]),
+        state=ReservationState(row["state"]),
+        idempotency_key=row["idem"],
+        actual=charges_from(row["actual"]),
+        ended_at=_instant(row["ended_at"]),
+        external_id=row["external_id"],
+        sent_at=_instant(row["sent_at"]),
+        in_doubt_since=_instant(row["in_doubt_since"]),
+    )
+
+
+def _instant(value: int | None) -> datetime | None:
+    return None if value is None else from_epoch_us(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from quotaguard.engine.reservations import (
 )
 from quotaguard.engine.rules import check_charges, evaluate
 from quotaguard.ledger.accounts import Account, BudgetView
+from quotaguard.ledger.audit import Page, by_id
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
 from quotaguard.ledger.encoding import epoch_us
@@ -36,6 +38,7 @@ from quotaguard.ledger.outcomes import (
     Replayed,
     UnitInUse,
 )
+from quotaguard.ledger.retention import Trimmed, commit_cutoff
 
 __all__ = ["MemoryLedger"]
 
@@ -311,6 +314,11 @@ class MemoryLedger(LedgerBase):
     async def _lapsed(self) -> list[Reservation]:
         return [self._reservations[rid] for rid in self._owed]
 
+    async def _reservation_page(self, after: str | None, limit: int) -> Page:
+        ids = sorted(self._reservations)  # by id, as the SQL stores page
+        start = 0 if after is None else bisect.bisect_right(ids, after)
+        return by_id([self._reservations[rid] for rid in ids[start : start + limit]], limit)
+
     # -- provider reports and state ---------------------------------------------------------
 
     async def _record_report(
@@ -333,3 +341,28 @@ class MemoryLedger(LedgerBase):
         self._sweep(clock)
         doubt = sum(key in self._holds[rid] for rid in self._doubt)
         return Counters(account.budget, account.usage(now, doubt))
+
+    # -- trimming (ledger/retention.py) -----------------------------------------------------
+
+    async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
+        # In-process: one step forgets everything due (nothing waits on it but this caller).
+        cut_us, commits = epoch_us(cut), 0
+        for account in self._accounts.values():
+            reported = account.reported_at
+            upto = commit_cutoff(
+                account.budget.window, None if reported is None else epoch_us(reported), now, cut_us
+            )
+            commits += account.commits.fold_before(upto)
+            account.floors.fold_before(upto)
+        gone = [
+            r
+            for r in self._reservations.values()
+            if r.ended_at is not None and r.ended_at < cut and r.id not in self._owed
+        ]
+        for r in gone:
+            del self._reservations[r.id]
+            if r.idempotency_key is not None and self._by_key.get(r.idempotency_key) == r.id:
+                del self._by_key[r.idempotency_key]
+            if r.external_id is not None and self._by_external.get(r.external_id) == r.id:
+                del self._by_external[r.external_id]
+        return Trimmed(commits, len(gone)), False

@@ -6,12 +6,13 @@ signatures are these, word for word); a backend writes only its primitives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
 from quotaguard.engine.model import Budget, BudgetState, Charge, Decision, Reservation
+from quotaguard.ledger.retention import DEFAULT_RETENTION, Trimmed
 
 __all__ = ["DEFAULT_LEASE", "Ledger", "TimeSourceName"]
 
@@ -89,6 +90,17 @@ class Ledger(Protocol):
     async def lapsed(self) -> list[Reservation]:
         """Reservations that expired after their work may have been sent, not committed since."""
 
+    def reservations(
+        self,
+        *,
+        budgets: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 500,
+    ) -> AsyncIterator[Reservation]:
+        """Each reservation on any of ``budgets`` alive in ``[since, until)``, page by page."""
+        ...
+
     async def record_report(
         self,
         key: str,
@@ -105,6 +117,9 @@ class Ledger(Protocol):
 
     async def committed_between(self, key: str, start: datetime, end: datetime) -> Decimal:
         """What was committed to ``key`` at commit instants in ``[start, end)``, any window."""
+
+    async def trim(self, *, now: datetime, keep: timedelta = DEFAULT_RETENTION) -> Trimmed:
+        """Forget ended reservations and commits no window counts, older than ``now - keep``."""
 
     async def aclose(self) -> None:
         """Release the ledger's connections and threads; safe to call twice."""

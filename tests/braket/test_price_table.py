@@ -160,25 +160,27 @@ def test_cepheus_has_no_price_and_the_error_names_the_tables_date() -> None:
     assert listed.estimate(CEPHEUS, 100) == Decimal("0.50")
 
 
-# -- a stale table warns once ----------------------------------------------------------------
+# -- a stale price warns once per device ------------------------------------------------------
 
 
 def _day(days: int) -> datetime:
     return datetime.combine(DEFAULT_PRICES_AS_OF, datetime.min.time(), UTC) + timedelta(days)
 
 
-async def _checks(prices: PriceTable, clock: FakeClock, times: int) -> None:
+async def _checks(
+    prices: PriceTable, clock: FakeClock, times: int, device: str = SV1, shots: int = 0
+) -> None:
     async with BudgetGuard(MemoryLedger(), prices=prices, clock=clock) as guard:
         for _ in range(times):
-            await guard.check(BraketTask(SV1, 0, max_duration=timedelta(seconds=5)))
+            await guard.check(BraketTask(device, shots, max_duration=timedelta(seconds=5)))
             clock.advance(days=1)
 
 
 def _stale(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if "price table" in r.getMessage()]
+    return [r.getMessage() for r in caplog.records if "built-in Braket price" in r.getMessage()]
 
 
-async def test_a_table_older_than_180_days_warns_once_with_its_date(
+async def test_a_price_older_than_180_days_warns_once_with_its_device_and_date(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, "quotaguard")
@@ -187,8 +189,29 @@ async def test_a_table_older_than_180_days_warns_once_with_its_date(
     assert _stale(caplog) == []
     await _checks(PriceTable.default(), FakeClock(_day(180)), 3)  # days 180..182: once
     [message] = _stale(caplog)
-    assert DEFAULT_PRICES_AS_OF.isoformat() in message
+    assert SV1 in message and DEFAULT_PRICES_AS_OF.isoformat() in message
     assert "load_price_list" in message
+
+
+async def test_a_fresh_price_does_not_warn_because_another_row_is_old(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Forte's price was read on 2026-12-01 and SV1's copied on 2025-10-01. The old table
+    # warned about its oldest row for every device, so every user saw it from day one.
+    caplog.set_level(logging.WARNING, "quotaguard")
+    today = FakeClock(datetime(2026, 12, 1, 12, tzinfo=UTC))
+    await _checks(PriceTable.default(), today, 2, device=FORTE, shots=10)
+    assert _stale(caplog) == []
+    await _checks(PriceTable.default(), FakeClock(datetime(2026, 12, 1, 12, tzinfo=UTC)), 2)
+    [message] = _stale(caplog)
+    assert SV1 in message and FORTE not in message
+
+
+def test_a_price_the_caller_supplies_is_never_stale() -> None:
+    table = PriceTable.default()
+    assert table.stale_since(SV1) == _day(180)
+    assert table.with_price(SV1, per_minute="0.075").stale_since(SV1) is None
+    assert table.stale_since("arn:aws:braket:us-east-1::device/qpu/acme/New-1") is None
 
 
 async def test_a_loaded_price_list_silences_the_stale_warning(

@@ -31,7 +31,7 @@ from tests._support.times import T0
 PUBLIC = sorted(
     name
     for name, member in vars(Ledger).items()
-    if not name.startswith("_") and inspect.iscoroutinefunction(member)
+    if not name.startswith("_") and inspect.isfunction(member)
 )
 PRIMITIVES = sorted(
     name

@@ -9,6 +9,7 @@ and operations while the namespace's slot migrates from one node to another (ASK
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +21,7 @@ from redis.exceptions import ResponseError
 
 from quotaguard.engine import Budget, Unit
 from quotaguard.errors import BudgetUnavailable, InvalidInput, UnknownBudget
+from quotaguard.ledger import Trimmed
 from quotaguard.ledger.redis import SCRIPTS, RedisLedger, cluster
 from quotaguard.ledger.redis.scripts import sha1
 from tests._support.ledger import usd
@@ -114,9 +116,47 @@ async def test_every_script_runs_on_the_cluster_from_a_ledger_that_knows_nothing
         third = await one.reserve([usd("a", 1)], now=t1)
         assert third.reservation is not None
         await two.release(third.reservation.id, now=t1)
+        kept = {rid, short.reservation.id, third.reservation.id}
+        assert {r.id async for r in two.reservations(page_size=1)} == kept
+        keep = timedelta(days=1)
+        # b's two commits (a's is after its report, which counts it: kept) and the records
+        assert await two.trim(now=t1 + timedelta(days=2), keep=keep) == Trimmed(2, 3)
+        assert [r async for r in two.reservations()] == []
         await two.remove_budget("a")
         assert [b.key for b in await one.budgets()] == ["b"]
         assert two._check_keys  # so any undeclared key would have failed its call
+
+
+def scans(redis_cluster: LocalCluster) -> list[int]:
+    """How many SCAN each node has answered (``INFO commandstats``)."""
+    out = []
+    for index in range(3):
+        found = re.search(
+            r"cmdstat_scan:calls=(\d+)", redis_cluster.cli(index, "INFO", "commandstats")
+        )
+        out.append(int(found[1]) if found else 0)
+    return out
+
+
+async def test_the_audit_read_and_the_first_trim_scan_only_the_namespace_slots_node(
+    redis_cluster: LocalCluster, cluster_client: RedisCluster
+) -> None:
+    async with ledger_on(cluster_client) as ledger:
+        await ledger.put_budget(Budget("a", Unit.USD, Decimal(100)))
+        for i in range(5):
+            held = await ledger.reserve([usd("a", 1)], now=T0, idempotency_key=f"k{i}")
+            assert held.reservation is not None
+            await ledger.commit(held.reservation.id, now=T0)
+        owner = redis_cluster.owner(slot_of(ledger.namespace))
+        before = scans(redis_cluster)
+        assert len([r async for r in ledger.reservations(page_size=2)]) == 5
+        ledger.trim_batch = 2  # the first trim lists old records: SCAN in steps of 2
+        assert await ledger.trim(now=T0 + timedelta(days=500), keep=timedelta(days=1)) == (
+            Trimmed(5, 5)
+        )
+        after = scans(redis_cluster)
+        grew = [b - a for a, b in zip(before, after, strict=True)]
+        assert grew[owner] >= 2 and all(grew[i] == 0 for i in range(3) if i != owner)
 
 
 async def test_a_charge_set_across_two_namespaces_is_two_ledgers_and_not_atomic(

@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
-from quotaguard.engine import Budget, Unit
+from quotaguard.engine import Budget, RollingDays, Unit
 from quotaguard.ledger.encoding import epoch_us
 from quotaguard.ledger.redis import SCRIPTS, RedisLedger
 from quotaguard.ledger.redis.scripts import KEYS_OF, OPERATIONS, sha1
@@ -117,3 +117,50 @@ async def test_a_found_key_costs_one_more_round_trip_and_only_then(
         assert await evalsha_calls(client) - calls == 2
         state = await one.state("a", now=T0 + timedelta(minutes=2))
         assert (state.committed, state.reserved) == (2, 1)  # "again" expired, the last held
+
+
+@pytest.mark.redis
+async def test_trim_asks_for_each_budgets_keys_then_the_ended_records_then_writes(
+    rl: RedisLedger, client: aioredis.Redis
+) -> None:
+    from quotaguard.ledger.redis.codec import month_arg
+
+    for key in ("a", "b"):
+        await rl.put_budget(Budget(key, Unit.USD, Decimal(100), RollingDays(1)))
+    ended = []
+    for key in ("a", "b"):
+        decision = await rl.reserve([usd(key, 1)], now=T0)
+        assert decision.reservation is not None
+        await rl.commit(decision.reservation.id, now=T0)
+        ended.append(decision.reservation.id)
+    prefix = f"{{{rl.namespace}}}:"
+    now = T0 + timedelta(days=3)
+    at, cut = epoch_us(now), epoch_us(now - timedelta(days=1))
+    payload = json.dumps(
+        [at, rl._clock_arg(now), cut, rl._month_of(now, at), month_arg(now)[2][0], 100]
+    )
+    keys = [prefix + k for k in KEYS_OF["trim"]]
+
+    async def trim() -> list[bytes]:
+        reply: list[bytes] = await client.execute_command(
+            "EVALSHA", sha1(SCRIPTS["trim"]), len(keys), *keys, "trim", prefix, 30_000_000,
+            payload, "1",
+        )  # fmt: skip
+        return reply
+
+    state = await rl.state("a", now=now)
+    before = await raw_snapshot(client, rl.namespace)
+    # The budgets are found in 'budgets', the ended records in 'ended': all asked for at
+    # once (a budget not yet declared counts as dropping nothing, so the ended records the
+    # rest of the batch may reach are asked for too), and nothing is written.
+    reply = await trim()
+    assert reply[0] == b"need"
+    assert {k.decode() for k in reply[1:]} == {
+        prefix + kind + key for kind in ("b:", "c:", "f:", "m:") for key in ("a", "b")
+    } | {f"{prefix}r:{rid}" for rid in ended}
+    assert await raw_snapshot(client, rl.namespace) == before
+    keys += [k.decode() for k in reply[1:]]
+    assert await trim() == [b"ok", 2, 2, 0]  # 2 commits, 2 records, nothing more
+    assert not await client.exists(*(f"{prefix}r:{rid}" for rid in ended))
+    assert not await client.exists(f"{prefix}c:a", f"{prefix}c:b")
+    assert await rl.state("a", now=now) == state

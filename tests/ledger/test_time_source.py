@@ -113,6 +113,7 @@ async def test_one_fast_clock_cannot_expire_a_fleets_holds(
             lambda: fast.expire(now=wall() + AHEAD),
             lambda: fast.state("a", now=wall() + AHEAD),
             lambda: fast.renew_many([], lease=HOUR, now=wall() + AHEAD),
+            lambda: fast.trim(now=wall() + AHEAD, keep=timedelta(0)),  # windows would move
         ]
         for call in calls:
             with pytest.raises(ClockSkew) as info:

@@ -34,20 +34,24 @@ from tests._support.workers import KEY, RestartGate, crash_worker, open_ledger, 
 LEASE_S = 300
 
 
-@pytest.mark.slow
-async def test_sigkilled_worker_holds_expire_at_their_lease(tmp_path: Path) -> None:
-    path = str(tmp_path / "crash.sqlite3")
-    async with SQLiteLedger(path, time_source="caller") as ledger:
-        await ledger.put_budget(Budget(KEY, Unit.USD, Decimal(100_000)))
+async def _sigkill_worker_mid_stream(
+    *worker_args: object,
+) -> tuple[str, dict[str, Decimal], dict[str, Decimal]]:
+    """Start :func:`crash_worker`, SIGKILL it after 40 reported holds, while it is writing.
+
+    Returns what it had committed, the holds it reported before the kill, and those plus
+    any still in the queue (made and reported, but not yet read when it died).
+    """
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
-    proc = context.Process(target=crash_worker, args=(path, LEASE_S, out))
+    path, lease, *rest = worker_args
+    proc = context.Process(target=crash_worker, args=(path, lease, out, *rest))
     proc.start()
     held: dict[str, Decimal] = {}
     try:
         kind, committed = await asyncio.to_thread(out.get, True, 60)
         assert kind == "committed"
-        while len(held) < 40:  # kill it mid-stream, while it is writing
+        while len(held) < 40:
             _, rid, size = await asyncio.to_thread(out.get, True, 60)
             held[rid] = Decimal(size)
         assert proc.pid is not None
@@ -57,7 +61,6 @@ async def test_sigkilled_worker_holds_expire_at_their_lease(tmp_path: Path) -> N
         if proc.is_alive():  # pragma: no cover - only if SIGKILL did not land
             proc.kill()
     assert proc.exitcode == -signal.SIGKILL
-    # Holds the worker made but had not reported before it died still count: drain the queue.
     with_late = dict(held)
     while True:
         try:
@@ -67,6 +70,15 @@ async def test_sigkilled_worker_holds_expire_at_their_lease(tmp_path: Path) -> N
         with_late[rid] = Decimal(size)
     out.close()
     out.join_thread()
+    return committed, held, with_late
+
+
+@pytest.mark.slow
+async def test_sigkilled_worker_holds_expire_at_their_lease(tmp_path: Path) -> None:
+    path = str(tmp_path / "crash.sqlite3")
+    async with SQLiteLedger(path, time_source="caller") as ledger:
+        await ledger.put_budget(Budget(KEY, Unit.USD, Decimal(100_000)))
+    committed, held, with_late = await _sigkill_worker_mid_stream(path, LEASE_S)
 
     async with SQLiteLedger(path, time_source="caller") as ledger:
         assert await ledger.integrity_check() == "ok"
@@ -150,29 +162,9 @@ async def test_sigkilled_postgres_worker_holds_count_until_their_lease(
     try:
         async with open_ledger("postgres", postgres_server.dsn, schema) as ledger:
             await ledger.put_budget(Budget(KEY, Unit.USD, Decimal(100_000)))
-            context = multiprocessing.get_context("spawn")
-            out = context.Queue()
-            proc = context.Process(
-                target=crash_worker,
-                args=(postgres_server.dsn, LEASE_S, out, "postgres", schema),
+            committed, held, _ = await _sigkill_worker_mid_stream(
+                postgres_server.dsn, LEASE_S, "postgres", schema
             )
-            proc.start()
-            held: dict[str, Decimal] = {}
-            try:
-                kind, committed = await asyncio.to_thread(out.get, True, 60)
-                assert kind == "committed"
-                while len(held) < 40:  # kill it mid-stream, while it is writing
-                    _, rid, size = await asyncio.to_thread(out.get, True, 60)
-                    held[rid] = Decimal(size)
-                assert proc.pid is not None
-                os.kill(proc.pid, signal.SIGKILL)
-            finally:
-                await asyncio.to_thread(proc.join, 30)
-                if proc.is_alive():  # pragma: no cover - only if SIGKILL did not land
-                    proc.kill()
-            assert proc.exitcode == -signal.SIGKILL
-            out.close()
-            out.join_thread()
             outstanding = {r.id: r for r in await ledger.outstanding()}
             assert set(held) <= set(outstanding)  # every acknowledged hold survived
             lease_end = T0 + timedelta(seconds=LEASE_S)

@@ -130,6 +130,9 @@ async def custom_work() -> None:
         booked = await guard.submit(work, book_the_lab)  # a sync send
         assert_type(booked.result, list[str] | None)
         await guard.submit([work], book_the_lab)  # type: ignore[call-overload]  # a list is no Work
+        # The audit read: an async iterator of every reservation kept, filtered.
+        async for kept in guard.ledger.reservations(budgets=["team:research"], page_size=100):
+            assert_type(kept, Reservation)
 
 
 async def main() -> None:

@@ -419,3 +419,53 @@ BEGIN
     (SELECT count(*) FROM holds JOIN reservations ON id = reservation_id
      WHERE budget = p_key AND state = 'held' AND in_doubt_since IS NOT NULL))::text;
 END $$;
+
+-- trim: forget at most p_limit rows dated before p_cut that no window can count (the rule
+-- of quotaguard/ledger/retention.py): a budget's commits before the earlier of p_cut and its
+-- window's start (qg_usage's lo; unwindowed: and its report), folded into one row at p_folded
+-- (`total` has them already; put_budget sums the rows of a key that returns); ended
+-- reservations not owed, and their holds. No budget lock: each statement is atomic, and
+-- readers see the fold and the rows it replaced in one commit. -> [commits, reservations, more]
+CREATE OR REPLACE FUNCTION qg_trim(p_now bigint, p_clock bigint, p_skew bigint,
+  p_cut bigint, p_mstart bigint, p_limit integer, p_folded bigint) RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE b budgets; upto bigint; n integer; folded bigint; done bigint := 0;
+  room integer := p_limit; gone text[] := '{}';
+BEGIN
+  PERFORM qg_time(p_clock, p_now, p_skew); -- a now far from the server's dates windows wrongly
+  FOR b IN SELECT * FROM budgets ORDER BY key LOOP
+    EXIT WHEN room <= 0;
+    upto := least(p_cut, CASE b.wkind WHEN 'fixed' THEN b.wstart
+      WHEN 'calendar_month' THEN p_mstart WHEN 'rolling_days' THEN p_now - b.wdays * 86400000000
+      ELSE b.reported_at END);
+    WITH dropped AS (
+      DELETE FROM commits WHERE id IN (
+        SELECT id FROM commits WHERE budget = b.key AND at < upto AND floor_at < upto
+          AND at <> p_folded ORDER BY at LIMIT room)
+      RETURNING amount)
+    SELECT count(*), COALESCE(sum(amount), 0) INTO n, folded FROM dropped;
+    CONTINUE WHEN n = 0;
+    UPDATE commits SET amount = amount + folded WHERE budget = b.key AND at = p_folded;
+    IF NOT FOUND THEN
+      INSERT INTO commits(budget, at, amount, reservation_id, floor_at)
+      VALUES (b.key, p_folded, folded, NULL, p_folded);
+    END IF;
+    done := done + n;
+    room := room - n;
+  END LOOP;
+  IF room > 0 THEN
+    -- The condition again on the row deleted: a bind since the select may have made it owed.
+    WITH ended AS (
+      DELETE FROM reservations WHERE id IN (
+        SELECT id FROM reservations WHERE ended_at < p_cut AND state <> 'held' AND NOT (
+          state = 'expired' AND (external_id IS NOT NULL OR in_doubt_since IS NOT NULL))
+        LIMIT room)
+      AND state <> 'held' AND ended_at < p_cut
+      AND NOT (state = 'expired' AND (external_id IS NOT NULL OR in_doubt_since IS NOT NULL))
+      RETURNING id)
+    SELECT COALESCE(array_agg(id), '{}') INTO gone FROM ended;
+    DELETE FROM holds WHERE reservation_id = ANY(gone);
+    room := room - cardinality(gone);
+  END IF;
+  RETURN ARRAY[done, cardinality(gone), CASE WHEN room <= 0 THEN 1 ELSE 0 END];
+END $$;

@@ -26,9 +26,16 @@ from quotaguard.engine.amounts import Unit, to_micro
 from quotaguard.engine.model import Budget, Charge, Reservation
 from quotaguard.engine.rules import Usage, check_charges, evaluate
 from quotaguard.errors import BudgetUnavailable, ClockSkew
+from quotaguard.ledger.audit import Page, by_id
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
-from quotaguard.ledger.encoding import charges_fingerprint, charges_json, epoch_us, from_epoch_us
+from quotaguard.ledger.encoding import (
+    charges_fingerprint,
+    charges_json,
+    epoch_us,
+    from_epoch_us,
+    reservation_from_row,
+)
 from quotaguard.ledger.outcomes import (
     NO_BUDGET,
     NO_RESERVATION,
@@ -47,10 +54,10 @@ from quotaguard.ledger.postgres.schema import (
     SCHEMA_VERSION,
     budget_args,
     budget_of,
-    reservation_of,
     usage_of,
 )
 from quotaguard.ledger.postgres.store import PostgresStore
+from quotaguard.ledger.retention import FOLDED_AT, Trimmed
 
 __all__ = ["SCHEMA_VERSION", "PostgresLedger"]
 
@@ -108,7 +115,7 @@ class PostgresLedger(PostgresStore, LedgerBase):
 
     async def _one(self, sql: str, *args: object, now: datetime | None = None) -> Any:
         text = await self._value(sql, *args, now=now)
-        return NO_RESERVATION if text is None else reservation_of(json.loads(text))
+        return NO_RESERVATION if text is None else reservation_from_row(json.loads(text))
 
     # -- budgets ----------------------------------------------------------------------------
 
@@ -198,9 +205,9 @@ class PostgresLedger(PostgresStore, LedgerBase):
             check_charges(charges, {b.key: b for b in (budget_of(*flat) for flat in detail)})
             raise BudgetUnavailable("postgres ledger refused charges the engine accepts")
         if tag == "replay":
-            return Replayed(reservation_of(detail))
+            return Replayed(reservation_from_row(detail))
         if tag == "conflict":
-            return KeyConflict(reservation_of(detail).id)
+            return KeyConflict(reservation_from_row(detail).id)
         budgets: dict[str, Budget] = {}
         usage: dict[str, Usage] = {}
         for flat, raw in detail:
@@ -230,7 +237,7 @@ class PostgresLedger(PostgresStore, LedgerBase):
         )
         if tag == "notfound":
             return NO_RESERVATION
-        reservation = reservation_of(json.loads(detail))
+        reservation = reservation_from_row(json.loads(detail))
         return ActualMismatch(reservation) if tag == "bad" else reservation
 
     async def _release(self, rid: str, now: datetime) -> Reservation | Refusal:
@@ -261,7 +268,7 @@ class PostgresLedger(PostgresStore, LedgerBase):
             lease // timedelta(microseconds=1),
             now=now,
         )
-        renewed = {r.id: r for r in (reservation_of(json.loads(row[0])) for row in rows)}
+        renewed = {r.id: r for r in (reservation_from_row(json.loads(row[0])) for row in rows)}
         return [renewed[rid] for rid in rids if rid in renewed]
 
     async def _expire(self, now: datetime, clock: datetime) -> int:
@@ -296,17 +303,22 @@ class PostgresLedger(PostgresStore, LedgerBase):
 
     async def _get(self, rid: str) -> Reservation | Refusal:
         row = await self._row(_SELECT + "id = $1", rid)
-        return NO_RESERVATION if row is None else reservation_of(row)
+        return NO_RESERVATION if row is None else reservation_from_row(row)
 
     async def _find_external(self, external_id: str) -> Reservation | None:
         row = await self._row(
             _SELECT + "external_id = $1 ORDER BY created_at DESC LIMIT 1", external_id
         )
-        return None if row is None else reservation_of(row)
+        return None if row is None else reservation_from_row(row)
 
-    async def _select(self, where: str) -> list[Reservation]:
+    async def _select(self, where: str, *args: object) -> list[Reservation]:
         """Reservations matching a fixed clause of this module (never caller input)."""
-        return [reservation_of(row) for row in await self._rows(_SELECT + where)]
+        return [reservation_from_row(row) for row in await self._rows(_SELECT + where, *args)]
+
+    async def _reservation_page(self, after: str | None, limit: int) -> Page:
+        # By id: the primary key's index pages it, and adds no index to write on reserve.
+        page = await self._select("id > $1 ORDER BY id LIMIT $2", after or "", limit)
+        return by_id(page, limit)
 
     async def _outstanding(self) -> list[Reservation]:
         return await self._select("state = 'held' ORDER BY lease_expires_at, id")
@@ -365,3 +377,17 @@ class PostgresLedger(PostgresStore, LedgerBase):
     async def _committed_between(self, key: str, start: int, end: int) -> int | Refusal:
         found = await self._value("SELECT qg_committed_between($1, $2, $3)", key, start, end)
         return NO_BUDGET if found is None else int(found)
+
+    async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
+        commits, reservations, more = await self._value(
+            "SELECT qg_trim($1, $2, $3, $4, $5, $6, $7)",
+            epoch_us(now),
+            self._clock_arg(now),
+            self._skew_us,
+            epoch_us(cut),
+            self._month_of(now)[0],
+            limit,
+            FOLDED_AT,
+            now=now,
+        )
+        return Trimmed(commits, reservations), more == 1

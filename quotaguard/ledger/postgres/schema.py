@@ -17,12 +17,11 @@ import importlib.resources
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from quotaguard.engine.amounts import Unit, to_micro
-from quotaguard.engine.model import Budget, Reservation, ReservationState
+from quotaguard.engine.model import Budget
 from quotaguard.engine.rules import Usage
 from quotaguard.engine.windows import (
     CalendarMonth,
@@ -32,7 +31,7 @@ from quotaguard.engine.windows import (
     window_to_dict,
 )
 from quotaguard.errors import BudgetUnavailable, InvalidInput
-from quotaguard.ledger.encoding import charges_from, epoch_us, from_epoch_us
+from quotaguard.ledger.encoding import epoch_us, from_epoch_us
 
 __all__ = [
     "FUNCTIONS",
@@ -41,7 +40,6 @@ __all__ = [
     "budget_of",
     "check_schema_name",
     "init_statements",
-    "reservation_of",
     "usage_of",
 ]
 
@@ -196,27 +194,6 @@ def usage_of(raw: list[Any]) -> Usage:
         inside=inside,
         covers_sent=covers,
     )
-
-
-def reservation_of(row: Mapping[str, Any]) -> Reservation:
-    """A reservations row, as an asyncpg record or as the JSON of ``row_to_json``."""
-    return Reservation(
-        id=row["id"],
-        charges=charges_from(row["charges"]) or (),
-        created_at=from_epoch_us(row["created_at"]),
-        lease_expires_at=from_epoch_us(row["lease_expires_at"]),
-        state=ReservationState(row["state"]),
-        idempotency_key=row["idem"],
-        actual=charges_from(row["actual"]),
-        ended_at=_instant(row["ended_at"]),
-        external_id=row["external_id"],
-        sent_at=_instant(row["sent_at"]),
-        in_doubt_since=_instant(row["in_doubt_since"]),
-    )
-
-
-def _instant(value: int | None) -> datetime | None:
-    return None if value is None else from_epoch_us(value)
 
 
 MONTH = CalendarMonth()

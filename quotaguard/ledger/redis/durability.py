@@ -49,6 +49,8 @@ WRITES = frozenset(
         "bind",
         "mark_in_doubt",
         "record_report",
+        "trim",
+        "list_ended",
     }
 )
 

@@ -59,8 +59,8 @@ from quotaguard.ledger.redis.codec import (
     window_args,
 )
 from quotaguard.ledger.redis.durability import DurabilityName
+from quotaguard.ledger.redis.scanned import ScannedReads
 from quotaguard.ledger.redis.scripts import BUDGET_KINDS, HOLD_KINDS
-from quotaguard.ledger.redis.store import RedisStore
 
 __all__ = ["RedisLedger"]
 
@@ -69,7 +69,7 @@ __all__ = ["RedisLedger"]
 _KNOWN = 4096
 
 
-class RedisLedger(RedisStore, LedgerBase):
+class RedisLedger(ScannedReads, LedgerBase):
     """Budgets and reservations in Redis, shared by every process that uses ``namespace``.
 
     Pass a ``url`` (``redis://host:6379/0``; the ledger owns and closes that client) or a

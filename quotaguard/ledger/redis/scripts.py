@@ -53,11 +53,14 @@ OPERATIONS = (
     "record_report",
     "state",
     "committed_between",
+    "trim",
+    "list_ended",
+    "reservations",
     "formula",  # a test hook: the used/remaining formula alone
 )
 
 #: What finishing due leases touches (every script that expires them first).
-_EXPIRY = ("leases", "idem", "doubt", "lapsed")
+_EXPIRY = ("leases", "idem", "doubt", "lapsed", "ended")
 
 #: Operation -> the namespace-wide keys its script touches (without the prefix).
 KEYS_OF: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -83,6 +86,11 @@ KEYS_OF: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "record_report": (),
         "state": _EXPIRY,
         "committed_between": (),
+        # Each budget's keys and the ended records are asked for (want()); the ids a
+        # SCAN finds (list_ended, reservations) are declared by the ledger.
+        "trim": ("budgets", "ended", "idem", "ext", "lapsed"),
+        "list_ended": ("ended", "lapsed", "ended_listed"),
+        "reservations": (),
         "formula": (),
     }
 )

@@ -25,9 +25,10 @@ from quotaguard.engine.reservations import Event, misfit, same_charges, step
 from quotaguard.engine.rules import check_charges, evaluate
 from quotaguard.engine.windows import window_to_dict
 from quotaguard.errors import InvalidInput
+from quotaguard.ledger.audit import Page, by_id
 from quotaguard.ledger.base import LedgerBase, TimeSourceName
 from quotaguard.ledger.checks import DEFAULT_MAX_SKEW, TimeSource, new_reservation_id
-from quotaguard.ledger.encoding import charges_json, epoch_us
+from quotaguard.ledger.encoding import charges_json, epoch_us, reservation_from_row
 from quotaguard.ledger.outcomes import (
     NO_BUDGET,
     NO_RESERVATION,
@@ -41,6 +42,7 @@ from quotaguard.ledger.outcomes import (
     Replayed,
     UnitInUse,
 )
+from quotaguard.ledger.retention import Trimmed
 from quotaguard.ledger.sqlite.schema import (
     SCHEMA_VERSION,
     committed_in,
@@ -50,16 +52,16 @@ from quotaguard.ledger.sqlite.schema import (
     inside_of,
     mark_sent,
     row_to_budget,
-    row_to_reservation,
     sent,
     usage_of,
 )
 from quotaguard.ledger.sqlite.store import SQLiteStore
+from quotaguard.ledger.sqlite.trim import CHUNK as _CHUNK
+from quotaguard.ledger.sqlite.trim import trim_rows
 
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger", "default_path"]
 
 _RELEASE = step(ReservationState.HELD, Event.RELEASE)
-_CHUNK = 500  # ids per statement: below every SQLite build's limit on bound parameters
 
 
 class SQLiteLedger(SQLiteStore, LedgerBase):
@@ -176,7 +178,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             if key is not None:
                 row = conn.execute("SELECT * FROM reservations WHERE idem = ?", (key,)).fetchone()
                 if row is not None:
-                    existing = row_to_reservation(row)
+                    existing = reservation_from_row(row)
                     if not same_charges(existing.charges, charges):
                         return KeyConflict(existing.id)
                     return Replayed(existing)
@@ -223,7 +225,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
     @staticmethod
     def _load(conn: sqlite3.Connection, rid: str) -> Reservation | Refusal:
         row = conn.execute("SELECT * FROM reservations WHERE id = ?", (rid,)).fetchone()
-        return NO_RESERVATION if row is None else row_to_reservation(row)
+        return NO_RESERVATION if row is None else reservation_from_row(row)
 
     async def _commit(
         self, rid: str, actual: tuple[Charge, ...] | None, now: datetime
@@ -295,7 +297,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                     f"WHERE state = 'held' AND id IN ({marks}) RETURNING *",
                     (until, *chunk),
                 ):
-                    renewed[row["id"]] = row_to_reservation(row)
+                    renewed[row["id"]] = reservation_from_row(row)
             return [renewed[rid] for rid in rids if rid in renewed]
 
         return await self._run(op)
@@ -322,7 +324,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 "sent_at = COALESCE(?, sent_at) WHERE id = ? RETURNING *",
                 (external_id, sent_us, rid),
             ).fetchall()
-            return row_to_reservation(rows[0]) if rows else NO_RESERVATION
+            return reservation_from_row(rows[0]) if rows else NO_RESERVATION
 
         return await self._run(op)
 
@@ -346,7 +348,7 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
                 "SELECT * FROM reservations WHERE external_id = ? ORDER BY created_at DESC LIMIT 1",
                 (external_id,),
             ).fetchone()
-            return None if row is None else row_to_reservation(row)
+            return None if row is None else reservation_from_row(row)
 
         return await self._run(op, write=False)
 
@@ -367,12 +369,17 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             "ORDER BY ended_at, id"
         )
 
-    async def _select(self, where: str) -> list[Reservation]:
+    async def _select(self, where: str, *args: object) -> list[Reservation]:
         """Reservations matching a fixed clause of this module (never caller input)."""
         sql = f"SELECT * FROM reservations WHERE {where}"
         return await self._run(
-            lambda conn: [row_to_reservation(r) for r in conn.execute(sql)], write=False
+            lambda conn: [reservation_from_row(r) for r in conn.execute(sql, args)], write=False
         )
+
+    async def _reservation_page(self, after: str | None, limit: int) -> Page:
+        # By id: the primary key's index pages it, and adds no index to write on reserve.
+        page = await self._select("id > ? ORDER BY id LIMIT ?", after or "", limit)
+        return by_id(page, limit)
 
     # -- provider reports and state ---------------------------------------------------------
 
@@ -420,6 +427,9 @@ class SQLiteLedger(SQLiteStore, LedgerBase):
             return committed_in(conn, key, start, end)
 
         return await self._run(op, write=False)
+
+    async def _trim(self, now: datetime, cut: datetime, limit: int) -> tuple[Trimmed, bool]:
+        return await self._run(lambda conn: trim_rows(conn, now, cut, limit))
 
     async def integrity_check(self) -> str:
         """SQLite's own ``PRAGMA integrity_check`` result (``"ok"`` when sound)."""

@@ -21,7 +21,7 @@ from quotaguard.engine.reservations import Event, Step, keeps_key, step
 from quotaguard.engine.rules import Usage, report_counts
 from quotaguard.engine.windows import window_from_dict
 from quotaguard.errors import BudgetUnavailable
-from quotaguard.ledger.encoding import charges_from, epoch_us, from_epoch_us
+from quotaguard.ledger.encoding import epoch_us, from_epoch_us
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -33,7 +33,6 @@ __all__ = [
     "inside_of",
     "mark_sent",
     "row_to_budget",
-    "row_to_reservation",
     "sent",
     "unhold",
     "usage_of",
@@ -134,26 +133,6 @@ def _script(conn: sqlite3.Connection, statements: str) -> None:
     for statement in statements.split(";"):
         if statement.strip():
             conn.execute(statement)
-
-
-def row_to_reservation(row: sqlite3.Row) -> Reservation:
-    return Reservation(
-        id=row["id"],
-        charges=charges_from(row["charges"]) or (),
-        created_at=from_epoch_us(row["created_at"]),
-        lease_expires_at=from_epoch_us(row["lease_expires_at"]),
-        state=ReservationState(row["state"]),
-        idempotency_key=row["idem"],
-        actual=charges_from(row["actual"]),
-        ended_at=_instant(row["ended_at"]),
-        external_id=row["external_id"],
-        sent_at=_instant(row["sent_at"]),
-        in_doubt_since=_instant(row["in_doubt_since"]),
-    )
-
-
-def _instant(value: int | None) -> datetime | None:
-    return None if value is None else from_epoch_us(value)
 
 
 def row_to_budget(row: sqlite3.Row) -> Budget:

@@ -22,6 +22,8 @@
 --   doubt         set   ids held and in doubt (their work may have been sent)
 --   lapsed        set   ids expired after their work may have been sent (bound or in
 --                       doubt) and not committed since
+--   ended         zset  ids of ended reservations not owed -> end time: what trim may forget
+--   ended_listed  string  set once every record that ended before 'ended' existed is in it
 --   budgets       set   budget keys
 --   b:<key>       hash  definition (unit, limit, limit_micro, w*, window) + counters
 --                       (reserved, outstanding, reported, reported_at, total, ncommits,

@@ -52,4 +52,5 @@ end
 redis.call('HSET', K('r:' .. rid), 'state', 'committed', 'ended', fmt(now),
   'actual', has_actual and A[6] or r.charges)
 if r.state == 'expired' then redis.call('SREM', K('lapsed'), rid) end
+redis.call('ZADD', K('ended'), fmt(now), rid)
 return {'ok', reservation(rid)}

@@ -39,6 +39,7 @@ local function want_end(rid)
   want('doubt')
   want('idem')
   want('lapsed')
+  want('ended')
 end
 
 local function unhold(rid)
@@ -78,6 +79,7 @@ local function finish(rid, state, now)
   -- An expired hold of work that may have been sent keeps its key: a retry must not resend it.
   if state ~= 'expired' or not maybe_sent then
     forget_idem(rid)
+    redis.call('ZADD', K('ended'), fmt(now), rid)
   else
     redis.call('SADD', K('lapsed'), rid) -- the work may have run: its cost is still owed
   end
