@@ -2,8 +2,7 @@
 undo of a reserve whose outcome is unknown, the durability check at connect, and ``WAIT``.
 
 With ``replicas=N`` a write script and ``WAIT N`` go out together on one pinned connection
-(``WAIT`` counts the writes of its own connection, so it cannot go through the pool as a
-separate call). An unacknowledged reserve is a :class:`BudgetUnavailable` (the ledger then
+(:mod:`.waits`). An unacknowledged reserve is a :class:`BudgetUnavailable` (the ledger then
 undoes it); any other write waits again on the same connection, a bounded number of times.
 
 Each call sends ``EVALSHA <sha> <n> <key>... <operation> <prefix> <max_skew_us>``, the
@@ -36,7 +35,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError
 
 from quotaguard.errors import BudgetUnavailable, ClockSkew, InvalidInput
 from quotaguard.ledger.encoding import epoch_us, from_epoch_us
@@ -51,6 +50,7 @@ from quotaguard.ledger.redis.durability import (
     read_server,
 )
 from quotaguard.ledger.redis.scripts import BUDGET_KINDS, KEYS_OF, SCRIPTS, budget_keys, sha1
+from quotaguard.ledger.redis.waits import WAIT_TRIES, Unacked, Waits
 
 __all__ = ["RedisStore"]
 
@@ -58,8 +58,6 @@ log = logging.getLogger("quotaguard.ledger")
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # matched whole (fullmatch)
 
-#: How many times a write other than reserve waits for its replicas before giving up.
-WAIT_TRIES = 3
 #: How many times one call is sent again with the keys its script asked for (each round
 #: declares at least one more key; at rest three rounds are the most a script needs: a due
 #: lease's record, then its budgets' keys).
@@ -73,10 +71,6 @@ CHECK_KEYS_ENV = "QUOTAGUARD_REDIS_CHECK_KEYS"
 
 #: How a call is sent once: (operation, its keys, its payload) -> the script's reply.
 _Send = Callable[[str, tuple[str, ...], bytes], Awaitable[Any]]
-
-
-class _Unacked(Exception):
-    """A write script ran but too few replicas acknowledged it in time."""
 
 
 class RedisStore:
@@ -178,7 +172,13 @@ class RedisStore:
         self.server_durability: ServerDurability | None = None
         self._connected = durability == "off" and not replicas
         self._connecting = asyncio.Lock()
-        self._wait = ("WAIT", replicas, max(1, round(wait_timeout * 1000)))
+        self._waits = (
+            Waits(
+                client.connection_pool, replicas, wait_timeout, socket_timeout, self._load_scripts
+            )
+            if replicas and isinstance(client, aioredis.Redis)
+            else None
+        )
         # A write that waits: connect + retries, then every wait.
         self._wait_deadline = self._deadline + WAIT_TRIES * (wait_timeout + socket_timeout)
         # Cluster pipelines route by slot and a single-connection client has no pool to
@@ -280,7 +280,7 @@ class RedisStore:
             raise BudgetUnavailable(
                 f"redis ledger {self.namespace!r} did not answer within {deadline:g}s"
             ) from None
-        except _Unacked as exc:
+        except Unacked as exc:
             raise BudgetUnavailable(
                 f"redis ledger {self.namespace!r}: {op} was not acknowledged by "
                 f"{self.replicas} replica(s) within {exc}; a failover could forget it"
@@ -331,56 +331,8 @@ class RedisStore:
             return await self._execute(*command)
 
     async def _waited(self, op: str, keys: tuple[str, ...], payload: bytes) -> Any:
-        return await self._write_and_wait(op, self._command(op, keys, payload))
-
-    async def _write_and_wait(self, op: str, command: tuple[Any, ...]) -> Any:
-        """``command`` then ``WAIT`` on one connection; the script's reply once acknowledged.
-
-        A reserve is not waited for twice (the ledger undoes it); any other write is
-        idempotent and its acknowledgement is asked again, on the same connection (whose
-        replication offset is that write's), :data:`WAIT_TRIES` times in all.
-        """
-        # Never a RedisCluster (refused with replicas at construction); get_connection is
-        # untyped.
-        pool: Any = cast(aioredis.Redis, self._client).connection_pool
-        conn = await pool.get_connection()
-        try:
-            reply, acked = await self._send_with_wait(conn, command)
-            if isinstance(reply, NoScriptError):
-                await self._load_scripts()
-                reply, acked = await self._send_with_wait(conn, command)
-            if isinstance(reply, ResponseError):
-                raise reply
-            tries = 1
-            while acked < self.replicas:
-                if op == "reserve" or tries >= WAIT_TRIES:
-                    waited = self.wait_timeout * (1 if op == "reserve" else tries)
-                    raise _Unacked(f"{waited:g}s ({acked} did)")
-                tries += 1
-                await conn.send_command(*self._wait)
-                acked = await conn.read_response(timeout=self._wait_read_timeout)
-            return reply
-        except (_Unacked, ResponseError):
-            raise  # every reply was read: the connection is clean
-        except BaseException:
-            # A cancelled or failed exchange may leave replies unread on this connection.
-            await conn.disconnect()
-            raise
-        finally:
-            await pool.release(conn)
-
-    @property
-    def _wait_read_timeout(self) -> float:
-        return self.wait_timeout + self._socket_timeout
-
-    async def _send_with_wait(self, conn: Any, command: tuple[Any, ...]) -> tuple[Any, int]:
-        await conn.send_packed_command(conn.pack_commands([command, self._wait]))
-        try:
-            reply = await conn.read_response(disconnect_on_error=False)
-        except ResponseError as exc:  # the WAIT's reply still follows: read it too
-            reply = exc
-        acked = await conn.read_response(timeout=self._wait_read_timeout)
-        return reply, int(acked)
+        # Never on a RedisCluster: replicas=N is refused there at construction.
+        return await cast(Waits, self._waits).write(op, self._command(op, keys, payload))
 
     def _clock_arg(self, clock: datetime) -> int | None:
         """The ledger's time for a script: ``None`` (JSON null) has it read ``TIME``."""
