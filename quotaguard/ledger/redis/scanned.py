@@ -24,7 +24,6 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from quotaguard.errors import BudgetUnavailable
 from quotaguard.ledger.audit import Page
 from quotaguard.ledger.encoding import epoch_us
 from quotaguard.ledger.redis.codec import month_arg, reservation_from, text
@@ -59,13 +58,9 @@ class ScannedReads(RedisStore):
                 else:
                     cursor, found = await self._client.scan(cursor, match=match, count=count)
         except TimeoutError:
-            raise BudgetUnavailable(
-                f"redis ledger {self.namespace!r} did not answer within {self._deadline:g}s"
-            ) from None
+            raise self._silent(self._deadline) from None
         except RedisError as exc:
-            raise BudgetUnavailable(
-                f"redis ledger {self.namespace!r} is unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._unavailable(exc) from exc
         return int(cursor), [text(key)[head:] for key in found]
 
     async def _reservation_page(self, after: str | None, limit: int) -> Page:

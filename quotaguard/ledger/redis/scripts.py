@@ -9,8 +9,9 @@ each call declares them all in ``KEYS``. :data:`KEYS_OF` holds the namespace-wid
 operation touches; the ledger adds the keys its arguments name (:func:`budget_keys` for a
 budget, ``r:<id>`` for a reservation). Keys a script only finds by reading it asks for
 (``want()`` in a read phase before any write; the reply ``{'need', key...}``), and the call
-is sent again with them. A new script: name its keys with ``K()``, ``want()`` what it
-finds, and add its entry here.
+is sent again with them. Keys found by ``SCAN`` the ledger scans from Python and declares
+(:mod:`.scanned`). A new script: name its keys with ``K()``, ``want()`` what it finds, and
+add its entry here.
 """
 
 from __future__ import annotations

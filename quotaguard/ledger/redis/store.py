@@ -214,13 +214,9 @@ class RedisStore:
                 async with asyncio.timeout(self._deadline):
                     server = await read_server(self._client, **await self._route())
             except TimeoutError:
-                raise BudgetUnavailable(
-                    f"redis ledger {self.namespace!r} did not answer within {self._deadline:g}s"
-                ) from None
+                raise self._silent(self._deadline) from None
             except RedisError as exc:
-                raise BudgetUnavailable(
-                    f"redis ledger {self.namespace!r} is unavailable: {type(exc).__name__}: {exc}"
-                ) from exc
+                raise self._unavailable(exc) from exc
             self.server_durability = server
             if self.durability != "off":
                 apply_policy(server, self.durability, self.replicas, self.namespace)
@@ -277,18 +273,14 @@ class RedisStore:
                     send = self._waited if waits else self._alone
                     reply = await self._rounds(op, keys, payload, send)
         except TimeoutError:
-            raise BudgetUnavailable(
-                f"redis ledger {self.namespace!r} did not answer within {deadline:g}s"
-            ) from None
+            raise self._silent(deadline) from None
         except Unacked as exc:
             raise BudgetUnavailable(
                 f"redis ledger {self.namespace!r}: {op} was not acknowledged by "
                 f"{self.replicas} replica(s) within {exc}; a failover could forget it"
             ) from None
         except RedisError as exc:
-            raise BudgetUnavailable(
-                f"redis ledger {self.namespace!r} is unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._unavailable(exc) from exc
         result: list[Any] = list(reply)
         result[0] = text(result[0])
         if result[0] == "skew" and now is not None:
@@ -307,6 +299,16 @@ class RedisStore:
         raise BudgetUnavailable(
             f"redis ledger {self.namespace!r}: {op} still found undeclared keys "
             f"after {NEED_ROUNDS} rounds (the namespace is changing too fast)"
+        )
+
+    def _silent(self, deadline: float) -> BudgetUnavailable:
+        return BudgetUnavailable(
+            f"redis ledger {self.namespace!r} did not answer within {deadline:g}s"
+        )
+
+    def _unavailable(self, exc: RedisError) -> BudgetUnavailable:
+        return BudgetUnavailable(
+            f"redis ledger {self.namespace!r} is unavailable: {type(exc).__name__}: {exc}"
         )
 
     def _command(self, op: str, keys: tuple[str, ...], payload: bytes) -> tuple[Any, ...]:

@@ -15,7 +15,9 @@
 -- not in KEYS. Python declares the keys its arguments name (scripts.py: KEYS_OF); keys a
 -- script finds by reading (due leases, listed ids, a reservation's budgets) it asks for
 -- with want(name) in a read phase that writes nothing: if any is missing the script
--- answers {'need', key...} (ask()) and Python sends it again with them declared.
+-- answers {'need', key...} (ask()) and Python sends it again with them declared. Keys
+-- found by SCAN cannot be declared that way: Python SCANs them (ledger/redis/scanned.py)
+-- and passes them to a script that declares them.
 --   leases        zset  reservation id -> lease expiry (held reservations only)
 --   idem          hash  idempotency key -> reservation id (held and committed)
 --   ext           hash  external id -> reservation id
