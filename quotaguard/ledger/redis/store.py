@@ -266,7 +266,7 @@ class RedisStore:
         waits = self.replicas > 0 and op in WRITES
         deadline = self._wait_deadline if waits else self._deadline
         try:
-            if self._batcher is not None and not waits:  # the batcher bounds each round
+            if self._batcher is not None and not waits:  # each round bounded by the batcher
                 reply = await self._rounds(op, keys, payload, self._batched)
             else:
                 async with asyncio.timeout(deadline):
