@@ -17,7 +17,7 @@ from quotaguard.errors import BudgetUnavailable, InvalidInput
 from quotaguard.ledger.memory import MemoryLedger
 from quotaguard.ledger.redis import RedisLedger
 from quotaguard.ledger.redis.batching import Batcher, Evalsha
-from quotaguard.ledger.redis.store import NEED_ROUNDS
+from quotaguard.ledger.redis.store import CHECK_KEYS_ENV, NEED_ROUNDS
 from tests._support.ledger import usd
 from tests._support.redis_ledger import Proxy, fresh_namespace
 from tests._support.redis_server import RedisServer
@@ -63,8 +63,14 @@ async def test_concurrent_reserves_share_one_connection_each_its_own_evalsha(
         assert (await ledger.state("b", now=T0)).outstanding == 100
 
 
-def test_a_packed_call_is_what_redis_py_would_write() -> None:
+@pytest.mark.parametrize("check", [True, False], ids=["keys-checked", "unchecked"])
+def test_a_packed_call_is_what_redis_py_would_write(
+    monkeypatch: pytest.MonkeyPatch, check: bool
+) -> None:
+    if not check:
+        monkeypatch.delenv(CHECK_KEYS_ENV)
     ledger = RedisLedger(client=aioredis.Redis(port=1), namespace="n", durability="off")
+    assert ledger._check == ((b"1",) if check else ())  # the flag after the payload, or none
     encode = aioredis.Connection().pack_command
     for op, keys in [
         ("reserve", ("{n}:r:rsv_1", "{n}:b:a", "{n}:s:a")),
@@ -75,7 +81,6 @@ def test_a_packed_call_is_what_redis_py_would_write() -> None:
         payload = b'["a",1]'
         expected = b"".join(encode(*ledger._command(op, keys, payload)))
         assert ledger._packers[op](keys, payload) == expected, op
-    assert ledger._check == (b"1",)  # the suite checks keys: the flag after the payload too
 
 
 async def test_an_error_reply_fails_its_own_call_only(rl: RedisLedger) -> None:
