@@ -37,9 +37,12 @@ __all__ = [
 ]
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps with options builds one a call
+
+
 def encode_args(args: Sequence[object]) -> bytes:
     """A script's arguments: one compact JSON array (ASCII, so any client encoding)."""
-    return json.dumps(args, separators=(",", ":")).encode()
+    return _COMPACT.encode(args).encode()
 
 
 def text(value: object) -> str:

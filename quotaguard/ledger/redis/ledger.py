@@ -98,6 +98,11 @@ class RedisLedger(ScannedReads, LedgerBase):
     ``wait_timeout`` seconds): a reserve that too few replicas acknowledged is undone and
     raises :class:`BudgetUnavailable`, so nothing is admitted that a failover could forget.
     docs/budgets.md says what each setting survives.
+
+    ``batching=True`` (the default) sends the calls this event loop makes at the same time
+    together, in one write per loop turn, each still its own atomic script call
+    (:mod:`.batching`; docs/performance.md). A RedisCluster client, a single-connection
+    client and ``batching=False`` send each call on its own.
     """
 
     def __init__(
@@ -112,6 +117,7 @@ class RedisLedger(ScannedReads, LedgerBase):
         durability: DurabilityName = "ack",
         replicas: int = 0,
         wait_timeout: float = 1.0,
+        batching: bool = True,
     ) -> None:
         self._use_time(time_source, max_skew, tuple(TimeSource))
         super().__init__(
@@ -124,6 +130,7 @@ class RedisLedger(ScannedReads, LedgerBase):
             durability=durability,
             replicas=replicas,
             wait_timeout=wait_timeout,
+            batching=batching,
         )
         # Reservation id -> its budgets, for the calls that name it.
         self._known: dict[str, tuple[str, ...]] = {}

@@ -2,8 +2,7 @@
 undo of a reserve whose outcome is unknown, the durability check at connect, and ``WAIT``.
 
 With ``replicas=N`` a write script and ``WAIT N`` go out together on one pinned connection
-(``WAIT`` counts the writes of its own connection, so it cannot go through the pool as a
-separate call). An unacknowledged reserve is a :class:`BudgetUnavailable` (the ledger then
+(:mod:`.waits`). An unacknowledged reserve is a :class:`BudgetUnavailable` (the ledger then
 undoes it); any other write waits again on the same connection, a bounded number of times.
 
 Each call sends ``EVALSHA <sha> <n> <key>... <operation> <prefix> <max_skew_us>``, the
@@ -14,6 +13,11 @@ Keys are checked on Redis Cluster, and everywhere with ``QUOTAGUARD_REDIS_CHECK_
 tests set it): a key a script touches undeclared is then an error instead of a key Redis
 Cluster could not see during a slot migration. On a cluster (a ``RedisCluster`` client),
 every call goes through :func:`.cluster.evalsha`.
+
+With ``batching`` (the default, on a plain ``redis.asyncio.Redis``), the calls one event loop
+makes concurrently go out together, one write per loop turn (:mod:`.batching`), a ``need``
+answer's second round included; a RedisCluster, a single-connection client and the writes
+that ``WAIT`` are sent one by one.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError
 
 from quotaguard.errors import BudgetUnavailable, ClockSkew, InvalidInput
 from quotaguard.ledger.encoding import epoch_us, from_epoch_us
 from quotaguard.ledger.redis import cluster
+from quotaguard.ledger.redis.batching import Batcher, Evalsha
 from quotaguard.ledger.redis.codec import encode_args, month_arg, text
 from quotaguard.ledger.redis.durability import (
     WRITES,
@@ -45,6 +50,7 @@ from quotaguard.ledger.redis.durability import (
     read_server,
 )
 from quotaguard.ledger.redis.scripts import BUDGET_KINDS, KEYS_OF, SCRIPTS, budget_keys, sha1
+from quotaguard.ledger.redis.waits import WAIT_TRIES, Unacked, Waits
 
 __all__ = ["RedisStore"]
 
@@ -52,8 +58,6 @@ log = logging.getLogger("quotaguard.ledger")
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # matched whole (fullmatch)
 
-#: How many times a write other than reserve waits for its replicas before giving up.
-WAIT_TRIES = 3
 #: How many times one call is sent again with the keys its script asked for (each round
 #: declares at least one more key; at rest three rounds are the most a script needs: a due
 #: lease's record, then its budgets' keys).
@@ -65,8 +69,8 @@ CLUSTER_CALLS = 64
 CHECK_KEYS_ENV = "QUOTAGUARD_REDIS_CHECK_KEYS"
 
 
-class _Unacked(Exception):
-    """A write script ran but too few replicas acknowledged it in time."""
+#: How a call is sent once: (operation, its keys, its payload) -> the script's reply.
+_Send = Callable[[str, tuple[str, ...], bytes], Awaitable[Any]]
 
 
 class RedisStore:
@@ -84,8 +88,11 @@ class RedisStore:
         durability: str = "ack",
         replicas: int = 0,
         wait_timeout: float = 1.0,
+        batching: bool = True,
     ) -> None:
         check_policy(durability, replicas, wait_timeout)
+        if not isinstance(batching, bool):
+            raise InvalidInput("batching", "must be True or False")
         if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
             raise InvalidInput(
                 "namespace", "must be 1-64 characters of letters, digits, '_', '.', ':' or '-'"
@@ -165,9 +172,27 @@ class RedisStore:
         self.server_durability: ServerDurability | None = None
         self._connected = durability == "off" and not replicas
         self._connecting = asyncio.Lock()
-        self._wait = ("WAIT", replicas, max(1, round(wait_timeout * 1000)))
+        self._waits = (
+            Waits(
+                client.connection_pool, replicas, wait_timeout, socket_timeout, self._load_scripts
+            )
+            if replicas and isinstance(client, aioredis.Redis)
+            else None
+        )
         # A write that waits: connect + retries, then every wait.
         self._wait_deadline = self._deadline + WAIT_TRIES * (wait_timeout + socket_timeout)
+        # Cluster pipelines route by slot and a single-connection client has no pool to
+        # spread chunks over: those send each call on its own.
+        self._batcher: Batcher | None = None
+        # Each operation's call in wire form, for the batcher: what every call of it shares
+        # packed once; the keys and the payload per call.
+        self._packers: dict[str, Evalsha] = {}
+        if batching and isinstance(client, aioredis.Redis) and not client.single_connection_client:
+            self._batcher = Batcher(client.connection_pool, list(SCRIPTS.values()), self._deadline)
+            self._packers = {
+                op: Evalsha(self._shas[op], self._static[op], self._tails[op], self._check)
+                for op in SCRIPTS
+            }
 
     async def __aenter__(self) -> Self:
         try:
@@ -237,38 +262,19 @@ class RedisStore:
             raise BudgetUnavailable(f"redis ledger {self.namespace!r} is closed")
         if not self._connected:
             await self.connect()
-        # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
-        # Python per call. NOSCRIPT (a flushed or restarted server): load them all, send again.
-        declared = self._static[op] + keys
         payload = encode_args(args)
         waits = self.replicas > 0 and op in WRITES
         deadline = self._wait_deadline if waits else self._deadline
         try:
-            async with asyncio.timeout(deadline):
-                for _ in range(NEED_ROUNDS):
-                    command = (
-                        "EVALSHA", self._shas[op], len(declared), *declared,
-                        *self._tails[op], payload, *self._check,
-                    )  # fmt: skip
-                    if waits:
-                        reply = await self._write_and_wait(op, command)
-                    else:
-                        try:
-                            reply = await self._execute(*command)
-                        except NoScriptError:
-                            await self._load_scripts()
-                            reply = await self._execute(*command)
-                    if text(reply[0]) != "need":
-                        break
-                    declared += tuple(reply[1:])  # read only so far: send it again with them
-                else:
-                    raise BudgetUnavailable(
-                        f"redis ledger {self.namespace!r}: {op} still found undeclared keys "
-                        f"after {NEED_ROUNDS} rounds (the namespace is changing too fast)"
-                    )
+            if self._batcher is not None and not waits:  # each round bounded by the batcher
+                reply = await self._rounds(op, keys, payload, self._batched)
+            else:
+                async with asyncio.timeout(deadline):
+                    send = self._waited if waits else self._alone
+                    reply = await self._rounds(op, keys, payload, send)
         except TimeoutError:
             raise self._silent(deadline) from None
-        except _Unacked as exc:
+        except Unacked as exc:
             raise BudgetUnavailable(
                 f"redis ledger {self.namespace!r}: {op} was not acknowledged by "
                 f"{self.replicas} replica(s) within {exc}; a failover could forget it"
@@ -282,6 +288,19 @@ class RedisStore:
             raise ClockSkew(ledger_time=server, caller_time=now, max_skew=self._max_skew)
         return result
 
+    async def _rounds(self, op: str, keys: tuple[str, ...], payload: bytes, send: _Send) -> Any:
+        """``op``'s call by ``send``, and again with the keys its script asks for (a ``need``
+        answer: it has only read so far), a bounded number of times."""
+        for _ in range(NEED_ROUNDS):
+            reply = await send(op, keys, payload)
+            if text(reply[0]) != "need":
+                return reply
+            keys += tuple(map(text, reply[1:]))
+        raise BudgetUnavailable(
+            f"redis ledger {self.namespace!r}: {op} still found undeclared keys "
+            f"after {NEED_ROUNDS} rounds (the namespace is changing too fast)"
+        )
+
     def _silent(self, deadline: float) -> BudgetUnavailable:
         return BudgetUnavailable(
             f"redis ledger {self.namespace!r} did not answer within {deadline:g}s"
@@ -292,54 +311,30 @@ class RedisStore:
             f"redis ledger {self.namespace!r} is unavailable: {type(exc).__name__}: {exc}"
         )
 
-    async def _write_and_wait(self, op: str, command: tuple[Any, ...]) -> Any:
-        """``command`` then ``WAIT`` on one connection; the script's reply once acknowledged.
+    def _command(self, op: str, keys: tuple[str, ...], payload: bytes) -> tuple[Any, ...]:
+        static = self._static[op]
+        return (
+            "EVALSHA", self._shas[op], len(static) + len(keys), *static, *keys,
+            *self._tails[op], payload, *self._check,
+        )  # fmt: skip
 
-        A reserve is not waited for twice (the ledger undoes it); any other write is
-        idempotent and its acknowledgement is asked again, on the same connection (whose
-        replication offset is that write's), :data:`WAIT_TRIES` times in all.
-        """
-        # Never a RedisCluster (refused with replicas at construction); get_connection is
-        # untyped.
-        pool: Any = cast(aioredis.Redis, self._client).connection_pool
-        conn = await pool.get_connection()
+    def _batched(self, op: str, keys: tuple[str, ...], payload: bytes) -> Awaitable[Any]:
+        """The call with the others of this loop turn (only sent when there is a batcher)."""
+        return cast(Batcher, self._batcher).call(self._packers[op](keys, payload))
+
+    async def _alone(self, op: str, keys: tuple[str, ...], payload: bytes) -> Any:
+        # EVALSHA straight through execute_command: redis-py's Script wrapper adds a layer of
+        # Python per call. NOSCRIPT (a flushed or restarted server): load them all, send again.
+        command = self._command(op, keys, payload)
         try:
-            reply, acked = await self._send_with_wait(conn, command)
-            if isinstance(reply, NoScriptError):
-                await self._load_scripts()
-                reply, acked = await self._send_with_wait(conn, command)
-            if isinstance(reply, ResponseError):
-                raise reply
-            tries = 1
-            while acked < self.replicas:
-                if op == "reserve" or tries >= WAIT_TRIES:
-                    waited = self.wait_timeout * (1 if op == "reserve" else tries)
-                    raise _Unacked(f"{waited:g}s ({acked} did)")
-                tries += 1
-                await conn.send_command(*self._wait)
-                acked = await conn.read_response(timeout=self._wait_read_timeout)
-            return reply
-        except (_Unacked, ResponseError):
-            raise  # every reply was read: the connection is clean
-        except BaseException:
-            # A cancelled or failed exchange may leave replies unread on this connection.
-            await conn.disconnect()
-            raise
-        finally:
-            await pool.release(conn)
+            return await self._execute(*command)
+        except NoScriptError:
+            await self._load_scripts()
+            return await self._execute(*command)
 
-    @property
-    def _wait_read_timeout(self) -> float:
-        return self.wait_timeout + self._socket_timeout
-
-    async def _send_with_wait(self, conn: Any, command: tuple[Any, ...]) -> tuple[Any, int]:
-        await conn.send_packed_command(conn.pack_commands([command, self._wait]))
-        try:
-            reply = await conn.read_response(disconnect_on_error=False)
-        except ResponseError as exc:  # the WAIT's reply still follows: read it too
-            reply = exc
-        acked = await conn.read_response(timeout=self._wait_read_timeout)
-        return reply, int(acked)
+    async def _waited(self, op: str, keys: tuple[str, ...], payload: bytes) -> Any:
+        # Never on a RedisCluster: replicas=N is refused there at construction.
+        return await cast(Waits, self._waits).write(op, self._command(op, keys, payload))
 
     def _clock_arg(self, clock: datetime) -> int | None:
         """The ledger's time for a script: ``None`` (JSON null) has it read ``TIME``."""
@@ -369,6 +364,8 @@ class RedisStore:
         if self._undos:  # let in-flight undos of failed reserves reach Redis (bounded)
             await asyncio.wait(set(self._undos), timeout=self._deadline)
         self._closed = True
+        if self._batcher is not None:
+            await self._batcher.aclose()
         if self._owns_client:
             await self._client.aclose()
             if self._pool is not None:
