@@ -21,6 +21,7 @@ from quotaguard.ledger.redis.store import CHECK_KEYS_ENV, NEED_ROUNDS
 from tests._support.ledger import usd
 from tests._support.redis_ledger import Proxy, fresh_namespace
 from tests._support.redis_server import RedisServer
+from tests._support.scenario import scenario
 from tests._support.times import T0
 
 pytestmark = pytest.mark.redis
@@ -270,8 +271,6 @@ async def test_which_clients_batch() -> None:
 
 
 async def test_every_operation_sent_alone_matches_memory_ledger(client: aioredis.Redis) -> None:
-    from tests.ledger.test_redis import scenario
-
     async with RedisLedger(
         client=client, namespace=fresh_namespace(), time_source="caller", batching=False
     ) as ledger:
