@@ -98,4 +98,14 @@ async def _asking(node: ClusterNode, command: tuple[Any, ...]) -> Any:
     finally:
         if not clean:  # a cancelled or failed exchange may leave a reply unread
             await conn.disconnect()
-        node.release(conn)
+        _release(node, conn)
+
+
+def _release(node: ClusterNode, conn: Any) -> None:
+    """Give ``conn`` back to ``node``'s pool: ``ClusterNode.release`` where redis-py has it;
+    redis-py 6.0 (the extra's floor) has none, and its pool is the ``_free`` deque."""
+    release = getattr(node, "release", None)
+    if release is not None:
+        release(conn)
+    else:
+        node._free.append(conn)
