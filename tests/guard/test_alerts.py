@@ -4,10 +4,8 @@ budgets their own; each crossing is one ``alert_crossed`` event, on one guard of
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
-import botocore.session
 import pytest
 
 from quotaguard import Budget, MemoryLedger, Unit
@@ -16,27 +14,11 @@ from quotaguard.braket.work import BraketTask
 from quotaguard.errors import InvalidInput
 from quotaguard.guard import BudgetGuard
 from quotaguard.guard.events import AlertCrossed, Event
-from quotaguard.testing import Emulator, FakeClock
-from quotaguard.testing.seed import DemoSeed, seed_demo
-from tests._support.secrets import GUARD_AWS_SECRET_KEY
+from quotaguard.testing import FakeClock
+from quotaguard.testing.seed import DemoSeed
+from tests._support.braket import ACTION
 
-ACTION = (
-    '{"braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"}, '
-    '"source": "OPENQASM 3;"}'
-)
 TEAM = "team:q"
-
-
-@pytest.fixture
-async def braket(emulator: Emulator) -> AsyncIterator[tuple[BraketClient, DemoSeed]]:
-    seed = seed_demo(emulator)
-    creds = botocore.session.Session()
-    creds.set_credentials("AKIDTEST", GUARD_AWS_SECRET_KEY)
-    emulator.braket.add_credentials("AKIDTEST", GUARD_AWS_SECRET_KEY)
-    async with BraketClient(
-        seed.region, endpoint_url=emulator.url, botocore_session=creds, timeout=2
-    ) as client:
-        yield client, seed
 
 
 async def _submit(guard: BudgetGuard, client: BraketClient, seed: DemoSeed, n: int) -> object:

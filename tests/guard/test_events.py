@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import attrs
-import botocore.session
 import pytest
 
 from quotaguard import Budget, BudgetExceeded, MemoryLedger, Unit
@@ -29,27 +27,12 @@ from quotaguard.guard.events import (
     Settled,
 )
 from quotaguard.testing import Emulator, FakeClock
-from quotaguard.testing.seed import DemoSeed, seed_demo
+from quotaguard.testing.seed import DemoSeed
+from tests._support.braket import ACTION
 from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
 from tests._support.secrets import GUARD_AWS_SECRET_KEY
 
-ACTION = (
-    '{"braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"}, '
-    '"source": "OPENQASM 3;"}'
-)
 TEAM = "team:q"
-
-
-@pytest.fixture
-async def braket(emulator: Emulator) -> AsyncIterator[tuple[BraketClient, DemoSeed]]:
-    seed = seed_demo(emulator)
-    creds = botocore.session.Session()
-    creds.set_credentials("AKIDTEST", GUARD_AWS_SECRET_KEY)
-    emulator.braket.add_credentials("AKIDTEST", GUARD_AWS_SECRET_KEY)
-    async with BraketClient(
-        seed.region, endpoint_url=emulator.url, botocore_session=creds, timeout=2
-    ) as client:
-        yield client, seed
 
 
 async def test_a_scripted_run_emits_one_event_per_step(

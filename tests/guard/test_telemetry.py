@@ -7,12 +7,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -29,14 +28,11 @@ from quotaguard.ibm.client import IBMRuntimeClient
 from quotaguard.ibm.work import IBMJob
 from quotaguard.testing import Emulator, FakeClock
 from quotaguard.testing.seed import DemoSeed, seed_demo
+from tests._support.braket import ACTION
 from tests._support.extras import python, without
 from tests._support.guard import Job, ToyAdapter, Work, add_toy_budget
 from tests._support.secrets import GUARD_AWS_SECRET_KEY
 
-ACTION = (
-    '{"braketSchemaHeader": {"name": "braket.ir.openqasm.program", "version": "1"}, '
-    '"source": "OPENQASM 3;"}'
-)
 TEAM = "team:q"
 
 
@@ -82,18 +78,6 @@ def otel() -> Iterator[Otel]:
     yield o
     o.meters.shutdown()
     o.tracers.shutdown()
-
-
-@pytest.fixture
-async def braket(emulator: Emulator) -> AsyncIterator[tuple[BraketClient, DemoSeed]]:
-    seed = seed_demo(emulator)
-    creds = botocore.session.Session()
-    creds.set_credentials("AKIDTEST", GUARD_AWS_SECRET_KEY)
-    emulator.braket.add_credentials("AKIDTEST", GUARD_AWS_SECRET_KEY)
-    async with BraketClient(
-        seed.region, endpoint_url=emulator.url, botocore_session=creds, timeout=2
-    ) as client:
-        yield client, seed
 
 
 def key(**attributes: str) -> frozenset[tuple[str, str]]:
