@@ -59,7 +59,10 @@ class Proxy:
     request, whichever connection sends it, until the event is set (``holding`` is set
     meanwhile), then delivers it, even if its client has gone. ``lose_reserve_replies`` loses
     the replies to that many ledger ``reserve`` calls (the server runs them; connection set-up
-    and other calls go through)."""
+    and other calls go through). ``split`` delivers replies in pieces of that many bytes, a
+    loop turn apart; ``corrupt_reserve_replies`` sends that many replies after a reserve as
+    bytes no RESP parser reads (then closes that connection, as a real server's would be
+    useless after)."""
 
     def __init__(self, upstream: int) -> None:
         self.upstream = upstream
@@ -68,6 +71,8 @@ class Proxy:
         self.hold_next: asyncio.Event | None = None
         self.holding = asyncio.Event()
         self.lose_reserve_replies = 0
+        self.split = 0
+        self.corrupt_reserve_replies = 0
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -116,8 +121,17 @@ class Proxy:
                 if reserve_sent and self.lose_reserve_replies:
                     self.lose_reserve_replies -= 1
                     return  # this reserve ran; its reply is lost with the connection
-                cw.write(data)
-                await cw.drain()
+                if reserve_sent and self.corrupt_reserve_replies:
+                    self.corrupt_reserve_replies -= 1
+                    cw.write(b"?not resp\r\n")
+                    await cw.drain()
+                    return
+                step = self.split or len(data)
+                for start in range(0, len(data), step):
+                    cw.write(data[start : start + step])
+                    await cw.drain()
+                    if self.split:
+                        await asyncio.sleep(0)
 
         try:
             pumps = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]

@@ -5,7 +5,7 @@ connection, each still its own EVALSHA, and fail or succeed one by one as they w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -16,10 +16,11 @@ from quotaguard.engine import Budget, Unit
 from quotaguard.errors import BudgetUnavailable, InvalidInput
 from quotaguard.ledger.memory import MemoryLedger
 from quotaguard.ledger.redis import RedisLedger
-from quotaguard.ledger.redis.batching import Batcher, Evalsha
+from quotaguard.ledger.redis.batching import FLUSH_AT, Batcher, Evalsha
+from quotaguard.ledger.redis.lane import Call
 from quotaguard.ledger.redis.store import CHECK_KEYS_ENV, NEED_ROUNDS
 from tests._support.ledger import usd
-from tests._support.redis_ledger import Proxy, fresh_namespace
+from tests._support.redis_ledger import Proxy, evalsha_calls, fresh_namespace
 from tests._support.redis_server import RedisServer
 from tests._support.scenario import scenario
 from tests._support.times import T0
@@ -229,9 +230,9 @@ async def test_calls_past_the_bound_wait_for_room(
 ) -> None:
     async with aioredis.Redis.from_url(proxy.url) as client:
         ledger = RedisLedger(client=client, namespace=fresh_namespace(), durability="off")
-        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         assert ledger._batcher is not None
         ledger._batcher = Batcher(client.connection_pool, [], deadline=10, limit=2)
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))  # its connection opens
         calls, _ = await _stats(direct)
         proxy.delay = 0.3
         pending = asyncio.gather(*(ledger.get_budget("b") for _ in range(5)))
@@ -257,8 +258,14 @@ async def test_aclose_waits_for_calls_in_flight(proxy: Proxy) -> None:
 async def test_which_clients_batch() -> None:
     cluster = aioredis.RedisCluster(host="127.0.0.1", port=1)  # never connected
     single = aioredis.Redis(port=1, single_connection_client=True)
+    one = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool(port=1, max_connections=1))
     try:
-        for client, batches in ((aioredis.Redis(port=1), True), (single, False), (cluster, False)):
+        for client, batches in (
+            (aioredis.Redis(port=1), True),
+            (single, False),
+            (one, False),  # the batcher would keep the pool's only connection
+            (cluster, False),
+        ):
             ledger = RedisLedger(client=client, durability="off")  # type: ignore[arg-type]
             assert (ledger._batcher is not None) is batches, client
         off = RedisLedger(client=aioredis.Redis(port=1), durability="off", batching=False)
@@ -275,3 +282,87 @@ async def test_every_operation_sent_alone_matches_memory_ledger(client: aioredis
         client=client, namespace=fresh_namespace(), time_source="caller", batching=False
     ) as ledger:
         assert await scenario(ledger) == await scenario(MemoryLedger())
+
+
+async def test_calls_go_out_a_few_to_a_write_without_waiting_for_the_turn(
+    rl: RedisLedger,
+) -> None:
+    await rl.put_budget(Budget("b", Unit.USD, Decimal(100)))  # the lane opens
+    assert rl._batcher is not None and rl._batcher._lane is not None
+    lane = rl._batcher._lane
+    writes: list[int] = []
+    send = lane.send
+
+    def spy(calls: Iterable[Call]) -> None:
+        calls = list(calls)
+        writes.append(len(calls))
+        send(calls)
+
+    lane.send = spy  # type: ignore[method-assign]
+    decisions = await asyncio.gather(*(rl.reserve([usd("b", 1)], now=T0) for _ in range(7)))
+    assert all(d.admitted for d in decisions)
+    # Every FLUSH_AT calls go at once; the one left over at the end of the loop turn.
+    assert FLUSH_AT == 2 and writes == [2, 2, 2, 1]
+
+
+async def test_replies_in_pieces_reach_their_own_callers(proxy: Proxy) -> None:
+    async with RedisLedger(proxy.url, namespace=fresh_namespace(), time_source="caller") as ledger:
+        for i in range(12):
+            await ledger.put_budget(Budget(f"b{i}", Unit.USD, Decimal(i + 1)))
+        proxy.split = 3  # every reply cut into 3-byte pieces, a loop turn apart
+        found = await asyncio.gather(*(ledger.get_budget(f"b{i}") for i in range(12)))
+        held = await asyncio.gather(*(ledger.reserve([usd(f"b{i}", 1)], now=T0) for i in range(12)))
+        proxy.split = 0
+        assert [(b.key, b.limit) for b in found] == [(f"b{i}", Decimal(i + 1)) for i in range(12)]
+        assert all(d.admitted for d in held)
+        assert len({d.reservation.id for d in held if d.reservation is not None}) == 12
+
+
+async def test_calls_left_by_a_lost_connection_go_again_and_hold_once(
+    proxy: Proxy, direct: aioredis.Redis
+) -> None:
+    async with RedisLedger(
+        proxy.url, namespace=fresh_namespace(), socket_timeout=0.5, time_source="caller"
+    ) as ledger:
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
+        before = await evalsha_calls(direct)
+        proxy.lose_reserve_replies = 2  # the first write and its first resend: both ran
+        decisions = await asyncio.gather(*(ledger.reserve([usd("b", 1)], now=T0) for _ in range(4)))
+        assert all(d.admitted for d in decisions)
+        assert await evalsha_calls(direct) - before >= 4 + 2  # some ran more than once...
+        state = await ledger.state("b", now=T0)
+        assert (state.reserved, state.outstanding) == (4, 4)  # ...and each holds once
+
+
+async def test_a_malformed_reply_drops_the_connection_and_the_calls_go_again(
+    proxy: Proxy,
+) -> None:
+    async with RedisLedger(
+        proxy.url, namespace=fresh_namespace(), socket_timeout=0.5, time_source="caller"
+    ) as ledger:
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
+        lane = ledger._batcher._lane if ledger._batcher is not None else None
+        proxy.corrupt_reserve_replies = 1
+        decisions = await asyncio.gather(*(ledger.reserve([usd("b", 2)], now=T0) for _ in range(3)))
+        assert all(d.admitted for d in decisions)
+        assert lane is not None and not lane.open  # the garbled connection was dropped
+        state = await ledger.state("b", now=T0)
+        assert (state.reserved, state.outstanding) == (6, 3)
+
+
+async def test_aclose_gives_the_lane_connection_back_to_the_pool(
+    redis_server: RedisServer,
+) -> None:
+    pool = aioredis.BlockingConnectionPool.from_url(redis_server.url, max_connections=2, timeout=1)
+    async with aioredis.Redis(connection_pool=pool) as client:
+        ledger = RedisLedger(client=client, namespace=fresh_namespace(), durability="off")
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
+        assert ledger._batcher is not None and ledger._batcher._lane is not None
+        await ledger.aclose()
+        # Both of the pool's connections can be had at once: the lane's came back.
+        taken = [await pool.get_connection(), await pool.get_connection()]
+        for conn in taken:
+            await conn.send_command("PING")
+            assert await conn.read_response() == b"PONG"
+            await pool.release(conn)
+    await pool.disconnect()  # a given pool is the caller's to close

@@ -116,12 +116,17 @@ async def test_cancelled_reserve_leaves_nothing_held(proxy: Proxy) -> None:
         assert await ledger._client.hget(records[0], "state") == b"released"
 
 
+@pytest.mark.parametrize("batching", [False, True], ids=["alone", "batched"])
 async def test_a_reserve_arriving_after_its_cancellation_holds_nothing(
-    proxy: Proxy, direct: redis.asyncio.Redis
+    proxy: Proxy, direct: redis.asyncio.Redis, batching: bool
 ) -> None:
-    # The reserve command is sent, then its caller is cancelled before Redis has run it; the
-    # ledger's undo reaches Redis first (on another connection), the reserve after it.
-    async with RedisLedger(proxy.url, namespace=fresh_namespace(), time_source="caller") as ledger:
+    # The reserve command is sent, then its caller is cancelled before Redis has run it.
+    # Alone, the ledger's undo goes on another connection and reaches Redis first, the
+    # reserve after it. Batched, both share the one pipelined connection: the undo runs
+    # right after the reserve. Either way nothing stays held.
+    async with RedisLedger(
+        proxy.url, namespace=fresh_namespace(), time_source="caller", batching=batching
+    ) as ledger:
         await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
         before = await evalsha_calls(direct)
         release = proxy.hold_next = asyncio.Event()
@@ -130,7 +135,12 @@ async def test_a_reserve_arriving_after_its_cancellation_holds_nothing(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await evalsha_calls(direct) == before + 1  # only the undo has run so far
+        if not batching:
+            async with asyncio.timeout(10):
+                while await evalsha_calls(direct) < before + 1:
+                    await asyncio.sleep(0.01)
+        # Alone: only the undo has run so far. Batched: the undo waits behind the reserve.
+        assert await evalsha_calls(direct) == before + (0 if batching else 1)
         release.set()  # the held reserve reaches Redis and runs
         async with asyncio.timeout(10):
             while await evalsha_calls(direct) < before + 2:

@@ -1,59 +1,60 @@
-"""Concurrent script calls of one event loop, coalesced: one socket write per loop turn.
+"""Concurrent script calls of one event loop, pipelined on one connection and coalesced into
+few writes.
 
-Every call is still its own EVALSHA, atomic on its own; what the calls share is the write,
-the connection and the reads. A call queues its command, already in wire form
+Every call is still its own EVALSHA, atomic on its own; what the calls share is the
+connection, the writes and the reads. A call queues its command, already in wire form
 (:class:`Evalsha`: what every call of an operation shares is packed once), and awaits a
-future. The first call of a loop turn
-schedules a flush at the end of that turn; the flush hands everything queued, in chunks of
-:data:`MAX_BATCH`, to one task each, which takes a pooled connection, writes the chunk in one
-go, reads the replies in order and resolves each caller's future. A chunk still waiting for
-its replies does not hold up the next: that one takes another connection.
+future. The queue is written when it holds :data:`FLUSH_AT` calls, and what is left at the
+end of the loop turn; each write goes to the ledger's :class:`~.lane.Lane`, one pooled
+connection taken over for it, whose replies are parsed as they arrive and handed to their
+callers in order. A write never waits for the replies to the ones before it (Redis answers
+in order), so the server runs one write's calls while the client builds the next.
 
 Failures keep the semantics of one call at a time:
 
 - an error reply fails its own call only (the connection stays in step);
 - NOSCRIPT (a flushed or restarted server): every script is loaded again on the same
-  connection and the calls that met it are sent again;
-- a connection error or timeout fails every call of the chunk still unanswered (the
-  connection is dropped: replies may be left unread), after the client's retries, which
-  resend only those calls (safe: a reserve carries its own id, the rest are idempotent);
+  connection, and the call that met it goes again, once;
+- a lost connection sends the calls it left unanswered again on a new one, as many times as
+  the client retries (safe: a reserve carries its own id, the rest are idempotent), then
+  fails them; a server that stops answering fails every call on the connection once one of
+  them has waited ``deadline`` seconds, and the connection is dropped;
 - a cancelled caller whose command is not yet written is left out of the write; one whose
   command was written is in doubt, so its reply is still read (and dropped) to keep the
   connection in step, and the caller (the ledger) undoes what it may have held.
 
 Nothing queues without bound: at most :data:`MAX_QUEUED` calls are queued or in flight per
-ledger; past that a call waits for room. Each chunk is bounded by ``deadline`` seconds (pool,
-write, reads and retries together), so every caller's wait is bounded too.
+ledger; past that a call waits for room. Each call is bounded by ``deadline`` seconds from
+when it is queued (taking a connection, resends and all), so every caller's wait is bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError, NoScriptError
 
-__all__ = ["MAX_BATCH", "MAX_QUEUED", "Batcher", "Evalsha", "bulk"]
+from quotaguard.ledger.redis.lane import Call, Lane
 
-#: Commands per write: a flush of more goes out as several chunks, on several connections.
-MAX_BATCH = 256
+__all__ = ["FLUSH_AT", "MAX_QUEUED", "RESENDS", "Batcher", "Evalsha", "bulk"]
+
 #: Calls queued or in flight per ledger, past which a call waits for room.
 MAX_QUEUED = 4096
-
-_Entry = tuple[bytes, "asyncio.Future[Any]"]
+#: Calls that go out at once, without waiting for the end of the loop turn: the server
+#: starts on them while the client still builds the turn's next calls. Written only at the
+#: end of the turn, 8 coroutines ran in lockstep with the server (each side idle while the
+#: other worked): 14,000 reserves/s, against 27,000 with writes of two (docs/performance.md).
+FLUSH_AT = 2
+#: How many times a call left unanswered by a lost connection goes again, when the client's
+#: retries cannot be read.
+RESENDS = 2
 
 
 def bulk(part: bytes) -> bytes:
     """One RESP bulk string."""
     return b"$%d\r\n%s\r\n" % (len(part), part)
-
-
-def _fail(chunk: list[_Entry], exc: BaseException) -> None:
-    for _, reply in chunk:
-        if not reply.done():
-            reply.set_exception(exc)
 
 
 class Evalsha:
@@ -94,115 +95,157 @@ class Evalsha:
 
 
 class Batcher:
-    """Coalesces the script calls made on one client's pool, one write per loop turn."""
+    """Coalesces the script calls made on one client's pool: one write per loop turn, on one
+    connection (:class:`~.lane.Lane`) taken from the pool for as long as it lasts."""
 
     def __init__(
         self, pool: Any, scripts: Sequence[str], deadline: float, limit: int = MAX_QUEUED
     ) -> None:
         self._pool = pool  # redis.asyncio's pools: get_connection and release are untyped
-        self._load = [("SCRIPT", "LOAD", source) for source in scripts]
+        self._load = b"".join(
+            b"*3\r\n" + bulk(b"SCRIPT") + bulk(b"LOAD") + bulk(source.encode())
+            for source in scripts
+        )
+        self._scripts = len(scripts)
         self._deadline = deadline
-        self._queue: list[_Entry] = []
+        self._queue: list[Call] = []  # this loop turn's calls
         self._flushing = False
         self._room = asyncio.Semaphore(limit)
-        self._chunks: set[asyncio.Task[None]] = set()
+        self._lane: Lane | None = None
+        self._waiting: list[Call] = []  # flushed while no lane is open: they go on the next
+        self._opening: asyncio.Task[None] | None = None
+        self._resends = RESENDS
+        self._given_back: set[asyncio.Task[None]] = set()
 
     async def call(self, packed: bytes) -> Any:
         """Send one packed command with the others of this loop turn; its reply."""
-        await self._room.acquire()  # given back when the chunk is done with this call
+        await self._room.acquire()  # given back when the call leaves the batcher
         loop = asyncio.get_running_loop()
-        reply: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((packed, reply))
-        if not self._flushing:
+        call = Call(packed, loop.create_future(), loop.time() + self._deadline)
+        self._queue.append(call)
+        if len(self._queue) >= FLUSH_AT:
+            self._flush()
+        elif not self._flushing:
             self._flushing = True
             loop.call_soon(self._flush)
-        return await reply
+        return await call.reply
 
     def _flush(self) -> None:
         self._flushing = False
         queue, self._queue = self._queue, []
-        for start in range(0, len(queue), MAX_BATCH):
-            chunk = asyncio.ensure_future(self._send(queue[start : start + MAX_BATCH]))
-            self._chunks.add(chunk)
-            chunk.add_done_callback(self._chunks.discard)
+        calls = []
+        for call in queue:
+            if call.reply.done():  # cancelled before its write: never sent
+                self._room.release()
+            else:
+                calls.append(call)
+        if calls:
+            self._send(calls)
 
-    async def _send(self, chunk: list[_Entry]) -> None:
+    def _send(self, calls: list[Call]) -> None:
+        lane = self._lane
+        if lane is not None and lane.open:
+            lane.send(calls)
+            return
+        self._waiting.extend(calls)
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+
+    async def _open(self) -> None:
+        """Take a connection for a new lane and send what waits for one; if none can be had
+        within the deadline, every call waiting fails."""
+        failure: BaseException = ConnectionError("the ledger closed with this call in flight")
         try:
             async with asyncio.timeout(self._deadline):
                 conn = await self._pool.get_connection()
-                try:
-                    await conn.retry.call_with_retry(
-                        lambda: self._exchange(conn, chunk), lambda _: conn.disconnect()
-                    )
-                except BaseException:
-                    await conn.disconnect()  # replies may be left unread on it
-                    raise
-                finally:
-                    await self._pool.release(conn)
-        except Exception as exc:  # a timeout, a lost connection: every call still unanswered
-            _fail(chunk, exc)
+            retry = getattr(conn, "retry", None)
+            self._resends = retry.get_retries() if retry is not None else RESENDS
+            self._lane = Lane(conn, self._answer, self._lost)
+        except Exception as exc:  # a timeout, a refused connection: the waiting calls fail
+            failure = exc
         finally:
-            # Whatever happened, this task cancelled included, no caller is left waiting.
-            _fail(chunk, ConnectionError("the ledger closed with this call in flight"))
-            for _ in chunk:
+            self._opening = None
+            waiting, self._waiting = self._waiting, []
+            lane = self._lane
+            if lane is not None and lane.open:
+                lane.send(waiting)
+            else:
+                for call in waiting:
+                    self._end(call, failure)
+
+    def _end(self, call: Call, exc: BaseException) -> None:
+        if not call.reply.done():
+            call.reply.set_exception(exc)
+        self._room.release()
+
+    def _answer(self, lane: Lane, call: Call | None, reply: Any) -> None:
+        if call is None:  # a SCRIPT LOAD's (an error shows again as NOSCRIPT on the resend)
+            return
+        if call.reply.done():  # its caller was cancelled after the write: read and dropped
+            self._room.release()
+        elif isinstance(reply, NoScriptError) and not call.reloaded:
+            call.reloaded = True
+            lane.send_after_load(call, self._load, self._scripts)
+        elif isinstance(reply, Exception):  # this call's own error: the others go on
+            self._end(call, reply)
+        else:
+            call.reply.set_result(reply)
+            self._room.release()
+
+    def _lost(self, lane: Lane, left: list[Call], reason: BaseException) -> None:
+        """``lane`` is gone: its connection goes back to the pool; the calls it left
+        unanswered go out again on a new one (a lost connection, up to the client's
+        retries) or fail (a stalled server, or past the retries)."""
+        if self._lane is lane:
+            self._lane = None
+        task = asyncio.ensure_future(self._give_back(lane.conn))
+        self._given_back.add(task)
+        task.add_done_callback(self._given_back.discard)
+        again = []
+        for call in left:
+            call.losses += 1
+            if call.reply.done():  # a cancelled caller's: in doubt, its ledger undoes it
                 self._room.release()
+            elif isinstance(reason, TimeoutError) or call.losses > self._resends:
+                self._end(call, reason)
+            else:
+                again.append(call)
+        if again:
+            self._send(again)
 
-    async def _exchange(self, conn: Any, chunk: list[_Entry]) -> None:
-        """Write the chunk's unanswered calls and read every reply; after NOSCRIPT, load
-        the scripts and send those calls once more. A retry calls this again: only the
-        calls still unanswered go out."""
-        missing = await self._round_trip(conn, chunk, retry_noscript=True)
-        if missing:
-            await conn.send_packed_command(conn.pack_commands(self._load))
-            for _ in self._load:
-                await conn.read_response(disconnect_on_error=False)
-            await self._round_trip(conn, missing, retry_noscript=False)
+    async def _give_back(self, conn: Any) -> None:
+        try:
+            await conn.disconnect(nowait=True)
+        finally:
+            await self._pool.release(conn)
 
-    @staticmethod
-    async def _round_trip(conn: Any, entries: list[_Entry], retry_noscript: bool) -> list[_Entry]:
-        """One write of the entries still unanswered, every reply read; the NOSCRIPT ones
-        (when ``retry_noscript``; else they fail like any error reply)."""
-        todo = [entry for entry in entries if not entry[1].done()]
-        if not todo:
-            return []
-        await conn.send_packed_command([packed for packed, _ in todo])
-        missing: list[_Entry] = []
-        # The first reply waits up to the socket timeout (the client's retries apply); the
-        # rest follow it, under the chunk's deadline alone: a timer per reply cost more
-        # than the rest of the reply path.
-        timeout: float | None = None
-        for entry in todo:
-            reply = entry[1]
-            try:
-                answer = await conn.read_response(timeout=timeout, disconnect_on_error=False)
-            except NoScriptError as exc:
-                if retry_noscript:
-                    missing.append(entry)
-                elif not reply.done():
-                    reply.set_exception(exc)
-                continue
-            except ResponseError as exc:  # this call's own error: the others go on
-                if not reply.done():
-                    reply.set_exception(exc)
-                continue
-            finally:
-                timeout = math.inf  # redis-py: no timer on this read
-            if not reply.done():  # else a cancelled caller: its reply is read and dropped
-                reply.set_result(answer)
-        return missing
+    def _in_flight(self) -> list[Call]:
+        lane = self._lane
+        return [*self._waiting, *(lane.calls() if lane is not None else ())]
 
     async def aclose(self) -> None:
-        """Send what is queued and wait for every chunk in flight, and for the calls those
-        send again (a ``need`` answer's next round), bounded by one deadline in all."""
+        """Send what is queued and wait for every call in flight, and for the calls those
+        send again (a ``need`` answer's next round), bounded by one deadline in all; then
+        give the connection back."""
         loop = asyncio.get_running_loop()
         end = loop.time() + self._deadline
-        while self._queue or self._chunks:
+        while self._queue or self._in_flight() or self._opening is not None:
             if self._queue:
                 self._flush()
-            _, late = await asyncio.wait(set(self._chunks), timeout=max(0, end - loop.time()))
+            waits: set[asyncio.Future[Any]] = {call.reply for call in self._in_flight()}
+            if self._opening is not None:
+                waits.add(self._opening)
+            _, late = await asyncio.wait(waits, timeout=max(0, end - loop.time()))
             if late:
-                for chunk in late:
-                    chunk.cancel()
-                await asyncio.gather(*late, return_exceptions=True)
-                return
+                break
             await asyncio.sleep(0)  # the callers answered go on: some queue their next round
+        if self._opening is not None:
+            self._opening.cancel()
+            await asyncio.gather(self._opening, return_exceptions=True)
+        closing = ConnectionError("the ledger closed with this call in flight")
+        if self._lane is not None:
+            self._lane.close(closing)  # what it left fails: no lane opens after this
+        for call in [*self._queue, *self._waiting]:
+            self._end(call, closing)
+        self._queue, self._waiting = [], []
+        await asyncio.gather(*self._given_back, return_exceptions=True)

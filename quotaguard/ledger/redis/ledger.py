@@ -99,10 +99,11 @@ class RedisLedger(ScannedReads, LedgerBase):
     raises :class:`BudgetUnavailable`, so nothing is admitted that a failover could forget.
     docs/budgets.md says what each setting survives.
 
-    ``batching=True`` (the default) sends the calls this event loop makes at the same time
-    together, in one write per loop turn, each still its own atomic script call
-    (:mod:`.batching`; docs/performance.md). A RedisCluster client, a single-connection
-    client and ``batching=False`` send each call on its own.
+    ``batching=True`` (the default) pipelines the calls this event loop makes at the same
+    time on one connection kept from the pool, a few to a write, each still its own atomic
+    script call (:mod:`.batching`; docs/performance.md). A RedisCluster client, a
+    single-connection client, a pool of one connection and ``batching=False`` send each call
+    on its own.
     """
 
     def __init__(

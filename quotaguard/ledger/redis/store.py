@@ -181,13 +181,18 @@ class RedisStore:
         )
         # A write that waits: connect + retries, then every wait.
         self._wait_deadline = self._deadline + WAIT_TRIES * (wait_timeout + socket_timeout)
-        # Cluster pipelines route by slot and a single-connection client has no pool to
-        # spread chunks over: those send each call on its own.
+        # The batcher keeps one of the pool's connections: a cluster client routes by slot;
+        # a single-connection client and a pool of one have none to spare.
         self._batcher: Batcher | None = None
         # Each operation's call in wire form, for the batcher: what every call of it shares
         # packed once; the keys and the payload per call.
         self._packers: dict[str, Evalsha] = {}
-        if batching and isinstance(client, aioredis.Redis) and not client.single_connection_client:
+        if (
+            batching
+            and isinstance(client, aioredis.Redis)
+            and not client.single_connection_client
+            and getattr(client.connection_pool, "max_connections", 2) >= 2
+        ):
             self._batcher = Batcher(client.connection_pool, list(SCRIPTS.values()), self._deadline)
             self._packers = {
                 op: Evalsha(self._shas[op], self._static[op], self._tails[op], self._check)
