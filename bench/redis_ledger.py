@@ -3,9 +3,10 @@
 Two throwaway redis-servers on free loopback ports (never the shared 6379): AOF off, and
 ``appendonly yes`` + ``appendfsync always``. On each:
 
-- the server's limit: ``redis-benchmark`` running the very EVALSHA a ledger reserve sends
-  (captured from a RedisLedger, a fresh reservation id per call), 8 clients, unpipelined and
-  pipelined 16 deep;
+- the server's limit: the very EVALSHA a ledger reserve sends (captured from a RedisLedger),
+  each call with a fresh reservation id and every reply checked to be a hold, from 8 raw
+  connections, unpipelined and pipelined 16 deep (:mod:`bench._server_limit`; not
+  ``redis-benchmark``, whose random fill gave the record key and the payload different ids);
 - ``reserve``: ``ledger.reserve`` from 1 process x 8 coroutines and 8 processes x 4
   coroutines, all on one budget;
 - ``admission``: ``guard.submit`` (a no-op send) on the same kind of ledger, same shapes;
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import shutil
 import socket
 import subprocess
@@ -34,6 +34,7 @@ from typing import Any
 import redis
 
 from bench._fleet import BIG, BUDGET, CHARGE, LEASE, Fleet, Job, fleet, seed, summarise
+from bench._server_limit import evalsha_limit
 from quotaguard import Budget, Unit
 from quotaguard.ledger.redis import SCRIPTS, RedisLedger
 from quotaguard.ledger.redis.codec import encode_args, text
@@ -118,9 +119,9 @@ def _server_side(
     }
 
 
-async def _reserve_command(url: str) -> list[str]:
-    """The EVALSHA one ledger reserve sends (its keys declared), its reservation id made
-    random per call."""
+async def _reserve_command(url: str) -> tuple[list[str], str]:
+    """The EVALSHA one ledger reserve sends (its keys declared) on a budget of its own, and
+    its reservation id (which :mod:`bench._server_limit` makes fresh per call)."""
     seen: list[tuple[str, tuple[object, ...], tuple[str, ...]]] = []
     ledger = RedisLedger(url, namespace=f"limit-{uuid.uuid4().hex[:8]}", durability="off")
     call = ledger._call
@@ -140,28 +141,11 @@ async def _reserve_command(url: str) -> list[str]:
         await ledger.aclose()
     op, args, keys = seen[0]
     command = ledger._command(op, keys, encode_args(args))
-    rid = str(args[4])  # "rsv_" + 32 hex: redis-benchmark fills in 12 random digits, in
-    # its record's key and in the payload (each __rand_int__ its own number: the record
-    # declared is not the one written, which only the key check, off here, would notice)
-    randomised = "rsv___rand_int__" + rid[16:]
-    return [text(part).replace(rid, randomised) for part in command]
+    return [text(part) for part in command], str(args[4])
 
 
 async def seed_budget(ledger: RedisLedger) -> None:
     await ledger.put_budget(Budget(BUDGET, Unit.USD, BIG))
-
-
-def _redis_benchmark(url: str, command: list[str], n: int, pipeline: int) -> int:
-    port = url.rsplit(":", 1)[1].split("/")[0]
-    done = subprocess.run(
-        ["redis-benchmark", "-p", port, "-c", "8", "-n", str(n), "-P", str(pipeline),
-         "-r", "1000000000000", "-q", *command],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    found = re.findall(r"([\d.]+) requests per second", done.stdout)
-    if done.returncode != 0 or not found:
-        raise AssertionError(f"redis-benchmark failed: {(done.stderr or done.stdout)[-300:]}")
-    return round(float(found[-1]))
 
 
 def _phase(
@@ -200,13 +184,16 @@ def run(n: int = 8_000, rounds: int = 3) -> dict[str, Any]:
             for source in SCRIPTS.values():  # no NOSCRIPT retry inside a measured window
                 admin.script_load(source)
         workers = stack.enter_context(fleet(max(p for p, _ in SHAPES.values())))
-        command = asyncio.run(_reserve_command(urls["aof_off"]))
         for _ in range(rounds):
             for name, always in SERVERS.items():
                 url, admin = urls[name], admins[name]
+                port = int(url.rsplit(":", 1)[1].split("/")[0])
                 for depth in (1, 16):
-                    rate = _redis_benchmark(url, command, n, depth)
-                    keep((name, "redis_benchmark", f"pipeline_{depth}"), {"per_s": rate})
+                    # Captured afresh: the payload carries the caller's time, which the
+                    # script checks against the server's (max_skew).
+                    template, rid = asyncio.run(_reserve_command(url))
+                    rate = evalsha_limit(port, template, rid, n, depth=depth)
+                    keep((name, "server_limit", f"pipeline_{depth}"), {"per_s": rate})
                 for kind in ("reserve", "admission"):
                     count = n if kind == "reserve" else n // 2
                     for shape in SHAPES:
@@ -221,13 +208,13 @@ def run(n: int = 8_000, rounds: int = 3) -> dict[str, Any]:
 
 def _report(best: dict[str, Any]) -> dict[str, Any]:
     """Headline figures first: each rate and its ratio of the server's limit (the better of
-    redis-benchmark's two runs: what the server itself can do with this command)."""
+    the raw driver's two runs: what the server itself can do with this command)."""
     headline: dict[str, Any] = {}
     for name in SERVERS:
-        pipelined = best[name]["redis_benchmark"]["pipeline_16"]["per_s"]
-        unpipelined = best[name]["redis_benchmark"]["pipeline_1"]["per_s"]
+        pipelined = best[name]["server_limit"]["pipeline_16"]["per_s"]
+        unpipelined = best[name]["server_limit"]["pipeline_1"]["per_s"]
         limit = max(pipelined, unpipelined)
-        headline[f"{name}_redis_benchmark_per_s"] = {
+        headline[f"{name}_server_limit_per_s"] = {
             "pipelined_16": pipelined,
             "unpipelined": unpipelined,
             "server_limit": limit,

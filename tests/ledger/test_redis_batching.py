@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError
 
 from quotaguard.engine import Budget, Unit
 from quotaguard.errors import BudgetUnavailable, InvalidInput
@@ -19,6 +21,7 @@ from quotaguard.ledger.redis import RedisLedger
 from quotaguard.ledger.redis.batching import FLUSH_AT, Batcher, Evalsha
 from quotaguard.ledger.redis.lane import Call
 from quotaguard.ledger.redis.store import CHECK_KEYS_ENV, NEED_ROUNDS
+from tests._support.extras import python, without
 from tests._support.ledger import usd
 from tests._support.redis_ledger import Proxy, evalsha_calls, fresh_namespace
 from tests._support.redis_server import RedisServer
@@ -264,6 +267,7 @@ async def test_which_clients_batch() -> None:
             (aioredis.Redis(port=1), True),
             (single, False),
             (one, False),  # the batcher would keep the pool's only connection
+            (aioredis.Redis(port=1, protocol=3), False),  # push frames answer no call
             (cluster, False),
         ):
             ledger = RedisLedger(client=client, durability="off")  # type: ignore[arg-type]
@@ -366,3 +370,75 @@ async def test_aclose_gives_the_lane_connection_back_to_the_pool(
             assert await conn.read_response() == b"PONG"
             await pool.release(conn)
     await pool.disconnect()  # a given pool is the caller's to close
+
+
+async def test_a_stalled_connection_is_given_up_and_its_calls_go_again(
+    proxy: Proxy, direct: aioredis.Redis
+) -> None:
+    async with RedisLedger(
+        proxy.url, namespace=fresh_namespace(), socket_timeout=0.3, time_source="caller"
+    ) as ledger:
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
+        first = ledger._batcher._lane if ledger._batcher is not None else None
+        release = proxy.hold_next = asyncio.Event()
+        pending = asyncio.ensure_future(ledger.reserve([usd("b", 3)], now=T0))
+        await asyncio.wait_for(proxy.holding.wait(), 10)  # written, held: no reply comes
+        decision = await asyncio.wait_for(pending, 10)  # the resend, on a new connection
+        assert decision.admitted and first is not None and not first.open
+        before = await evalsha_calls(direct)
+        release.set()  # the first send reaches Redis now: the same id, a retry
+        async with asyncio.timeout(10):
+            while await evalsha_calls(direct) == before:
+                await asyncio.sleep(0.01)
+        state = await ledger.state("b", now=T0)
+        assert (state.reserved, state.outstanding) == (3, 1)  # held once
+
+
+async def test_after_aclose_no_call_goes_out_and_no_connection_is_kept(
+    proxy: Proxy, redis_server: RedisServer
+) -> None:
+    pool = aioredis.BlockingConnectionPool.from_url(proxy.url, max_connections=2, timeout=1)
+    async with aioredis.Redis(connection_pool=pool) as client:
+        ledger = RedisLedger(client=client, namespace=fresh_namespace(), durability="off")
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(10)))
+        batcher = ledger._batcher
+        assert batcher is not None
+        batcher._deadline = 0.3  # aclose gives up on the call below before it is answered
+        proxy.delay = 1.0
+        late = asyncio.ensure_future(ledger.get_budget("b"))
+        await asyncio.sleep(0.05)
+        await ledger.aclose()
+        with pytest.raises(BudgetUnavailable):
+            await late
+        with pytest.raises(ConnectionError):
+            await batcher.call(b"*1\r\n$4\r\nPING\r\n")
+        assert batcher._lane is None and batcher._opening is None
+        proxy.delay = 0
+        taken = [await pool.get_connection(), await pool.get_connection()]  # none kept
+        for conn in taken:
+            await pool.release(conn)
+    await pool.disconnect()
+
+
+async def test_without_hiredis_each_call_goes_alone_and_works(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    code = f"""
+import asyncio
+from decimal import Decimal
+from quotaguard.engine import Budget, Charge, Unit
+from quotaguard.ledger.redis import RedisLedger
+from tests._support.times import T0
+
+async def main():
+    async with RedisLedger({redis_server.url!r}, namespace="no-hiredis", durability="off",
+                           time_source="caller") as ledger:
+        await ledger.put_budget(Budget("b", Unit.USD, Decimal(5)))
+        decision = await ledger.reserve([Charge("b", Decimal(2), Unit.USD)], now=T0)
+        print("batcher", ledger._batcher is not None, "admitted", decision.admitted)
+
+asyncio.run(main())
+"""
+    status, out = await python(code, without("hiredis", tmp_path))
+    assert status == 0, out
+    assert "batcher False admitted True" in out

@@ -122,8 +122,9 @@ async def test_a_reserve_arriving_after_its_cancellation_holds_nothing(
 ) -> None:
     # The reserve command is sent, then its caller is cancelled before Redis has run it.
     # Alone, the ledger's undo goes on another connection and reaches Redis first, the
-    # reserve after it. Batched, both share the one pipelined connection: the undo runs
-    # right after the reserve. Either way nothing stays held.
+    # reserve after it. Batched, the undo waits behind the reserve on the one pipelined
+    # connection, until that connection stalls past the socket timeout and the undo goes
+    # again on a new one (then it too runs first). Either way nothing stays held.
     async with RedisLedger(
         proxy.url, namespace=fresh_namespace(), time_source="caller", batching=batching
     ) as ledger:
@@ -139,13 +140,19 @@ async def test_a_reserve_arriving_after_its_cancellation_holds_nothing(
             async with asyncio.timeout(10):
                 while await evalsha_calls(direct) < before + 1:
                     await asyncio.sleep(0.01)
-        # Alone: only the undo has run so far. Batched: the undo waits behind the reserve.
-        assert await evalsha_calls(direct) == before + (0 if batching else 1)
+        ran = await evalsha_calls(direct) - before
+        # Alone: only the undo has run so far. Batched: at most the resent undo.
+        assert ran == 1 if not batching else ran <= 1
         release.set()  # the held reserve reaches Redis and runs
         async with asyncio.timeout(10):
             while await evalsha_calls(direct) < before + 2:
                 await asyncio.sleep(0.01)
-        assert await evalsha_calls(direct) == before + 2
+        if batching:  # the first undo, held behind the reserve, may still be on its way
+            async with asyncio.timeout(10):
+                while (await ledger.state("b", now=T0)).reserved:
+                    await asyncio.sleep(0.01)
+        else:
+            assert await evalsha_calls(direct) == before + 2
         assert await ledger.outstanding() == []
         state = await ledger.state("b", now=T0)
         assert (state.reserved, state.outstanding) == (0, 0)

@@ -34,7 +34,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import ConnectionError, NoScriptError
+from redis.exceptions import BusyLoadingError, ConnectionError, NoScriptError, ReadOnlyError
 
 from quotaguard.ledger.redis.lane import Call, Lane
 
@@ -95,7 +95,7 @@ class Evalsha:
 
 
 class Batcher:
-    """Coalesces the script calls made on one client's pool: one write per loop turn, on one
+    """Coalesces the script calls made on one client's pool: a few to a write, on one
     connection (:class:`~.lane.Lane`) taken from the pool for as long as it lasts."""
 
     def __init__(
@@ -116,9 +116,12 @@ class Batcher:
         self._opening: asyncio.Task[None] | None = None
         self._resends = RESENDS
         self._given_back: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def call(self, packed: bytes) -> Any:
         """Send one packed command with the others of this loop turn; its reply."""
+        if self._closed:
+            raise ConnectionError("the ledger is closed")
         await self._room.acquire()  # given back when the call leaves the batcher
         loop = asyncio.get_running_loop()
         call = Call(packed, loop.create_future(), loop.time() + self._deadline)
@@ -133,16 +136,28 @@ class Batcher:
     def _flush(self) -> None:
         self._flushing = False
         queue, self._queue = self._queue, []
-        calls = []
-        for call in queue:
-            if call.reply.done():  # cancelled before its write: never sent
+        self._send(queue)
+
+    def _live(self, calls: list[Call]) -> list[Call]:
+        """The calls still worth sending: a cancelled caller's is dropped, one past its due
+        fails with :class:`TimeoutError`, and after ``aclose`` every one fails."""
+        now = asyncio.get_running_loop().time()
+        live = []
+        for call in calls:
+            if call.reply.done():
                 self._room.release()
+            elif self._closed:
+                self._end(call, ConnectionError("the ledger closed with this call in flight"))
+            elif call.due <= now:
+                self._end(call, TimeoutError("no reply from the redis server in time"))
             else:
-                calls.append(call)
-        if calls:
-            self._send(calls)
+                live.append(call)
+        return live
 
     def _send(self, calls: list[Call]) -> None:
+        calls = self._live(calls)
+        if not calls:
+            return
         lane = self._lane
         if lane is not None and lane.open:
             lane.send(calls)
@@ -157,21 +172,34 @@ class Batcher:
         failure: BaseException = ConnectionError("the ledger closed with this call in flight")
         try:
             async with asyncio.timeout(self._deadline):
-                conn = await self._pool.get_connection()
-            retry = getattr(conn, "retry", None)
-            self._resends = retry.get_retries() if retry is not None else RESENDS
-            self._lane = Lane(conn, self._answer, self._lost)
+                self._lane = await self._take()
         except Exception as exc:  # a timeout, a refused connection: the waiting calls fail
             failure = exc
         finally:
             self._opening = None
-            waiting, self._waiting = self._waiting, []
+            waiting, self._waiting = self._live(self._waiting), []
             lane = self._lane
-            if lane is not None and lane.open:
+            if lane is not None and lane.open and waiting:
                 lane.send(waiting)
             else:
                 for call in waiting:
                     self._end(call, failure)
+
+    async def _take(self) -> Lane:
+        conn = await self._pool.get_connection()
+        try:
+            if getattr(conn._reader, "_buffer", b""):  # bytes no one read: start clean
+                await conn.disconnect()
+                await conn.connect()
+            retry = getattr(conn, "retry", None)
+            self._resends = retry.get_retries() if retry is not None else RESENDS
+            lane = Lane(conn, self._answer, self._lost, conn.socket_timeout)
+            if not lane.open:
+                raise ConnectionError("the redis connection closed as it was taken")
+            return lane
+        except BaseException:
+            await self._give_back(conn)
+            raise
 
     def _end(self, call: Call, exc: BaseException) -> None:
         if not call.reply.done():
@@ -181,21 +209,24 @@ class Batcher:
     def _answer(self, lane: Lane, call: Call | None, reply: Any) -> None:
         if call is None:  # a SCRIPT LOAD's (an error shows again as NOSCRIPT on the resend)
             return
-        if call.reply.done():  # its caller was cancelled after the write: read and dropped
+        if call.reply.done():  # its caller was cancelled, or its due passed: read, dropped
             self._room.release()
         elif isinstance(reply, NoScriptError) and not call.reloaded:
             call.reloaded = True
             lane.send_after_load(call, self._load, self._scripts)
         elif isinstance(reply, Exception):  # this call's own error: the others go on
             self._end(call, reply)
+            if isinstance(reply, ReadOnlyError | BusyLoadingError):
+                # A demoted or loading server: the rest go again on a fresh connection,
+                # which the pool (a Sentinel pool, say) makes to the primary as it is now.
+                lane.close(ConnectionError(f"the redis server answered {reply}"))
         else:
             call.reply.set_result(reply)
             self._room.release()
 
     def _lost(self, lane: Lane, left: list[Call], reason: BaseException) -> None:
         """``lane`` is gone: its connection goes back to the pool; the calls it left
-        unanswered go out again on a new one (a lost connection, up to the client's
-        retries) or fail (a stalled server, or past the retries)."""
+        unanswered go out again on a new one, up to the client's retries, or fail."""
         if self._lane is lane:
             self._lane = None
         task = asyncio.ensure_future(self._give_back(lane.conn))
@@ -204,14 +235,12 @@ class Batcher:
         again = []
         for call in left:
             call.losses += 1
-            if call.reply.done():  # a cancelled caller's: in doubt, its ledger undoes it
-                self._room.release()
-            elif isinstance(reason, TimeoutError) or call.losses > self._resends:
+            call.reloaded = False  # a new connection may reach a server without the scripts
+            if call.losses > self._resends and not call.reply.done():
                 self._end(call, reason)
             else:
                 again.append(call)
-        if again:
-            self._send(again)
+        self._send(again)  # the done and the late are dropped there, the rest go again
 
     async def _give_back(self, conn: Any) -> None:
         try:
@@ -219,33 +248,32 @@ class Batcher:
         finally:
             await self._pool.release(conn)
 
-    def _in_flight(self) -> list[Call]:
-        lane = self._lane
-        return [*self._waiting, *(lane.calls() if lane is not None else ())]
-
     async def aclose(self) -> None:
         """Send what is queued and wait for every call in flight, and for the calls those
         send again (a ``need`` answer's next round), bounded by one deadline in all; then
-        give the connection back."""
+        give the connection back. Calls after this fail."""
         loop = asyncio.get_running_loop()
         end = loop.time() + self._deadline
-        while self._queue or self._in_flight() or self._opening is not None:
+        while True:
             if self._queue:
                 self._flush()
-            waits: set[asyncio.Future[Any]] = {call.reply for call in self._in_flight()}
+            lane = self._lane
+            calls = [*self._waiting, *(lane.calls() if lane is not None else ())]
+            waits: set[asyncio.Future[Any]] = {c.reply for c in calls if not c.reply.done()}
             if self._opening is not None:
                 waits.add(self._opening)
+            if not waits:
+                break
             _, late = await asyncio.wait(waits, timeout=max(0, end - loop.time()))
             if late:
                 break
             await asyncio.sleep(0)  # the callers answered go on: some queue their next round
+        self._closed = True
         if self._opening is not None:
             self._opening.cancel()
             await asyncio.gather(self._opening, return_exceptions=True)
-        closing = ConnectionError("the ledger closed with this call in flight")
         if self._lane is not None:
-            self._lane.close(closing)  # what it left fails: no lane opens after this
-        for call in [*self._queue, *self._waiting]:
-            self._end(call, closing)
+            self._lane.close(ConnectionError("the ledger closed with this call in flight"))
+        self._send([*self._queue, *self._waiting])  # closed: each one fails
         self._queue, self._waiting = [], []
         await asyncio.gather(*self._given_back, return_exceptions=True)

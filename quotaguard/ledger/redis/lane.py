@@ -4,8 +4,9 @@ its replies parsed by hiredis as they arrive, each handed to its caller in order
 redis-py's connection does the connecting (TLS, AUTH, SELECT, a unix socket, its own
 retries); the lane then swaps its protocol for one of its own, so that a reply costs a
 hiredis parse and a future's result, not a coroutine per read. The connection is never used
-by redis-py again: the lane disconnects it and gives it back to the pool when it is lost or
-closed, and the pool connects it afresh when someone next takes it.
+by redis-py again: the batcher disconnects it and gives it back to the pool when the lane is
+lost or closed, and the pool connects it afresh when someone next takes it. Only RESP2
+connections are taken over (RESP3 may carry push frames, which are no call's reply).
 """
 
 from __future__ import annotations
@@ -15,10 +16,28 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import hiredis
-from redis.exceptions import ConnectionError, NoScriptError, ReadOnlyError, ResponseError
+from redis.exceptions import (
+    BusyLoadingError,
+    ConnectionError,
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+)
 
-__all__ = ["Call", "Lane", "reply_error"]
+try:
+    import hiredis
+except ImportError:  # the [redis] extra brings it; without it the ledger sends calls alone
+    hiredis = None  # type: ignore[assignment]
+
+__all__ = ["HIREDIS", "Call", "Lane", "Stalled", "reply_error"]
+
+#: Whether lanes can be had here (hiredis parses their replies).
+HIREDIS = hiredis is not None
+_NOT_YET = object()  # hiredis' "no whole reply yet" (its default, False, is a RESP3 reply)
+
+
+class Stalled(ConnectionError):
+    """No reply came within the socket timeout: the connection is given up as lost."""
 
 
 class Call:
@@ -31,17 +50,20 @@ class Call:
         self.reply = reply
         self.due = due  # loop time by which its reply must have come, resends included
         self.losses = 0  # connections lost with it unanswered: it is sent again, bounded
-        self.reloaded = False  # it met NOSCRIPT once: the scripts were loaded, it went again
+        self.reloaded = False  # it met NOSCRIPT on this lane: scripts loaded, it went again
         self.written = 0  # the lane's write that carried it last
 
 
-def reply_error(text: str) -> ResponseError:
+def reply_error(text: str) -> ResponseError | ConnectionError:
     """An error reply as redis-py's parser would raise it (the classes the ledger tells
     apart)."""
-    if text.startswith("NOSCRIPT "):
-        return NoScriptError(text.removeprefix("NOSCRIPT "))
-    if text.startswith("READONLY "):
-        return ReadOnlyError(text.removeprefix("READONLY "))
+    for prefix, kind in (
+        ("NOSCRIPT ", NoScriptError),
+        ("READONLY ", ReadOnlyError),
+        ("LOADING ", BusyLoadingError),
+    ):
+        if text.startswith(prefix):
+            return kind(text.removeprefix(prefix))
     return ResponseError(text)
 
 
@@ -49,28 +71,36 @@ class Lane(asyncio.Protocol):
     """The protocol of one taken-over connection. ``answer`` is called once per reply with
     the call it answers (``None`` for the lane's own commands) and the reply, an exception
     instance for an error reply; ``lost`` once, with the calls left unanswered, when the
-    connection is lost, closed or stalled past a call's ``due``."""
+    connection is lost, closed or stalled.
+
+    The watchdog: a call past its ``due`` fails with :class:`TimeoutError` where it stands
+    (its reply, if it comes, is read and dropped); a lane with calls written and no reply for
+    ``stall_after`` seconds is :class:`Stalled`, and its calls may go again on another."""
 
     def __init__(
         self,
         conn: Any,
         answer: Callable[[Lane, Call | None, Any], None],
         lost: Callable[[Lane, list[Call], BaseException], None],
+        stall_after: float | None,
     ) -> None:
+        if hiredis is None:
+            raise RuntimeError("a lane needs hiredis (the [redis] extra)")
         self.conn = conn  # redis.asyncio.Connection: untyped internals (_writer)
         self._answer = answer
         self._lost = lost
-        self._reader = hiredis.Reader(replyError=reply_error)
+        self._stall_after = stall_after
+        self._reader = hiredis.Reader(replyError=reply_error, notEnoughData=_NOT_YET)
         self._pending: deque[Call | None] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._writes = 0
         self._loaded_at = -1  # the write that last loaded the scripts
-        self.open = True
-        writer = conn._writer
-        self._transport: asyncio.Transport = writer.transport
+        self._loop = asyncio.get_running_loop()
+        self._progress = self._loop.time()  # the last reply, or the first write after none
+        self._transport: asyncio.Transport = conn._writer.transport
         self._previous: asyncio.BaseProtocol = self._transport.get_protocol()
         self._transport.set_protocol(self)
-        self._loop = asyncio.get_running_loop()
+        self.open = not self._transport.is_closing()
 
     def calls(self) -> list[Call]:
         """The calls written and not yet answered."""
@@ -78,6 +108,8 @@ class Lane(asyncio.Protocol):
 
     def send(self, calls: Iterable[Call]) -> None:
         """Write ``calls`` in one go (only while the lane is open)."""
+        if not self._pending:
+            self._progress = self._loop.time()  # the stall clock starts with this write
         self._writes += 1
         data = []
         for call in calls:
@@ -98,35 +130,53 @@ class Lane(asyncio.Protocol):
         self.send([call])
 
     def _watch(self) -> None:
-        if self._timer is None and self._pending:
-            dues = [call.due for call in self._pending if call is not None]
-            if dues:
-                self._timer = self._loop.call_at(min(dues), self._check)
+        if self._timer is not None or not self._pending:
+            return
+        dues = [call.due for call in self._pending if call is not None and not call.reply.done()]
+        if self._stall_after is not None:
+            dues.append(self._progress + self._stall_after)
+        if dues:
+            self._timer = self._loop.call_at(min(dues), self._check)
 
     def _check(self) -> None:
-        """A call's time is up: if it is still unanswered the server has stalled, and the
-        lane gives up on every call on it (replies after it would be out of step)."""
         self._timer = None
+        if not self.open:
+            return
         now = self._loop.time()
-        if any(call.due <= now for call in self._pending if call is not None):
-            self.close(TimeoutError("no reply from the redis server in time"))
-        else:
-            self._watch()
+        for call in self._pending:
+            if call is not None and call.due <= now and not call.reply.done():
+                call.reply.set_exception(TimeoutError("no reply from the redis server in time"))
+        stall = self._stall_after
+        if stall is not None and self._pending and now - self._progress >= stall:
+            self.close(Stalled(f"no reply from the redis server in {stall:g}s"))
+            return
+        self._watch()
 
     def data_received(self, data: bytes) -> None:
+        if not self.open:
+            return
         self._reader.feed(data)
         try:
-            while (reply := self._reader.gets()) is not False:
+            # An answer may close the lane (a demoted server): nothing after it is read.
+            while self._still_open() and (reply := self._reader.gets()) is not _NOT_YET:
+                if not self._pending:
+                    raise hiredis.ProtocolError("a reply to no command")
+                self._progress = self._loop.time()
                 self._answer(self, self._pending.popleft(), reply)
         except hiredis.ProtocolError as exc:  # the stream is garbage: nothing after it holds
             self.close(ConnectionError(f"a malformed reply from the redis server: {exc}"))
+
+    def _still_open(self) -> bool:
+        return self.open
 
     def eof_received(self) -> bool | None:
         return False  # close the transport: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._previous.connection_lost(exc)  # redis-py's own protocol: its closing completes
-        self.close(ConnectionError("the redis server closed the connection"))
+        try:
+            self.close(ConnectionError("the redis server closed the connection"))
+        finally:
+            self._previous.connection_lost(exc)  # redis-py's own protocol: its closing ends
 
     def close(self, reason: BaseException) -> None:
         """Stop: the calls still unanswered go to ``lost``; the transport is closed."""

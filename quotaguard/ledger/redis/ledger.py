@@ -102,8 +102,8 @@ class RedisLedger(ScannedReads, LedgerBase):
     ``batching=True`` (the default) pipelines the calls this event loop makes at the same
     time on one connection kept from the pool, a few to a write, each still its own atomic
     script call (:mod:`.batching`; docs/performance.md). A RedisCluster client, a
-    single-connection client, a pool of one connection and ``batching=False`` send each call
-    on its own.
+    single-connection client, a pool of one connection, a RESP3 client, an install without
+    hiredis and ``batching=False`` send each call on its own.
     """
 
     def __init__(

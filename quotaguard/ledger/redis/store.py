@@ -49,6 +49,7 @@ from quotaguard.ledger.redis.durability import (
     check_policy,
     read_server,
 )
+from quotaguard.ledger.redis.lane import HIREDIS
 from quotaguard.ledger.redis.scripts import BUDGET_KINDS, KEYS_OF, SCRIPTS, budget_keys, sha1
 from quotaguard.ledger.redis.waits import WAIT_TRIES, Unacked, Waits
 
@@ -181,8 +182,9 @@ class RedisStore:
         )
         # A write that waits: connect + retries, then every wait.
         self._wait_deadline = self._deadline + WAIT_TRIES * (wait_timeout + socket_timeout)
-        # The batcher keeps one of the pool's connections: a cluster client routes by slot;
-        # a single-connection client and a pool of one have none to spare.
+        # The batcher keeps one of the pool's connections (a cluster client routes by slot;
+        # a single-connection client and a pool of one have none to spare), reads RESP2
+        # (RESP3 may push frames that answer no call) and needs hiredis.
         self._batcher: Batcher | None = None
         # Each operation's call in wire form, for the batcher: what every call of it shares
         # packed once; the keys and the payload per call.
@@ -192,6 +194,8 @@ class RedisStore:
             and isinstance(client, aioredis.Redis)
             and not client.single_connection_client
             and getattr(client.connection_pool, "max_connections", 2) >= 2
+            and str(client.connection_pool.connection_kwargs.get("protocol") or 2) == "2"
+            and HIREDIS
         ):
             self._batcher = Batcher(client.connection_pool, list(SCRIPTS.values()), self._deadline)
             self._packers = {
