@@ -1,4 +1,5 @@
-"""Admission throughput and scaling: guard.submit with a no-op submit, per ledger.
+"""Admission throughput and scaling: guard.submit with a send that returns a task ARN at once
+(no HTTP), per ledger.
 
 Every figure is measured in this run, side by side, so ratios hold on a noisy machine.
 """
@@ -6,6 +7,7 @@ Every figure is measured in this run, side by side, so ratios hold on a noisy ma
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 import tempfile
 import time
@@ -20,6 +22,7 @@ from quotaguard.braket.pricing import PriceTable
 from quotaguard.braket.work import BraketTask
 from quotaguard.ledger.base import Ledger
 
+TASK_ARN = "arn:aws:braket:us-east-1:123456789012:quantum-task/bench-"
 DEVICE = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"
 BIG = Decimal(10) ** 9
 
@@ -36,14 +39,16 @@ async def _guard_rate(
         await guard.add_budget(Budget("team:bench", Unit.USD, BIG))
         task = BraketTask(DEVICE, shots=10)
 
-        async def noop() -> None:
-            return None
+        arns = (f"{TASK_ARN}{i}" for i in itertools.count())
+
+        async def send() -> str:  # no HTTP: a task ARN at once, which the guard binds
+            return next(arns)
 
         async def worker(count: int) -> None:
             for _ in range(count):
-                await guard.submit(task, noop, budgets=("team:bench",))
+                await guard.submit(task, send, budgets=("team:bench",))
 
-        await guard.submit(task, noop, budgets=("team:bench",))  # warm up: schema, caches
+        await guard.submit(task, send, budgets=("team:bench",))  # warm up: schema, caches
         start = time.perf_counter()
         wall = time.time()
         await asyncio.gather(*(worker(n // concurrency) for _ in range(concurrency)))
