@@ -114,9 +114,6 @@ class IAMAuth:
     def _done(self, task: asyncio.Task[_Cached]) -> None:
         if self._inflight is task:
             self._inflight = None
-        if not task.cancelled() and task.exception() is None:
-            self._cached = task.result()
-            self._recent = (self._cached.value, *self._recent[:3])
 
     async def _exchange(self) -> _Cached:
         form, headers = build_iam_token(self._api_key.reveal())
@@ -126,7 +123,11 @@ class IAMAuth:
             "POST", self._url, headers=headers, data=form, idempotent=True
         )
         token = decipher_token(response)
-        return _Cached(token.access_token, self._refresh_at(token))
+        # Cached here, as the exchange ends, not in a done-callback a loop turn later: a
+        # caller in between would see the task done, no token, and start another exchange.
+        cached = self._cached = _Cached(token.access_token, self._refresh_at(token))
+        self._recent = (cached.value, *self._recent[:3])
+        return cached
 
     def _refresh_at(self, token: IAMToken) -> datetime:
         now = self._clock()

@@ -343,3 +343,26 @@ async def test_secrets_never_in_repr_logs_or_errors(
         assert API_KEY not in text
         for token in tokens:
             assert token not in text
+
+
+async def test_a_caller_between_the_refresh_and_its_callbacks_uses_the_new_token(
+    client: IBMRuntimeClient, emu: Emulator
+) -> None:
+    # A refresh task that has finished, its done-callbacks not yet run (they run a loop turn
+    # later): a caller in that window must find the new token, not start another exchange.
+    # Under load the concurrent-401 test above saw 3 exchanges for this reason.
+    auth = client._auth
+    await client.get_usage()
+    emu.ibm.revoke_tokens()
+    auth.invalidate(await auth.token())
+    first = asyncio.ensure_future(auth.token())
+    await asyncio.sleep(0)
+    task = auth._inflight
+    assert task is not None
+    task.remove_done_callback(auth._done)  # hold its bookkeeping callback back
+    token = await first
+    assert task.done()
+    before = emu.calls("ibm.iam_token")
+    assert await auth.token() == token  # the finished refresh's token, no new exchange
+    assert emu.calls("ibm.iam_token") == before
+    auth._done(task)
