@@ -15,10 +15,12 @@ Failures keep the semantics of one call at a time:
 - an error reply fails its own call only (the connection stays in step);
 - NOSCRIPT (a flushed or restarted server): every script is loaded again on the same
   connection, and the call that met it goes again, once;
-- a lost connection sends the calls it left unanswered again on a new one, as many times as
-  the client retries (safe: a reserve carries its own id, the rest are idempotent), then
-  fails them; a server that stops answering fails every call on the connection once one of
-  them has waited ``deadline`` seconds, and the connection is dropped;
+- a lost connection, or one with no reply for the socket timeout, is given back to the pool,
+  and the calls it left unanswered go again on a new one, as many times as the client
+  retries (safe: a reserve carries its own id, the rest are idempotent), then fail; a call
+  past its ``deadline`` fails where it stands (its reply, if it comes, is read and dropped);
+- READONLY or LOADING fails its call and drops the connection: the rest go again on a
+  fresh one, which the pool makes to the server as it is now;
 - a cancelled caller whose command is not yet written is left out of the write; one whose
   command was written is in doubt, so its reply is still read (and dropped) to keep the
   connection in step, and the caller (the ledger) undoes what it may have held.
