@@ -26,6 +26,7 @@ import yarl
 
 from quotaguard import _otel
 from quotaguard._aio import AsyncClosing
+from quotaguard._proxy import env_proxy, select_proxy
 from quotaguard._wire import Response, scrub, scrub_response
 from quotaguard.errors import InvalidInput, ProviderUnavailable
 
@@ -149,17 +150,6 @@ def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
     return (when - now).total_seconds()
 
 
-def select_proxy(url: str, proxies: Mapping[str, str] | None) -> str | None:
-    """The proxy requests' ``select_proxy`` picks: ``scheme://host``, ``scheme``,
-    ``all://host``, ``all``, first found."""
-    if not proxies:
-        return None
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    keys = (f"{parts.scheme}://{host}", parts.scheme, f"all://{host}", "all")
-    return next((proxies[k] for k in keys if k in proxies), None)
-
-
 class HTTPClient(AsyncClosing):
     """A reused ``ClientSession`` (or the caller's, which it never closes)."""
 
@@ -215,7 +205,9 @@ class HTTPClient(AsyncClosing):
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 connector=aiohttp.TCPConnector(limit=100),
-                trust_env=True,  # HTTPS_PROXY/NO_PROXY, as requests and botocore honour them
+                # HTTPS_PROXY/NO_PROXY are honoured per request by env_proxy (as requests and
+                # botocore honour them), not by aiohttp's trust_env: two thread hops a request.
+                trust_env=False,
             )
             self._owns_session = True
         return self._session
@@ -242,7 +234,8 @@ class HTTPClient(AsyncClosing):
                 data=data,
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
-                proxy=select_proxy(url, self._proxies),
+                proxy=select_proxy(url, self._proxies)
+                or (env_proxy(url) if self._owns_session else None),
             ) as resp:
                 body = await resp.read()
                 # Lower-cased once, here: every caller looks a header up in one spelling.

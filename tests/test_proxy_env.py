@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aiohttp import web
 
 from quotaguard._http import HTTPClient
+from quotaguard.errors import ProviderUnavailable
 
 
 async def test_the_session_goes_through_the_environment_proxy(
@@ -28,15 +31,21 @@ async def test_the_session_goes_through_the_environment_proxy(
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     client = HTTPClient(provider="ibm")
+    url = "http://provider.invalid/v1/x"  # _once: request() would refuse plain HTTP off loopback
     try:
-        async with client._get_session().get("http://provider.invalid/v1/x") as reply:
-            assert await reply.json() == {"via": "proxy"}
+        reply = await client._once("GET", url, None, None, 5)
+        assert json.loads(reply.body) == {"via": "proxy"}
         assert seen == ["provider.invalid"]
+        # Read per request: a NO_PROXY set after the session opened applies at once.
         monkeypatch.setenv("NO_PROXY", "provider.invalid")  # bypassed: name not resolvable
-        with pytest.raises(OSError):
-            async with client._get_session().get("http://provider.invalid/v1/x"):
-                pass
+        with pytest.raises(ProviderUnavailable):
+            await client._once("GET", url, None, None, 5)
         assert seen == ["provider.invalid"]
+        monkeypatch.setenv("NO_PROXY", "other.invalid")
+        monkeypatch.delenv("HTTP_PROXY")
+        monkeypatch.setenv("ALL_PROXY", f"http://127.0.0.1:{port}")  # the catch-all
+        reply = await client._once("GET", url, None, None, 5)
+        assert seen == ["provider.invalid"] * 2
     finally:
         await client.aclose()
         await runner.cleanup()
