@@ -19,14 +19,9 @@ import uuid
 
 import hiredis
 
+from quotaguard.ledger.redis.batching import command
+
 __all__ = ["evalsha_limit"]
-
-
-def _pack(parts: list[bytes]) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
 
 
 def commands(template: list[str], rid: str, n: int) -> list[bytes]:
@@ -35,7 +30,7 @@ def commands(template: list[str], rid: str, n: int) -> list[bytes]:
     out = []
     for _ in range(n):
         fresh = f"rsv_{uuid.uuid4().hex}"
-        out.append(_pack([part.replace(rid, fresh).encode() for part in template]))
+        out.append(command(*(part.replace(rid, fresh).encode() for part in template)))
     return out
 
 

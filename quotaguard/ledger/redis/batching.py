@@ -38,9 +38,9 @@ from typing import Any
 
 from redis.exceptions import BusyLoadingError, ConnectionError, NoScriptError, ReadOnlyError
 
-from quotaguard.ledger.redis.lane import Call, Lane
+from quotaguard.ledger.redis.lane import LATE, Call, Lane
 
-__all__ = ["FLUSH_AT", "MAX_QUEUED", "RESENDS", "Batcher", "Evalsha", "bulk"]
+__all__ = ["FLUSH_AT", "MAX_QUEUED", "RESENDS", "Batcher", "Evalsha", "bulk", "command"]
 
 #: Calls queued or in flight per ledger, past which a call waits for room.
 MAX_QUEUED = 4096
@@ -52,11 +52,18 @@ FLUSH_AT = 2
 #: How many times a call left unanswered by a lost connection goes again, when the client's
 #: retries cannot be read.
 RESENDS = 2
+#: What a call still unanswered when the ledger closes fails with.
+_CLOSING = "the ledger closed with this call in flight"
 
 
 def bulk(part: bytes) -> bytes:
     """One RESP bulk string."""
     return b"$%d\r\n%s\r\n" % (len(part), part)
+
+
+def command(*parts: bytes) -> bytes:
+    """One command in wire form: a RESP array of bulk strings."""
+    return b"*%d\r\n" % len(parts) + b"".join(map(bulk, parts))
 
 
 class Evalsha:
@@ -104,10 +111,7 @@ class Batcher:
         self, pool: Any, scripts: Sequence[str], deadline: float, limit: int = MAX_QUEUED
     ) -> None:
         self._pool = pool  # redis.asyncio's pools: get_connection and release are untyped
-        self._load = b"".join(
-            b"*3\r\n" + bulk(b"SCRIPT") + bulk(b"LOAD") + bulk(source.encode())
-            for source in scripts
-        )
+        self._load = b"".join(command(b"SCRIPT", b"LOAD", source.encode()) for source in scripts)
         self._scripts = len(scripts)
         self._deadline = deadline
         self._queue: list[Call] = []  # this loop turn's calls
@@ -149,9 +153,9 @@ class Batcher:
             if call.reply.done():
                 self._room.release()
             elif self._closed:
-                self._end(call, ConnectionError("the ledger closed with this call in flight"))
+                self._end(call, ConnectionError(_CLOSING))
             elif call.due <= now:
-                self._end(call, TimeoutError("no reply from the redis server in time"))
+                self._end(call, TimeoutError(LATE))
             else:
                 live.append(call)
         return live
@@ -171,7 +175,7 @@ class Batcher:
     async def _open(self) -> None:
         """Take a connection for a new lane and send what waits for one; if none can be had
         within the deadline, every call waiting fails."""
-        failure: BaseException = ConnectionError("the ledger closed with this call in flight")
+        failure: BaseException = ConnectionError(_CLOSING)
         try:
             async with asyncio.timeout(self._deadline):
                 self._lane = await self._take()
@@ -275,7 +279,7 @@ class Batcher:
             self._opening.cancel()
             await asyncio.gather(self._opening, return_exceptions=True)
         if self._lane is not None:
-            self._lane.close(ConnectionError("the ledger closed with this call in flight"))
+            self._lane.close(ConnectionError(_CLOSING))
         self._send([*self._queue, *self._waiting])  # closed: each one fails
         self._queue, self._waiting = [], []
         await asyncio.gather(*self._given_back, return_exceptions=True)

@@ -29,10 +29,12 @@ try:
 except ImportError:  # the [redis] extra brings it; without it the ledger sends calls alone
     hiredis = None  # type: ignore[assignment]
 
-__all__ = ["HIREDIS", "Call", "Lane", "Stalled", "reply_error"]
+__all__ = ["HIREDIS", "LATE", "Call", "Lane", "Stalled", "reply_error"]
 
 #: Whether lanes can be had here (hiredis parses their replies).
 HIREDIS = hiredis is not None
+#: What a call past its deadline fails with (a :class:`TimeoutError`).
+LATE = "no reply from the redis server in time"
 _NOT_YET = object()  # hiredis' "no whole reply yet" (its default, False, is a RESP3 reply)
 
 
@@ -145,7 +147,7 @@ class Lane(asyncio.Protocol):
         now = self._loop.time()
         for call in self._pending:
             if call is not None and call.due <= now and not call.reply.done():
-                call.reply.set_exception(TimeoutError("no reply from the redis server in time"))
+                call.reply.set_exception(TimeoutError(LATE))
         stall = self._stall_after
         if stall is not None and self._pending and now - self._progress >= stall:
             self.close(Stalled(f"no reply from the redis server in {stall:g}s"))
